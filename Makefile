@@ -1,0 +1,57 @@
+# flashmart developer tasks (GNU make). `make` or `make help` lists the targets.
+#
+# Services: `make services-up` starts private MariaDB (127.0.0.1:3307) and Redis
+# (127.0.0.1:6380) under .services/ and writes .services/env. Targets that need
+# them read DATABASE_URL / REDIS_URL from there, unless you exported your own
+# (an exported variable always wins; export both to skip the private services).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+
+CARGO ?= cargo
+# test threads for `make test`; override: make test RUST_TEST_THREADS=8
+RUST_TEST_THREADS ?= 4
+
+SERVICES := bash $(ROOT)/scripts/services.sh
+# runs a command with .services/env loaded (caller's DATABASE_URL/REDIS_URL win)
+WITH_ENV := bash $(ROOT)/scripts/with-env.sh
+
+.PHONY: help services-up services-down services-status build run test lint fmt clean-services
+
+help: ## List targets (default)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+services-up: ## Start private MariaDB + Redis (no-op if running or if DATABASE_URL+REDIS_URL are set)
+	$(SERVICES) up
+
+services-down: ## Stop the private MariaDB + Redis (data is kept)
+	$(SERVICES) down
+
+services-status: ## Show whether the private services are running
+	$(SERVICES) status
+
+build: ## Release build of the flashmart binary
+	$(CARGO) build --release --bin flashmart
+
+run: services-up ## Start services, migrate, seed demo data, then serve (release)
+	$(WITH_ENV) $(CARGO) run --release --bin flashmart -- migrate
+	$(WITH_ENV) $(CARGO) run --release --bin flashmart -- seed --demo
+	exec $(WITH_ENV) $(CARGO) run --release --bin flashmart -- serve
+
+test: services-up ## Start services, debug build, cargo test --workspace (RUST_TEST_THREADS, default 4)
+	$(WITH_ENV) $(CARGO) build --bin flashmart
+	RUST_TEST_THREADS=$(RUST_TEST_THREADS) $(WITH_ENV) $(CARGO) test --workspace
+
+lint: ## cargo fmt --check and clippy with -D warnings
+	$(CARGO) fmt --check
+	$(WITH_ENV) --optional $(CARGO) clippy --all-targets -- -D warnings
+
+fmt: ## Format the code (cargo fmt)
+	$(CARGO) fmt
+
+clean-services: ## Stop the private services and delete .services/ (all local DB/Redis data)
+	env -u DATABASE_URL -u REDIS_URL $(SERVICES) down
+	rm -rf -- '$(ROOT)/.services'

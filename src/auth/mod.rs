@@ -1,0 +1,6 @@
+//! Authentication primitives: password hashing and signed access tokens.
+
+pub mod password;
+pub mod token;
+
+pub use token::{Claims, TokenKeys};

@@ -1,0 +1,44 @@
+//! The Redis key schema. Every key is `{prefix}:…`: the braces make the prefix a hash tag, so
+//! all keys of one deployment share a slot and multi-key scripts also work on Redis Cluster.
+
+/// Builds keys under one prefix.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    base: String,
+}
+
+impl Keys {
+    /// A key builder for `prefix` (validated by the configuration: `[A-Za-z0-9_-]{1,64}`).
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            base: format!("{{{prefix}}}"),
+        }
+    }
+
+    /// `{p}:stock:{product}` — units that can be ordered now.
+    pub fn stock(&self, product_id: i64) -> String {
+        format!("{}:stock:{product_id}", self.base)
+    }
+
+    /// `{p}:op:{scope}:{operation}` — marker that an operation was applied (idempotency).
+    pub fn operation(&self, scope: &str, operation_id: &str) -> String {
+        format!("{}:op:{scope}:{operation_id}", self.base)
+    }
+
+    /// Pattern matching every key of this prefix (tests and rebuilds only).
+    pub fn pattern(&self) -> String {
+        format!("{}:*", self.base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new("fm");
+        assert_eq!(keys.stock(7), "{fm}:stock:7");
+        assert_eq!(keys.operation("restock", "abc"), "{fm}:op:restock:abc");
+    }
+}

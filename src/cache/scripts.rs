@@ -1,0 +1,80 @@
+//! The Lua scripts, embedded from `lua/` at compile time, loaded once and called by EVALSHA
+//! (re-loaded automatically on NOSCRIPT, e.g. after a Redis restart).
+
+use anyhow::Context;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use fred::types::{FromValue, MultipleKeys, MultipleValues};
+
+/// One named script.
+#[derive(Clone)]
+pub struct LuaScript {
+    name: &'static str,
+    script: Script,
+}
+
+impl LuaScript {
+    fn new(name: &'static str, source: &'static str) -> Self {
+        Self {
+            name,
+            script: Script::from_lua(source),
+        }
+    }
+
+    /// The script's file name (for errors and metrics).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Runs the script by EVALSHA, loading it first if Redis does not know it.
+    pub async fn call<R, K, V>(&self, client: &Client, keys: K, args: V) -> anyhow::Result<R>
+    where
+        R: FromValue,
+        K: Into<MultipleKeys> + Send,
+        V: TryInto<MultipleValues> + Send,
+        V::Error: Into<fred::error::Error> + Send,
+    {
+        self.script
+            .evalsha_with_reload(client, keys, args)
+            .await
+            .with_context(|| format!("lua script {} failed", self.name))
+    }
+}
+
+/// Every script the engine uses.
+#[derive(Clone)]
+pub struct Scripts {
+    /// `lua/stock_add.lua`: add units to a product's available stock, once per operation id.
+    pub stock_add: LuaScript,
+}
+
+impl Scripts {
+    /// Builds the registry from the embedded sources.
+    pub fn new() -> Self {
+        Self {
+            stock_add: LuaScript::new("stock_add.lua", include_str!("../../lua/stock_add.lua")),
+        }
+    }
+
+    fn all(&self) -> [&LuaScript; 1] {
+        [&self.stock_add]
+    }
+
+    /// Loads every script into Redis's script cache.
+    pub async fn load_all(&self, client: &Client) -> anyhow::Result<()> {
+        for script in self.all() {
+            script
+                .script
+                .load(client)
+                .await
+                .with_context(|| format!("failed to load lua script {}", script.name))?;
+        }
+        Ok(())
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}

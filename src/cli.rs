@@ -1,0 +1,80 @@
+//! Command line: `serve`, `migrate`, `seed`. Each subcommand reads the configuration from the
+//! environment and reports failures with their context and a non-zero exit code.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::startup::{cancel_on_signal, Application};
+use crate::{seed, store, telemetry};
+
+/// flashmart: flash-sale commerce engine.
+#[derive(Parser, Debug)]
+#[command(name = "flashmart", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API and run the background workers.
+    Serve,
+    /// Apply pending database migrations (forward-only).
+    Migrate,
+    /// Insert demo data (catalog, admin, demo users).
+    Seed {
+        /// Seed the demo catalog, admin and demo users.
+        #[arg(long)]
+        demo: bool,
+    },
+}
+
+/// Parses arguments and runs the subcommand.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logs(config.log_format);
+    match run(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "command failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            telemetry::init_metrics(config.metrics_addr)?;
+            let app = Application::build(config, Clock::system()).await?;
+            cancel_on_signal(app.shutdown_token());
+            tracing::info!(addr = %app.local_addr()?, "flashmart serving");
+            app.run_until_stopped().await
+        }
+        Command::Migrate => {
+            let db = store::connect(config.database_url.expose(), 2).await?;
+            store::migrate(&db).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Seed { demo } => {
+            if !demo {
+                anyhow::bail!("nothing to seed: pass --demo");
+            }
+            seed::demo(&config).await
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The one error type of the HTTP surface and its mapping to responses.
+//!
+//! Every failure a client can see is an [`AppError`] variant with a stable `code`. The mapping to
+//! a status and an RFC 9457 problem document lives here and nowhere else. Internal errors are
+//! logged with their cause and answered with a generic 500 that says nothing about the inside.
+//! The HTML rendering for browsers is done by [`crate::http::negotiate`] from the [`Problem`]
+//! that every error response carries in its extensions.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+/// One invalid input field.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The JSON field or parameter name.
+    pub field: String,
+    /// Why it was refused.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Builds a field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every failure the API reports.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Input failed validation; one entry per bad field.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// The body is not JSON of the expected shape (syntax, unknown field, wrong type).
+    #[error("malformed request: {0}")]
+    MalformedRequest(String),
+    /// The body is not `application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The body is larger than allowed.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// No or invalid credentials on a protected route.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Login failed (same answer for unknown e-mail and wrong password).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Authenticated, but not allowed to touch this resource.
+    #[error("forbidden")]
+    Forbidden,
+    /// No such route.
+    #[error("route not found")]
+    RouteNotFound,
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The user does not exist.
+    #[error("user not found")]
+    UserNotFound,
+    /// The product does not exist.
+    #[error("product not found")]
+    ProductNotFound,
+    /// Sign-up with an e-mail that already has an account.
+    #[error("email taken")]
+    EmailTaken,
+    /// A charge amount outside the allowed range; the message says which rule.
+    #[error("invalid amount: {0}")]
+    InvalidAmount(String),
+    /// The same `Idempotency-Key` was reused for a different request.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
+    /// The client is over its request budget.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a request will be accepted again.
+        retry_after_secs: u64,
+    },
+    /// A dependency (Redis, database) is not reachable.
+    #[error("service unavailable")]
+    Unavailable,
+    /// Anything unexpected; the cause is logged, never sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The problem document of an error response (RFC 9457 plus `code` and extensions).
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    /// HTTP status.
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// Stable SCREAMING_SNAKE_CASE code.
+    pub code: &'static str,
+    /// Short human title.
+    pub title: &'static str,
+    /// What happened, for a human; never internal details.
+    pub detail: String,
+    /// Extension members (e.g. `errors`, `shortfall`).
+    #[serde(flatten)]
+    pub extensions: Map<String, Value>,
+}
+
+impl Problem {
+    /// The JSON body: `type`, `title`, `status`, `detail`, `code` and the extensions.
+    pub fn to_json(&self) -> Value {
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            json!(format!("urn:flashmart:problem:{}", self.code)),
+        );
+        body.insert("title".into(), json!(self.title));
+        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("detail".into(), json!(self.detail));
+        body.insert("code".into(), json!(self.code));
+        for (k, v) in &self.extensions {
+            body.insert(k.clone(), v.clone());
+        }
+        Value::Object(body)
+    }
+}
+
+impl AppError {
+    /// The stable code, status, title and detail of this error.
+    pub fn problem(&self) -> Problem {
+        use AppError as E;
+        let (status, code, title, detail): (StatusCode, &'static str, &'static str, String) =
+            match self {
+                E::Validation(_) => (
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_FAILED",
+                    "Validation failed",
+                    "One or more fields are invalid.".into(),
+                ),
+                E::MalformedRequest(why) => (
+                    StatusCode::BAD_REQUEST,
+                    "MALFORMED_REQUEST",
+                    "Malformed request",
+                    why.clone(),
+                ),
+                E::UnsupportedMediaType => (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    "Unsupported media type",
+                    "Send the body as application/json.".into(),
+                ),
+                E::PayloadTooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PAYLOAD_TOO_LARGE",
+                    "Payload too large",
+                    "The request body exceeds 16 KiB.".into(),
+                ),
+                E::Unauthorized => (
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "Unauthorized",
+                    "A valid access token is required.".into(),
+                ),
+                E::InvalidCredentials => (
+                    StatusCode::UNAUTHORIZED,
+                    "INVALID_CREDENTIALS",
+                    "Invalid credentials",
+                    "The e-mail or password is incorrect.".into(),
+                ),
+                E::Forbidden => (
+                    StatusCode::FORBIDDEN,
+                    "FORBIDDEN",
+                    "Forbidden",
+                    "You may not access this resource.".into(),
+                ),
+                E::RouteNotFound => (
+                    StatusCode::NOT_FOUND,
+                    "NOT_FOUND",
+                    "Not found",
+                    "No such resource.".into(),
+                ),
+                E::MethodNotAllowed => (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "METHOD_NOT_ALLOWED",
+                    "Method not allowed",
+                    "This method is not allowed on this resource.".into(),
+                ),
+                E::UserNotFound => (
+                    StatusCode::NOT_FOUND,
+                    "USER_NOT_FOUND",
+                    "User not found",
+                    "No such user.".into(),
+                ),
+                E::ProductNotFound => (
+                    StatusCode::NOT_FOUND,
+                    "PRODUCT_NOT_FOUND",
+                    "Product not found",
+                    "No such product.".into(),
+                ),
+                E::EmailTaken => (
+                    StatusCode::CONFLICT,
+                    "EMAIL_TAKEN",
+                    "E-mail taken",
+                    "An account with this e-mail already exists.".into(),
+                ),
+                E::InvalidAmount(why) => (
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_AMOUNT",
+                    "Invalid amount",
+                    why.clone(),
+                ),
+                E::IdempotencyKeyReused => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "Idempotency key reused",
+                    "This Idempotency-Key was already used for a different request.".into(),
+                ),
+                E::RateLimited { .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "RATE_LIMITED",
+                    "Too many requests",
+                    "Slow down and retry after the time in Retry-After.".into(),
+                ),
+                E::Unavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVICE_UNAVAILABLE",
+                    "Service unavailable",
+                    "The service is temporarily unavailable; retry shortly.".into(),
+                ),
+                E::Internal(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "Internal error",
+                    "Something went wrong on our side; it has been logged.".into(),
+                ),
+            };
+        let mut extensions = Map::new();
+        if let E::Validation(errors) = self {
+            extensions.insert("errors".into(), json!(errors));
+        }
+        Problem {
+            status,
+            code,
+            title,
+            detail,
+            extensions,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match &self {
+            AppError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            AppError::Unavailable => tracing::warn!("dependency unavailable"),
+            _ => {}
+        }
+        let retry_after = match &self {
+            AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut response = problem_response(self.problem());
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}
+
+/// Renders a problem as `application/problem+json`, keeping the [`Problem`] in the extensions
+/// so the content negotiation layer can turn it into an HTML page for browsers.
+pub fn problem_response(problem: Problem) -> Response {
+    let body = problem.to_json().to_string();
+    let mut response = (problem.status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response.extensions_mut().insert(Arc::new(problem));
+    response
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Internal(anyhow::Error::new(e).context("database query failed"))
+    }
+}
+
+impl From<fred::error::Error> for AppError {
+    fn from(e: fred::error::Error) -> Self {
+        AppError::Internal(anyhow::Error::new(e).context("redis command failed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_never_show_their_cause() {
+        let err = AppError::Internal(anyhow::anyhow!("SELECT * FROM secret at src/x.rs"));
+        let body = err.problem().to_json().to_string();
+        assert!(!body.contains("SELECT"), "{body}");
+        assert!(body.contains("INTERNAL_ERROR"));
+    }
+
+    #[test]
+    fn validation_errors_list_their_fields() {
+        let err = AppError::Validation(vec![FieldError::new("email", "is not an e-mail")]);
+        let body = err.problem().to_json();
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["errors"][0]["field"], "email");
+    }
+}

@@ -1,0 +1,106 @@
+//! `POST /api/v1/auth/signup` and `POST /api/v1/auth/login`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::AppJson;
+use crate::domain::{Email, Password, Role, UserName};
+use crate::error::AppError;
+use crate::service::{login, signup};
+use crate::state::AppState;
+
+/// Sign-up body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SignUpRequest {
+    /// E-mail address (unique).
+    pub email: String,
+    /// 8–128 characters.
+    pub password: String,
+    /// Display name, 1–100 characters.
+    pub name: String,
+}
+
+/// Sign-up answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignUpResponse {
+    /// The new user's id.
+    pub user_id: i64,
+}
+
+/// Login body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LoginRequest {
+    /// E-mail address.
+    pub email: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Login answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResponse {
+    /// Bearer token for the `Authorization` header.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+    /// The user's id.
+    pub user_id: i64,
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth",
+    request_body = SignUpRequest,
+    responses((status = 201, body = SignUpResponse), (status = 400), (status = 409)))]
+pub async fn sign_up(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<SignUpRequest>,
+) -> Result<(StatusCode, Json<SignUpResponse>), AppError> {
+    let mut errors = Vec::new();
+    let email = Email::parse(&body.email).map_err(|e| errors.push(e)).ok();
+    let password = Password::parse(&body.password)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let name = UserName::parse(&body.name).map_err(|e| errors.push(e)).ok();
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        return Err(AppError::Validation(errors));
+    };
+    let request = signup::SignUp {
+        email,
+        password,
+        name,
+    };
+    let user_id = signup::sign_up(&state, request, Role::User).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SignUpResponse { user_id: user_id.0 }),
+    ))
+}
+
+/// Exchanges e-mail and password for an access token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401)))]
+pub async fn log_in(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, AppError> {
+    if body.password.len() > 1024 {
+        return Err(AppError::InvalidCredentials);
+    }
+    let done = login::log_in(&state, &body.email, &body.password).await?;
+    Ok(Json(LoginResponse {
+        access_token: done.token.token,
+        token_type: "Bearer",
+        expires_in: done.token.expires_in,
+        user_id: done.user_id.0,
+    }))
+}

@@ -1,0 +1,85 @@
+//! Cross-cutting request guards: authentication for protected routes, security headers,
+//! request metrics and the fallbacks for unknown routes and methods.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::extract::AuthUser;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Middleware for protected routers: 401 before anything else runs, and the verified caller put
+/// in the request extensions for handlers (and per-user rate limits).
+pub async fn require_auth(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match AuthUser::from_headers(request.headers(), &state) {
+        Some(user) => {
+            request.extensions_mut().insert(user);
+            next.run(request).await
+        }
+        None => AppError::Unauthorized.into_response(),
+    }
+}
+
+/// Middleware: headers every response carries, and no banner headers.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.remove(header::SERVER);
+    headers.remove(HeaderName::from_static("x-powered-by"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    response
+}
+
+/// Route-level middleware: request count and latency labelled by method, matched route and
+/// status.
+pub async fn track_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Fallback for unknown routes.
+pub async fn not_found() -> AppError {
+    metrics::counter!("http_requests_total", "route" => "unmatched", "status" => "404")
+        .increment(1);
+    AppError::RouteNotFound
+}
+
+/// Fallback for known routes called with the wrong method.
+pub async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}

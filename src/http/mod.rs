@@ -1,0 +1,136 @@
+//! The HTTP surface: one module per resource, the cross-cutting layers, and [`router`] which
+//! assembles them. Handlers extract and validate input, call a service and shape the answer.
+
+pub mod auth;
+pub mod extract;
+pub mod guard;
+pub mod health;
+pub mod negotiate;
+pub mod products;
+pub mod ratelimit;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "flashmart", description = "Flash-sale commerce API (v1)"),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The rate limiters a router uses, so the caller can prune them periodically.
+pub struct Limiters {
+    /// Per-client budget over every route.
+    pub general: ratelimit::Limiter,
+}
+
+impl Limiters {
+    /// Builds limiters from the configured budget.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            general: ratelimit::limiter(config.rate_limit_per_second, config.rate_limit_burst),
+        }
+    }
+
+    /// Every limiter, for pruning.
+    pub fn all(&self) -> Vec<ratelimit::Limiter> {
+        vec![self.general.clone()]
+    }
+}
+
+/// Builds the whole application router and its OpenAPI document. `extra` routes (tests only)
+/// sit behind the same layers as the real ones.
+pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> Router {
+    let public = OpenApiRouter::new()
+        .routes(routes!(auth::sign_up))
+        .routes(routes!(auth::log_in))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready));
+    let protected = OpenApiRouter::new()
+        .routes(routes!(products::list))
+        .routes(routes!(products::get_one))
+        .routes(routes!(products::create))
+        .routes(routes!(products::update));
+    let (protected, protected_doc) = protected.split_for_parts();
+    let (public, public_doc) = public.split_for_parts();
+    let mut doc = ApiDoc::openapi();
+    doc.merge(public_doc);
+    doc.merge(protected_doc);
+    let openapi_json: Arc<String> = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
+
+    let protected = protected
+        .route(
+            "/api/v1/openapi.json",
+            get(move || serve_openapi(openapi_json.clone())),
+        )
+        .layer(ratelimit::layer(&limiters.general))
+        .route_layer(from_fn_with_state(state.clone(), guard::require_auth));
+    let public = public.layer(ratelimit::layer(&limiters.general));
+
+    Router::new()
+        .merge(public)
+        .merge(protected)
+        .merge(extra)
+        .route_layer(from_fn(guard::track_metrics))
+        .fallback(guard::not_found)
+        .method_not_allowed_fallback(guard::method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(on_panic))
+        .layer(from_fn(negotiate::negotiate_errors))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(from_fn(guard::security_headers))
+}
+
+async fn serve_openapi(json: Arc<String>) -> Response {
+    let mut response = json.as_str().to_owned().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    metrics::counter!("http_panics_total").increment(1);
+    AppError::Internal(anyhow::anyhow!("request handler panicked")).into_response()
+}

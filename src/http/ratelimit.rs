@@ -1,0 +1,123 @@
+//! Abuse throttling with tower_governor: a token bucket per client key.
+//!
+//! The key is the authenticated user id when the route is protected (so one account cannot
+//! flood, whatever its IPs) and the peer IP otherwise. Limits are per instance: with N instances
+//! behind a balancer a client gets up to N times the budget.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, Response};
+use axum::response::IntoResponse;
+use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
+use tower_governor::key_extractor::KeyExtractor;
+use tower_governor::{GovernorError, GovernorLayer};
+
+use super::extract::AuthUser;
+use crate::error::AppError;
+
+/// Who a request is counted against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientKey {
+    /// An authenticated user.
+    User(i64),
+    /// An anonymous peer address.
+    Ip(IpAddr),
+}
+
+/// Extracts [`ClientKey`]: user id when authenticated, else the TCP peer address.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientKeyExtractor;
+
+impl KeyExtractor for ClientKeyExtractor {
+    type Key = ClientKey;
+
+    fn extract<T>(&self, req: &Request<T>) -> Result<Self::Key, GovernorError> {
+        if let Some(user) = req.extensions().get::<AuthUser>() {
+            return Ok(ClientKey::User(user.id.0));
+        }
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Ok(ClientKey::Ip(ip))
+    }
+}
+
+/// A shared limiter configuration.
+pub type Limiter = Arc<
+    GovernorConfig<
+        ClientKeyExtractor,
+        governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    >,
+>;
+
+/// Builds a limiter allowing `per_second` sustained requests and bursts of `burst`.
+pub fn limiter(per_second: u64, burst: u32) -> Limiter {
+    let period_ns = (1_000_000_000 / per_second.max(1)).max(1);
+    let config = GovernorConfigBuilder::default()
+        .per_nanosecond(period_ns)
+        .burst_size(burst.max(1))
+        .key_extractor(ClientKeyExtractor)
+        .finish();
+    Arc::new(config.unwrap_or_else(|| unreachable_config()))
+}
+
+fn unreachable_config() -> GovernorConfig<
+    ClientKeyExtractor,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+> {
+    // Only reached if period or burst were zero, which `limiter` rules out.
+    GovernorConfigBuilder::default()
+        .per_second(1)
+        .burst_size(1)
+        .key_extractor(ClientKeyExtractor)
+        .finish()
+        .unwrap_or_else(|| panic!("governor refused a non-zero configuration"))
+}
+
+/// The tower layer for a limiter, answering 429 with our problem document and `Retry-After`.
+pub fn layer(
+    limiter: &Limiter,
+) -> GovernorLayer<
+    ClientKeyExtractor,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    Body,
+> {
+    GovernorLayer::new(limiter.clone()).error_handler(on_governor_error)
+}
+
+fn on_governor_error(error: GovernorError) -> Response<Body> {
+    metrics::counter!("http_rate_limited_total").increment(1);
+    match error {
+        GovernorError::TooManyRequests { wait_time, .. } => AppError::RateLimited {
+            retry_after_secs: wait_time,
+        }
+        .into_response(),
+        _ => AppError::RateLimited {
+            retry_after_secs: 1,
+        }
+        .into_response(),
+    }
+}
+
+/// Spawns the periodic pruning of idle keys so the limiter's map cannot grow without bound.
+pub fn spawn_pruner(limiters: Vec<Limiter>, shutdown: tokio_util::sync::CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    for limiter in &limiters {
+                        limiter.limiter().retain_recent();
+                    }
+                }
+            }
+        }
+    });
+}

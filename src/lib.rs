@@ -1,0 +1,28 @@
+//! flashmart: a flash-sale commerce engine.
+//!
+//! Module map (a request's way through the code):
+//! - [`http`]: axum routers, one file per resource; extracts and validates input into domain
+//!   types, calls a service, maps the outcome to JSON. Never talks to Redis or SQL itself.
+//! - [`service`]: one use case per file (sign-up, login, catalog, wallet, …).
+//! - [`cache`]: the Redis hot path — typed wrappers over the Lua scripts in `lua/` and the key
+//!   schema.
+//! - [`store`]: MySQL, the source of truth — sqlx queries with bound parameters only.
+//! - [`domain`]: validated value types (money, e-mail, ids) built at the edge.
+//! - [`auth`]: password hashing and signed access tokens.
+//! - [`error`]: the one error type and its mapping to problem+json / HTML.
+//! - [`startup`], [`config`], [`telemetry`], [`cli`]: process wiring.
+
+pub mod auth;
+pub mod cache;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod seed;
+pub mod service;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,117 @@
+//! Demo data for `flashmart seed --demo`: a catalog of 20 products, an admin and demo users.
+//! Safe to run again: existing products and accounts are left alone.
+
+use anyhow::Context;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::auth::password;
+use crate::cache::{stock, Cache};
+use crate::config::Config;
+use crate::domain::Role;
+use crate::store::{self, users::NewUser};
+
+/// Demo catalog: name, price (won), stock.
+const DEMO_PRODUCTS: &[(&str, i64, i64)] = &[
+    ("Wireless Earbuds", 89_000, 100),
+    ("Mechanical Keyboard", 129_000, 50),
+    ("4K Monitor 27\"", 459_000, 20),
+    ("USB-C Hub", 39_000, 300),
+    ("Gaming Mouse", 59_000, 150),
+    ("Laptop Stand", 45_000, 80),
+    ("Webcam 1080p", 69_000, 60),
+    ("Noise-Cancelling Headphones", 329_000, 30),
+    ("Portable SSD 1TB", 149_000, 70),
+    ("Smart Watch", 249_000, 40),
+    ("Bluetooth Speaker", 79_000, 90),
+    ("Phone Case", 19_000, 500),
+    ("Wireless Charger", 35_000, 200),
+    ("E-book Reader", 189_000, 25),
+    ("Action Camera", 399_000, 15),
+    ("Fitness Band", 49_000, 120),
+    ("Desk Lamp", 29_000, 110),
+    ("Coffee Grinder", 99_000, 35),
+    ("Electric Kettle", 55_000, 60),
+    ("Limited Sneakers", 219_000, 10),
+];
+
+/// Demo shoppers; all share [`DEMO_PASSWORD`].
+const DEMO_USERS: &[(&str, &str)] = &[
+    ("alice@example.com", "Alice"),
+    ("bob@example.com", "Bob"),
+    ("carol@example.com", "Carol"),
+];
+
+/// Password of the demo shoppers.
+pub const DEMO_PASSWORD: &str = "flashmart-demo";
+
+/// Seeds the demo data and prints how to log in.
+pub async fn demo(config: &Config) -> anyhow::Result<()> {
+    let db = store::connect(config.database_url.expose(), 4).await?;
+    let cache = Cache::connect(config.redis_url.expose(), 1, &config.redis_key_prefix).await?;
+    let now = chrono::Utc::now();
+
+    if store::products::all(&db).await?.is_empty() {
+        for (name, price, units) in DEMO_PRODUCTS {
+            let id = store::products::insert(&db, name, *price, *units, now).await?;
+            stock::put(&cache, id, *units).await?;
+        }
+        println!("seeded {} products", DEMO_PRODUCTS.len());
+    } else {
+        println!("catalog already has products; left as is");
+    }
+
+    let admin_email = config
+        .admin_email
+        .clone()
+        .unwrap_or_else(|| "admin@flashmart.local".into());
+    let (admin_password, generated) = match &config.admin_password {
+        Some(p) => (p.expose().to_owned(), false),
+        None => (Alphanumeric.sample_string(&mut rand::rng(), 20), true),
+    };
+    let admin_hash = password::hash(admin_password.clone()).await?;
+    ensure_user(&db, &admin_email, "Admin", &admin_hash, Role::Admin, now).await?;
+    store::users::promote_admin(&db, &admin_email, &admin_hash)
+        .await
+        .context("failed to set the admin account")?;
+
+    let demo_hash = password::hash(DEMO_PASSWORD.into()).await?;
+    for (email, name) in DEMO_USERS {
+        ensure_user(&db, email, name, &demo_hash, Role::User, now).await?;
+    }
+
+    println!("admin: {admin_email}");
+    if generated {
+        println!("admin password (generated, shown once): {admin_password}");
+    }
+    println!(
+        "demo users: {} (password: {DEMO_PASSWORD})",
+        DEMO_USERS
+            .iter()
+            .map(|(e, _)| *e)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+async fn ensure_user(
+    db: &sqlx::MySqlPool,
+    email: &str,
+    name: &str,
+    hash: &str,
+    role: Role,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let user = NewUser {
+        email,
+        name,
+        password_hash: hash,
+        role,
+        created_at: now,
+    };
+    match store::users::insert(db, &user).await {
+        Ok(_) => Ok(()),
+        Err(e) if store::is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e).context("failed to create a demo user"),
+    }
+}

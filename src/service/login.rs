@@ -1,0 +1,44 @@
+//! Login: verify a password and issue an access token. Unknown e-mail and wrong password give
+//! the same answer and take the same time (a decoy hash is verified for unknown accounts).
+
+use crate::auth::password;
+use crate::auth::token::IssuedToken;
+use crate::domain::{Role, UserId};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store;
+
+/// A successful login.
+pub struct LoggedIn {
+    /// The user.
+    pub user_id: UserId,
+    /// The access token.
+    pub token: IssuedToken,
+}
+
+/// Checks the credentials and issues a token, or `INVALID_CREDENTIALS`.
+pub async fn log_in(state: &AppState, email: &str, password: &str) -> Result<LoggedIn, AppError> {
+    let normalised = email.trim().to_ascii_lowercase();
+    let user = if normalised.len() <= 254 {
+        store::users::find_by_email(&state.db, &normalised).await?
+    } else {
+        None
+    };
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = password::verify(password.to_owned(), stored_hash).await?;
+    let user = match (ok, user) {
+        (true, Some(user)) => user,
+        _ => {
+            metrics::counter!("logins_total", "result" => "rejected").increment(1);
+            return Err(AppError::InvalidCredentials);
+        }
+    };
+    let user_id = UserId(user.id);
+    let token = state.tokens.issue(
+        user_id,
+        Role::from_db(&user.role),
+        state.clock.now().timestamp(),
+    )?;
+    metrics::counter!("logins_total", "result" => "ok").increment(1);
+    Ok(LoggedIn { user_id, token })
+}

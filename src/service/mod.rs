@@ -1,0 +1,7 @@
+//! Use cases, one per file. Services take validated domain values and return domain results or
+//! an [`crate::error::AppError`]; they own the order of Redis and MySQL steps.
+
+pub mod catalog;
+pub mod catalog_admin;
+pub mod login;
+pub mod signup;

@@ -1,0 +1,37 @@
+//! Sign-up: create a user account with an argon2id password hash.
+
+use crate::auth::password;
+use crate::domain::{Email, Password, Role, UserId, UserName};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::{self, users::NewUser};
+
+/// A validated sign-up request.
+pub struct SignUp {
+    /// E-mail (normalised).
+    pub email: Email,
+    /// Password (length-checked).
+    pub password: Password,
+    /// Display name.
+    pub name: UserName,
+}
+
+/// Creates the account; an existing e-mail → `EMAIL_TAKEN`.
+pub async fn sign_up(state: &AppState, request: SignUp, role: Role) -> Result<UserId, AppError> {
+    let hash = password::hash(request.password.expose().to_owned()).await?;
+    let new_user = NewUser {
+        email: request.email.as_str(),
+        name: request.name.as_str(),
+        password_hash: &hash,
+        role,
+        created_at: state.clock.now(),
+    };
+    match store::users::insert(&state.db, &new_user).await {
+        Ok(id) => {
+            metrics::counter!("users_signed_up_total").increment(1);
+            Ok(id)
+        }
+        Err(e) if store::is_unique_violation(&e) => Err(AppError::EmailTaken),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,169 @@
+//! Builds the application from a [`Config`], binds its listener (port 0 in tests, reporting the
+//! real port) and runs it until SIGTERM / Ctrl-C, then shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use fred::prelude::*;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenKeys;
+use crate::cache::{stock, Cache};
+use crate::clock::Clock;
+use crate::config::{Config, UNSAFE_REDIS_PHRASE};
+use crate::http::{self, ratelimit, Limiters};
+use crate::state::AppState;
+use crate::store;
+
+/// A built, bound, not yet running application.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Connects to MySQL and Redis, checks Redis durability, loads stock and binds the listener.
+    pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        Self::build_with_routes(config, clock, Router::new()).await
+    }
+
+    /// Like [`Application::build`] with extra routes behind the same layers (tests only).
+    pub async fn build_with_routes(
+        config: Config,
+        clock: Clock,
+        extra: Router<AppState>,
+    ) -> anyhow::Result<Self> {
+        let db = store::connect(config.database_url.expose(), config.db_max_connections).await?;
+        let cache = Cache::connect(
+            config.redis_url.expose(),
+            config.redis_pool_size,
+            &config.redis_key_prefix,
+        )
+        .await?;
+        check_redis_durability(&cache, config.allow_unsafe_redis_persistence).await?;
+        load_missing_stock(&db, &cache).await?;
+        let tokens = Arc::new(TokenKeys::new(
+            config.jwt_secret.expose().as_bytes(),
+            config.access_token_ttl_secs,
+        ));
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("failed to bind {}", config.bind_addr))?;
+        let state = AppState {
+            db,
+            cache,
+            tokens,
+            clock,
+            config: Arc::new(config),
+        };
+        let limiters = Limiters::from_config(&state.config);
+        let shutdown = CancellationToken::new();
+        ratelimit::spawn_pruner(limiters.all(), shutdown.clone());
+        let router = http::router(state.clone(), &limiters, extra);
+        Ok(Self {
+            listener,
+            router,
+            state,
+            shutdown,
+        })
+    }
+
+    /// The address actually bound (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The shared state (tests use it to reach the database and Redis directly).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// A token that stops the server and its background tasks when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, finishing in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("server failed")?;
+        self.shutdown.cancel();
+        Ok(())
+    }
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
+        }
+        tracing::info!("shutdown signal received; finishing in-flight requests");
+        token.cancel();
+    });
+}
+
+/// Refuses a Redis that could lose acknowledged writes (no AOF, or AOF without
+/// `appendfsync always`), unless the operator accepted that loss explicitly.
+async fn check_redis_durability(cache: &Cache, allow_unsafe: bool) -> anyhow::Result<()> {
+    let appendonly: Vec<String> = cache.client().config_get("appendonly").await?;
+    let fsync: Vec<String> = cache.client().config_get("appendfsync").await?;
+    let aof_on = appendonly.get(1).map(|v| v == "yes").unwrap_or(false);
+    let fsync_always = fsync.get(1).map(|v| v == "always").unwrap_or(false);
+    if aof_on && fsync_always {
+        return Ok(());
+    }
+    if allow_unsafe {
+        tracing::warn!(
+            aof_on,
+            fsync_always,
+            "Redis persistence is unsafe: acknowledged charges, orders and payments may be lost \
+             on a Redis crash (ALLOW_UNSAFE_REDIS_PERSISTENCE is set)"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "Redis must run with appendonly yes and appendfsync always (found appendonly={} \
+         appendfsync={}); set ALLOW_UNSAFE_REDIS_PERSISTENCE={UNSAFE_REDIS_PHRASE} to run anyway",
+        appendonly.get(1).map(String::as_str).unwrap_or("?"),
+        fsync.get(1).map(String::as_str).unwrap_or("?"),
+    )
+}
+
+/// Loads the available stock of every product Redis does not know yet.
+async fn load_missing_stock(db: &sqlx::MySqlPool, cache: &Cache) -> anyhow::Result<()> {
+    let mut loaded = 0usize;
+    for product in store::products::all(db).await? {
+        if stock::init_if_missing(cache, product.id, product.stock_total - product.sold).await? {
+            loaded += 1;
+        }
+    }
+    if loaded > 0 {
+        tracing::info!(loaded, "loaded product stock into Redis");
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! Queries on `products`.
+
+use chrono::{DateTime, Utc};
+use sqlx::{MySqlPool, Row};
+
+/// A product as stored (without Redis's live availability).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductRow {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Unit price in won.
+    pub price: i64,
+    /// Units ever stocked.
+    pub stock_total: i64,
+    /// Units sold in paid orders.
+    pub sold: i64,
+}
+
+fn from_row(row: &sqlx::mysql::MySqlRow) -> Result<ProductRow, sqlx::Error> {
+    Ok(ProductRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        price: row.try_get("price")?,
+        stock_total: row.try_get("stock_total")?,
+        sold: row.try_get("sold")?,
+    })
+}
+
+/// Inserts a product and returns its id.
+pub async fn insert(
+    pool: &MySqlPool,
+    name: &str,
+    price: i64,
+    stock: i64,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    let result = sqlx::query(
+        "INSERT INTO products (name, price, stock_total, sold, created_at, updated_at) \
+         VALUES (?, ?, ?, 0, ?, ?)",
+    )
+    .bind(name)
+    .bind(price)
+    .bind(stock)
+    .bind(now)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(result.last_insert_id() as i64)
+}
+
+/// One product by id.
+pub async fn find(pool: &MySqlPool, id: i64) -> Result<Option<ProductRow>, sqlx::Error> {
+    let sql = "SELECT id, name, price, stock_total, sold FROM products WHERE id = ?";
+    let row = sqlx::query(sql).bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// A page of products with id greater than `after_id`, in id order.
+pub async fn page_after(
+    pool: &MySqlPool,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<ProductRow>, sqlx::Error> {
+    let sql =
+        "SELECT id, name, price, stock_total, sold FROM products WHERE id > ? ORDER BY id LIMIT ?";
+    let rows = sqlx::query(sql)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Every product (for loading Redis stock at start-up and rebuilds).
+pub async fn all(pool: &MySqlPool) -> Result<Vec<ProductRow>, sqlx::Error> {
+    let sql = "SELECT id, name, price, stock_total, sold FROM products ORDER BY id";
+    let rows = sqlx::query(sql).fetch_all(pool).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Changes name and/or price and adds stock; returns false when the product does not exist.
+pub async fn update(
+    pool: &MySqlPool,
+    id: i64,
+    name: Option<&str>,
+    price: Option<i64>,
+    add_stock: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE products SET name = COALESCE(?, name), price = COALESCE(?, price), \
+         stock_total = stock_total + ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(name)
+    .bind(price)
+    .bind(add_stock)
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

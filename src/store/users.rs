@@ -1,0 +1,83 @@
+//! Queries on `users`.
+
+use chrono::{DateTime, Utc};
+use sqlx::MySqlPool;
+
+use crate::domain::{Role, UserId};
+
+/// A stored user as login needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    /// Id.
+    pub id: i64,
+    /// Normalised e-mail.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// `USER` or `ADMIN`.
+    pub role: String,
+}
+
+/// Fields of a new user.
+pub struct NewUser<'a> {
+    /// Normalised e-mail.
+    pub email: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Argon2id PHC string.
+    pub password_hash: &'a str,
+    /// Role.
+    pub role: Role,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts a user; a duplicate e-mail surfaces as a unique violation.
+pub async fn insert(pool: &MySqlPool, user: &NewUser<'_>) -> Result<UserId, sqlx::Error> {
+    let result = sqlx::query(
+        "INSERT INTO users (email, name, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(user.email)
+    .bind(user.name)
+    .bind(user.password_hash)
+    .bind(user.role.as_str())
+    .bind(user.created_at)
+    .execute(pool)
+    .await?;
+    Ok(UserId(result.last_insert_id() as i64))
+}
+
+/// Finds a user by normalised e-mail.
+pub async fn find_by_email(pool: &MySqlPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as::<_, UserRow>(
+        "SELECT id, email, name, password_hash, role FROM users WHERE email = ?",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Whether a user with this id exists.
+pub async fn exists(pool: &MySqlPool, id: UserId) -> Result<bool, sqlx::Error> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = ?")
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Makes an existing user an admin and sets their password hash (used by `seed`).
+pub async fn promote_admin(
+    pool: &MySqlPool,
+    email: &str,
+    password_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET role = 'ADMIN', password_hash = ? WHERE email = ?")
+        .bind(password_hash)
+        .bind(email)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
