@@ -48,13 +48,10 @@ impl KeyExtractor for ClientKeyExtractor {
     }
 }
 
+type Middleware = governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>;
+
 /// A shared limiter configuration.
-pub type Limiter = Arc<
-    GovernorConfig<
-        ClientKeyExtractor,
-        governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
-    >,
->;
+pub type Limiter = Arc<GovernorConfig<ClientKeyExtractor, Middleware>>;
 
 /// Builds a limiter allowing `per_second` sustained requests and bursts of `burst`.
 pub fn limiter(per_second: u64, burst: u32) -> Limiter {
@@ -63,21 +60,9 @@ pub fn limiter(per_second: u64, burst: u32) -> Limiter {
         .per_nanosecond(period_ns)
         .burst_size(burst.max(1))
         .key_extractor(ClientKeyExtractor)
-        .finish();
-    Arc::new(config.unwrap_or_else(|| unreachable_config()))
-}
-
-fn unreachable_config() -> GovernorConfig<
-    ClientKeyExtractor,
-    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
-> {
-    // Only reached if period or burst were zero, which `limiter` rules out.
-    GovernorConfigBuilder::default()
-        .per_second(1)
-        .burst_size(1)
-        .key_extractor(ClientKeyExtractor)
         .finish()
-        .unwrap_or_else(|| panic!("governor refused a non-zero configuration"))
+        .expect("governor accepts a non-zero period and burst");
+    Arc::new(config)
 }
 
 /// The tower layer for a limiter, answering 429 with our problem document and `Retry-After`.

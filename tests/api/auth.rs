@@ -1,0 +1,254 @@
+//! Sign-up, login and the authentication matrix over every protected route.
+
+use base64::Engine;
+use flashmart::auth::{Claims, TokenKeys};
+use flashmart::domain::Role;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, json_of, spawn_app, TestApp, TEST_JWT_SECRET};
+
+#[tokio::test]
+async fn signup_then_login_returns_a_bearer_token_for_that_user() {
+    let app = spawn_app().await;
+    let response = app.signup("Kim@Example.com", "password123", "Kim").await;
+    assert_eq!(response.status(), 201);
+    let user_id = json_of(response).await["userId"].as_i64().expect("id");
+    assert!(user_id > 0);
+
+    let login = json_of(app.login("kim@example.com", "password123").await).await;
+    assert_eq!(login["tokenType"], "Bearer");
+    assert_eq!(login["userId"], user_id);
+    assert_eq!(login["expiresIn"], 3600);
+    let (id, role) = app
+        .state
+        .tokens
+        .verify(login["accessToken"].as_str().expect("token"))
+        .expect("valid");
+    assert_eq!((id.0, role), (user_id, Role::User));
+
+    let stored: (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = ?")
+        .bind(user_id)
+        .fetch_one(&app.state.db)
+        .await
+        .expect("row");
+    assert!(
+        stored.0.starts_with("$argon2id$"),
+        "password must be stored as argon2id"
+    );
+}
+
+#[tokio::test]
+async fn signup_with_a_taken_email_is_a_conflict_and_creates_nothing() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.signup("a@example.com", "password123", "A")
+            .await
+            .status(),
+        201
+    );
+    assert_problem(
+        app.signup("A@example.com", "password456", "B").await,
+        409,
+        "EMAIL_TAKEN",
+    )
+    .await;
+    let count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.state.db)
+        .await
+        .expect("count");
+    assert_eq!(count.0, 1);
+}
+
+#[tokio::test]
+async fn signup_validation_lists_every_bad_field() {
+    let app = spawn_app().await;
+    let body = assert_problem(
+        app.signup("not-an-email", "short", "").await,
+        400,
+        "VALIDATION_FAILED",
+    )
+    .await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(fields, vec!["email", "password", "name"]);
+    let count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+        .fetch_one(&app.state.db)
+        .await
+        .expect("count");
+    assert_eq!(count.0, 0);
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_the_same_answer() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let wrong = assert_problem(
+        app.login(&user.email, "wrong-password").await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    let unknown = assert_problem(
+        app.login("nobody@example.com", "wrong-password").await,
+        401,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    assert_eq!(wrong, unknown);
+}
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn claims(user_id: i64, role: Role, iat: i64, exp: i64) -> Claims {
+    Claims {
+        sub: user_id.to_string(),
+        role,
+        iss: "flashmart".into(),
+        aud: "flashmart-api".into(),
+        iat,
+        exp,
+    }
+}
+
+/// Tokens that must all be refused with 401.
+fn bad_tokens(user_id: i64) -> Vec<(&'static str, Option<String>)> {
+    let now = chrono::Utc::now().timestamp();
+    let keys = TokenKeys::new(TEST_JWT_SECRET.as_bytes(), 3600);
+    let expired = keys
+        .sign(&claims(user_id, Role::Admin, now - 7200, now - 3600))
+        .expect("sign");
+    let other_key = TokenKeys::new(&[9u8; 32], 3600)
+        .sign(&claims(user_id, Role::Admin, now, now + 600))
+        .expect("sign");
+    let payload =
+        serde_json::to_string(&claims(user_id, Role::Admin, now, now + 600)).expect("json");
+    let alg_none = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","typ":"JWT"}"#),
+        b64(&payload)
+    );
+    let mut wrong_aud = claims(user_id, Role::Admin, now, now + 600);
+    wrong_aud.aud = "someone-else".into();
+    let wrong_aud = keys.sign(&wrong_aud).expect("sign");
+    vec![
+        ("no token", None),
+        ("garbage", Some("not.a.token".into())),
+        ("expired", Some(expired)),
+        ("signed with another key", Some(other_key)),
+        ("alg none", Some(alg_none)),
+        ("wrong audience", Some(wrong_aud)),
+    ]
+}
+
+/// Every protected route (method, path, body); admin-only ones flagged.
+fn protected_routes(product_id: i64) -> Vec<(Method, String, Option<Value>, bool)> {
+    vec![
+        (Method::GET, "/api/v1/products".into(), None, false),
+        (
+            Method::GET,
+            format!("/api/v1/products/{product_id}"),
+            None,
+            false,
+        ),
+        (Method::GET, "/api/v1/openapi.json".into(), None, false),
+        (
+            Method::POST,
+            "/api/v1/admin/products".into(),
+            Some(json!({"name": "X", "price": 1, "stock": 1})),
+            true,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/admin/products/{product_id}"),
+            Some(json!({"addStock": 5})),
+            true,
+        ),
+    ]
+}
+
+async fn product_snapshot(app: &TestApp) -> Vec<(i64, String, i64, i64)> {
+    sqlx::query_as("SELECT id, name, price, stock_total FROM products ORDER BY id")
+        .fetch_all(&app.state.db)
+        .await
+        .expect("products")
+}
+
+#[tokio::test]
+async fn every_protected_route_refuses_missing_and_invalid_tokens_and_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let product = app.create_product(&admin, "Widget", 1000, 10).await;
+    let before = product_snapshot(&app).await;
+    for (method, path, body, _) in protected_routes(product) {
+        for (label, token) in bad_tokens(admin.id) {
+            let response = app
+                .call(method.clone(), &path, token.as_deref(), body.clone())
+                .await;
+            assert_eq!(response.status(), 401, "{method} {path} with {label}");
+            assert_problem(response, 401, "UNAUTHORIZED").await;
+        }
+    }
+    assert_eq!(product_snapshot(&app).await, before);
+}
+
+#[tokio::test]
+async fn admin_routes_refuse_normal_users_and_accept_admins() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let product = app.create_product(&admin, "Widget", 1000, 10).await;
+    let before = product_snapshot(&app).await;
+    for (method, path, body, admin_only) in protected_routes(product) {
+        let as_user = app
+            .call(method.clone(), &path, Some(&user.token), body.clone())
+            .await;
+        if admin_only {
+            assert_problem(as_user, 403, "FORBIDDEN").await;
+        } else {
+            assert_eq!(as_user.status(), 200, "{method} {path} as a user");
+        }
+    }
+    assert_eq!(
+        product_snapshot(&app).await,
+        before,
+        "refused requests changed nothing"
+    );
+    for (method, path, body, _) in protected_routes(product) {
+        let as_admin = app
+            .call(method.clone(), &path, Some(&admin.token), body)
+            .await;
+        assert!(
+            as_admin.status().is_success(),
+            "{method} {path} as admin: {}",
+            as_admin.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_forged_admin_token_cannot_escalate() {
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let now = chrono::Utc::now().timestamp();
+    // A token claiming ADMIN but signed with the wrong key is refused outright.
+    let forged = TokenKeys::new(b"guess-guess-guess-guess-guess-guess", 3600)
+        .sign(&claims(user.id, Role::Admin, now, now + 600))
+        .expect("sign");
+    let body = json!({"name": "X", "price": 1, "stock": 1});
+    let response = app
+        .call(
+            Method::POST,
+            "/api/v1/admin/products",
+            Some(&forged),
+            Some(body),
+        )
+        .await;
+    assert_problem(response, 401, "UNAUTHORIZED").await;
+}

@@ -1,0 +1,263 @@
+//! Test harness: spawns the app on port 0 with an isolated database and Redis key prefix, and
+//! offers typed helpers per endpoint.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use axum::routing::get;
+use axum::Router;
+use flashmart::clock::Clock;
+use flashmart::config::Config;
+use flashmart::startup::Application;
+use flashmart::state::AppState;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
+use sqlx::{ConnectOptions, Connection};
+use tokio_util::sync::CancellationToken;
+
+/// Signing key of every test app (tests forge tokens with it).
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+/// Password of users made by [`TestApp::new_user`].
+pub const TEST_PASSWORD: &str = "correct-horse-battery";
+
+/// A running app with its own database and Redis prefix.
+pub struct TestApp {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub base: String,
+    /// HTTP client (no redirects, no default headers).
+    pub http: reqwest::Client,
+    /// The app's state (database pool, cache, token keys, clock).
+    pub state: AppState,
+    /// Name of this test's database.
+    #[allow(dead_code)]
+    pub db_name: String,
+    shutdown: CancellationToken,
+}
+
+/// A user made for a test, with a valid token.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    /// Id.
+    pub id: i64,
+    /// E-mail.
+    pub email: String,
+    /// Bearer token.
+    pub token: String,
+}
+
+fn base_database_url() -> String {
+    std::env::var("DATABASE_URL").expect("DATABASE_URL must be set: run the tests with `make test`")
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").expect("REDIS_URL must be set: run the tests with `make test`")
+}
+
+/// Creates a fresh, migrated database and returns its URL and name.
+pub async fn fresh_database() -> (String, String) {
+    let base = base_database_url();
+    let name = format!("fmtest_{}", uuid::Uuid::new_v4().simple());
+    let options = MySqlConnectOptions::from_str(&base).expect("valid DATABASE_URL");
+    let mut conn = options.connect().await.expect("connect to the test server");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    conn.close().await.ok();
+    let url = database_url_for(&base, &name);
+    let pool = MySqlPool::connect(&url)
+        .await
+        .expect("connect to the test database");
+    flashmart::store::migrate(&pool)
+        .await
+        .expect("migrate the test database");
+    pool.close().await;
+    (url, name)
+}
+
+fn database_url_for(base: &str, name: &str) -> String {
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database path");
+    format!("{server}/{name}")
+}
+
+/// Environment of a test app, as `serve` would read it.
+pub fn test_env(database_url: &str, prefix: &str) -> HashMap<&'static str, String> {
+    HashMap::from([
+        ("DATABASE_URL", database_url.to_owned()),
+        ("REDIS_URL", redis_url()),
+        ("JWT_SECRET", TEST_JWT_SECRET.to_owned()),
+        ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+        ("METRICS_ADDR", "off".to_owned()),
+        ("REDIS_KEY_PREFIX", prefix.to_owned()),
+        ("RATE_LIMIT_PER_SECOND", "100000".to_owned()),
+        ("RATE_LIMIT_BURST", "100000".to_owned()),
+        ("DB_MAX_CONNECTIONS", "10".to_owned()),
+    ])
+}
+
+/// Spawns an app with default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns an app after letting the test change its environment.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<&'static str, String>)) -> TestApp {
+    let (url, db_name) = fresh_database().await;
+    let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut env = test_env(&url, &prefix);
+    adjust(&mut env);
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("valid test config");
+    let panic_route: Router<AppState> = Router::new().route(
+        "/api/v1/test/panic",
+        get(|| async { panic!("forced") as &'static str }),
+    );
+    let app = Application::build_with_routes(config, Clock::system(), panic_route)
+        .await
+        .expect("app builds");
+    let addr: SocketAddr = app.local_addr().expect("bound");
+    let state = app.state().clone();
+    let shutdown = app.shutdown_token();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        state,
+        db_name,
+        shutdown,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    /// `METHOD path` with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// `POST /api/v1/auth/signup`.
+    pub async fn signup(&self, email: &str, password: &str, name: &str) -> Response {
+        let body = json!({"email": email, "password": password, "name": name});
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(body),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/auth/login`.
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        let body = json!({"email": email, "password": password});
+        self.call(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(body),
+        )
+        .await
+    }
+
+    /// Signs up a new user and logs them in.
+    pub async fn new_user(&self) -> TestUser {
+        let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
+        let response = self.signup(&email, TEST_PASSWORD, "Test User").await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let id = json_of(response).await["userId"].as_i64().expect("userId");
+        let login = json_of(self.login(&email, TEST_PASSWORD).await).await;
+        let token = login["accessToken"].as_str().expect("token").to_owned();
+        TestUser { id, email, token }
+    }
+
+    /// Makes a new admin (signs up, promotes in the database, logs in again).
+    pub async fn new_admin(&self) -> TestUser {
+        let user = self.new_user().await;
+        sqlx::query("UPDATE users SET role = 'ADMIN' WHERE id = ?")
+            .bind(user.id)
+            .execute(&self.state.db)
+            .await
+            .expect("promote");
+        let login = json_of(self.login(&user.email, TEST_PASSWORD).await).await;
+        let token = login["accessToken"].as_str().expect("token").to_owned();
+        TestUser { token, ..user }
+    }
+
+    /// `POST /api/v1/admin/products` as an admin; returns the product id.
+    pub async fn create_product(
+        &self,
+        admin: &TestUser,
+        name: &str,
+        price: i64,
+        stock: i64,
+    ) -> i64 {
+        let body = json!({"name": name, "price": price, "stock": stock});
+        let response = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/admin/products",
+                Some(&admin.token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        json_of(response).await["id"].as_i64().expect("id")
+    }
+
+    /// `GET /api/v1/products?…`.
+    pub async fn list_products(&self, token: &str, query: &str) -> Response {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/v1/products{query}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+}
+
+/// The JSON body of a response.
+pub async fn json_of(response: Response) -> Value {
+    let text = response.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Asserts a problem+json answer with this status and code; returns the body.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body = json_of(response).await;
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    body
+}

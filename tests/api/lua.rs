@@ -1,0 +1,81 @@
+//! The Lua script wrappers against real Redis.
+
+use flashmart::cache::stock::{self, StockAdd};
+use fred::prelude::*;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn stock_add_applies_once_per_operation_id() {
+    let app = spawn_app().await;
+    let cache = &app.state.cache;
+    stock::put(cache, 1, 10).await.expect("put");
+    assert_eq!(
+        stock::add(cache, 1, 5, "op-1").await.expect("add"),
+        StockAdd::Applied { available: 15 }
+    );
+    // A replay (e.g. fred re-sending after a reconnect) changes nothing.
+    assert_eq!(
+        stock::add(cache, 1, 5, "op-1").await.expect("add"),
+        StockAdd::Replayed { available: 15 }
+    );
+    assert_eq!(
+        stock::add(cache, 1, 2, "op-2").await.expect("add"),
+        StockAdd::Applied { available: 17 }
+    );
+}
+
+#[tokio::test]
+async fn stock_add_refuses_unloaded_products_and_bad_deltas() {
+    let app = spawn_app().await;
+    let cache = &app.state.cache;
+    assert_eq!(
+        stock::add(cache, 77, 5, "op-x").await.expect("add"),
+        StockAdd::NotLoaded
+    );
+    let exists: i64 = cache
+        .client()
+        .exists(cache.keys.stock(77))
+        .await
+        .expect("exists");
+    assert_eq!(exists, 0, "nothing created");
+    stock::put(cache, 78, 1).await.expect("put");
+    assert!(
+        stock::add(cache, 78, 0, "op-y").await.is_err(),
+        "zero delta is an error"
+    );
+    assert!(
+        stock::add(cache, 78, -3, "op-z").await.is_err(),
+        "negative delta is an error"
+    );
+    assert_eq!(
+        stock::available(cache, &[78]).await.expect("get"),
+        vec![Some(1)]
+    );
+}
+
+#[tokio::test]
+async fn scripts_reload_after_a_script_flush() {
+    let app = spawn_app().await;
+    let cache = &app.state.cache;
+    stock::put(cache, 5, 1).await.expect("put");
+    let _: () = cache.client().script_flush(false).await.expect("flush");
+    assert_eq!(
+        stock::add(cache, 5, 1, "op-after-flush")
+            .await
+            .expect("add"),
+        StockAdd::Applied { available: 2 }
+    );
+}
+
+#[tokio::test]
+async fn init_if_missing_never_overwrites_live_stock() {
+    let app = spawn_app().await;
+    let cache = &app.state.cache;
+    assert!(stock::init_if_missing(cache, 9, 4).await.expect("init"));
+    assert!(!stock::init_if_missing(cache, 9, 100).await.expect("init"));
+    assert_eq!(
+        stock::available(cache, &[9]).await.expect("get"),
+        vec![Some(4)]
+    );
+}

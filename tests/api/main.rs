@@ -1,0 +1,8 @@
+//! Integration tests against real MariaDB, real Redis and real HTTP. Each test gets its own
+//! database and Redis key prefix (see `helpers::spawn_app`).
+
+mod auth;
+mod catalog;
+mod errors;
+mod helpers;
+mod lua;
