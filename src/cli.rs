@@ -2,13 +2,21 @@
 //! environment and reports failures with their context and a non-zero exit code.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::startup::{cancel_on_signal, Application};
-use crate::{seed, store, telemetry};
+use crate::{ops, seed, store, telemetry};
+
+async fn connect(config: &Config) -> anyhow::Result<(sqlx::MySqlPool, Cache)> {
+    let db = store::connect(config.database_url.expose(), 4).await?;
+    let cache = Cache::connect(config.redis_url.expose(), 1, &config.redis_key_prefix).await?;
+    Ok((db, cache))
+}
 
 /// flashmart: flash-sale commerce engine.
 #[derive(Parser, Debug)]
@@ -32,6 +40,14 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Check that Redis and MySQL agree and the ledger balances; exits 1 on any violation.
+    Audit {
+        /// How long to wait for the settlement stream to drain first.
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
+    },
+    /// Rebuild Redis hot state (balances, stock) from MySQL; refuses while events are undrained.
+    RebuildCache,
 }
 
 /// Parses arguments and runs the subcommand.
@@ -75,6 +91,30 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 anyhow::bail!("nothing to seed: pass --demo");
             }
             seed::demo(&config).await
+        }
+        Command::Audit { wait_secs } => {
+            let (db, cache) = connect(&config).await?;
+            let report = ops::audit::run(&db, &cache, Duration::from_secs(wait_secs)).await?;
+            for fact in &report.facts {
+                println!("ok: {fact}");
+            }
+            for violation in &report.violations {
+                println!("VIOLATION: {violation}");
+            }
+            if !report.passed() {
+                anyhow::bail!("audit failed with {} violation(s)", report.violations.len());
+            }
+            println!("audit passed");
+            Ok(())
+        }
+        Command::RebuildCache => {
+            let (db, cache) = connect(&config).await?;
+            let rebuilt = ops::rebuild::run(&db, &cache).await?;
+            println!(
+                "rebuilt {} balances and {} product stock values",
+                rebuilt.balances, rebuilt.products
+            );
+            Ok(())
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::cache::{stock, Cache};
 use crate::clock::Clock;
 use crate::config::{Config, UNSAFE_REDIS_PHRASE};
 use crate::http::{self, ratelimit, Limiters};
+use crate::settlement::{Worker, WorkerConfig};
 use crate::state::AppState;
 use crate::store;
 
@@ -64,6 +65,19 @@ impl Application {
         let limiters = Limiters::from_config(&state.config);
         let shutdown = CancellationToken::new();
         ratelimit::spawn_pruner(limiters.all(), shutdown.clone());
+        crate::settlement::stream::ensure_group(&state.cache).await?;
+        if state.config.settlement_worker {
+            let worker = Worker::new(
+                state.db.clone(),
+                state.cache.clone(),
+                state.config.redis_url.expose(),
+                state.clock.clone(),
+                Worker::consumer_name(),
+                WorkerConfig::default(),
+            )
+            .await?;
+            tokio::spawn(worker.run(shutdown.clone()));
+        }
         let router = http::router(state.clone(), &limiters, extra);
         Ok(Self {
             listener,

@@ -25,6 +25,31 @@ impl Keys {
         format!("{}:op:{scope}:{operation_id}", self.base)
     }
 
+    /// `{p}:bal:{user}` — a user's prepaid balance in won.
+    pub fn balance(&self, user_id: i64) -> String {
+        format!("{}:bal:{user_id}", self.base)
+    }
+
+    /// `{p}:idem:{scope}:{user}:{key}` — first outcome of an idempotent request.
+    pub fn idempotency(&self, scope: &str, user_id: i64, key: &str) -> String {
+        format!("{}:idem:{scope}:{user_id}:{key}", self.base)
+    }
+
+    /// `{p}:events` — the settlement stream every decision is appended to.
+    pub fn events(&self) -> String {
+        format!("{}:events", self.base)
+    }
+
+    /// `{p}:events:dead` — entries the worker gave up on (poison), for operators and the audit.
+    pub fn dead_letters(&self) -> String {
+        format!("{}:events:dead", self.base)
+    }
+
+    /// `{p}:events:failures` — hash of stream id → failed attempts, shared by all workers.
+    pub fn event_failures(&self) -> String {
+        format!("{}:events:failures", self.base)
+    }
+
     /// Pattern matching every key of this prefix (tests and rebuilds only).
     pub fn pattern(&self) -> String {
         format!("{}:*", self.base)

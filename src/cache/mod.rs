@@ -5,6 +5,7 @@
 pub mod keys;
 pub mod scripts;
 pub mod stock;
+pub mod wallet;
 
 use std::time::Duration;
 

@@ -46,6 +46,8 @@ impl LuaScript {
 pub struct Scripts {
     /// `lua/stock_add.lua`: add units to a product's available stock, once per operation id.
     pub stock_add: LuaScript,
+    /// `lua/charge.lua`: charge a balance and append `balance.charged`, once per key.
+    pub charge: LuaScript,
 }
 
 impl Scripts {
@@ -53,11 +55,12 @@ impl Scripts {
     pub fn new() -> Self {
         Self {
             stock_add: LuaScript::new("stock_add.lua", include_str!("../../lua/stock_add.lua")),
+            charge: LuaScript::new("charge.lua", include_str!("../../lua/charge.lua")),
         }
     }
 
-    fn all(&self) -> [&LuaScript; 1] {
-        [&self.stock_add]
+    fn all(&self) -> Vec<&LuaScript> {
+        vec![&self.stock_add, &self.charge]
     }
 
     /// Loads every script into Redis's script cache.

@@ -8,6 +8,7 @@ pub mod health;
 pub mod negotiate;
 pub mod products;
 pub mod ratelimit;
+pub mod wallet;
 
 use std::sync::Arc;
 
@@ -87,7 +88,9 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .routes(routes!(products::list))
         .routes(routes!(products::get_one))
         .routes(routes!(products::create))
-        .routes(routes!(products::update));
+        .routes(routes!(products::update))
+        .routes(routes!(wallet::balance))
+        .routes(routes!(wallet::charge));
     let (protected, protected_doc) = protected.split_for_parts();
     let (public, public_doc) = public.split_for_parts();
     let mut doc = ApiDoc::openapi();

@@ -5,3 +5,4 @@ pub mod catalog;
 pub mod catalog_admin;
 pub mod login;
 pub mod signup;
+pub mod wallet;

@@ -28,6 +28,7 @@ pub async fn sign_up(state: &AppState, request: SignUp, role: Role) -> Result<Us
     };
     match store::users::insert(&state.db, &new_user).await {
         Ok(id) => {
+            crate::cache::wallet::init_if_missing(&state.cache, id.0, 0).await?;
             metrics::counter!("users_signed_up_total").increment(1);
             Ok(id)
         }

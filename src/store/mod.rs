@@ -1,8 +1,11 @@
 //! MySQL, the source of truth: connection pool, migrations and one file of queries per table
 //! group. Every query binds its parameters; no input is ever formatted into SQL.
 
+pub mod events;
+pub mod ledger;
 pub mod products;
 pub mod users;
+pub mod wallet;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -261,3 +261,71 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
     assert_eq!(body["status"], status);
     body
 }
+
+/// Waits until the settlement stream is drained (every event applied and acknowledged).
+pub async fn wait_for_drain(cache: &flashmart::cache::Cache) {
+    let started = std::time::Instant::now();
+    loop {
+        let lag = flashmart::settlement::stream::lag(cache)
+            .await
+            .expect("lag");
+        if lag.drained() {
+            return;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "stream not drained after 30 s: {lag:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+impl TestApp {
+    /// Waits for the worker to drain the stream, then runs the audit and asserts it passed.
+    pub async fn assert_audit_passes(&self) -> flashmart::ops::audit::AuditReport {
+        wait_for_drain(&self.state.cache).await;
+        let wait = std::time::Duration::from_secs(5);
+        let report = flashmart::ops::audit::run(&self.state.db, &self.state.cache, wait)
+            .await
+            .expect("audit runs");
+        assert!(report.passed(), "audit failed: {:?}", report.violations);
+        report
+    }
+
+    /// `POST /api/v1/users/{id}/balance/charge` with an optional idempotency key.
+    pub async fn charge(&self, user: &TestUser, amount: Value, key: Option<&str>) -> Response {
+        let mut request = self
+            .http
+            .post(format!(
+                "{}/api/v1/users/{}/balance/charge",
+                self.base, user.id
+            ))
+            .bearer_auth(&user.token)
+            .json(&json!({ "amount": amount }));
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// `GET /api/v1/users/{id}/balance` as `user`; returns the balance.
+    pub async fn balance(&self, user: &TestUser) -> i64 {
+        let path = format!("/api/v1/users/{}/balance", user.id);
+        let response = self
+            .call(reqwest::Method::GET, &path, Some(&user.token), None)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        json_of(response).await["balance"]
+            .as_i64()
+            .expect("balance")
+    }
+}
+
+/// A number of rows from a `SELECT COUNT(*) …` (or any single BIGINT) query.
+pub async fn count(db: &MySqlPool, sql: &'static str) -> i64 {
+    let row: (i64,) = sqlx::query_as(sql)
+        .fetch_one(db)
+        .await
+        .expect("count query");
+    row.0
+}

@@ -5,4 +5,7 @@ mod auth;
 mod catalog;
 mod errors;
 mod helpers;
+mod instances;
 mod lua;
+mod multi_instance;
+mod wallet;

@@ -1,0 +1,191 @@
+//! The event envelope: how a decision made in Redis travels to MySQL.
+//!
+//! Every state-changing Lua script appends one entry to the settlement stream `{p}:events` in
+//! the same atomic call that made the decision. An entry's fields are the envelope:
+//!
+//! | field  | meaning                                                     |
+//! |--------|-------------------------------------------------------------|
+//! | `id`   | event id (UUID, made by the caller; the idempotency fence)  |
+//! | `type` | event type, e.g. `balance.charged`                          |
+//! | `v`    | payload version (`1`)                                       |
+//! | `at`   | occurred-at, Unix milliseconds                              |
+//! | `data` | JSON payload, camelCase, integers only for money            |
+//!
+//! [`Envelope::decode`] turns an envelope into a typed [`Event`]; anything it cannot decode is
+//! poison and ends in the dead-letter stream after the worker's retries.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Type name of [`BalanceCharged`].
+pub const BALANCE_CHARGED: &str = "balance.charged";
+
+/// One stream entry, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// Redis stream entry id (`<ms>-<seq>`).
+    pub stream_id: String,
+    /// Event id (UUID).
+    pub event_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Payload version.
+    pub version: u32,
+    /// When the decision was made, Unix milliseconds.
+    pub occurred_at_ms: i64,
+    /// JSON payload.
+    pub data: String,
+}
+
+/// Why an entry cannot be applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A required envelope field is missing or malformed.
+    #[error("envelope field {0} is missing or malformed")]
+    Envelope(&'static str),
+    /// The type is not one this version understands.
+    #[error("unknown event type {0} v{1}")]
+    UnknownType(String, u32),
+    /// The payload does not match the type.
+    #[error("payload of {0} does not decode: {1}")]
+    Payload(String, String),
+}
+
+/// A typed event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Money added to a prepaid balance.
+    BalanceCharged(BalanceCharged),
+}
+
+/// Payload of `balance.charged` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BalanceCharged {
+    /// Whose balance.
+    pub user_id: i64,
+    /// Won added (> 0).
+    pub amount: i64,
+    /// Balance right after, in Redis.
+    pub balance_after: i64,
+}
+
+impl Envelope {
+    /// Builds an envelope from a stream entry's id and fields.
+    pub fn from_fields(
+        stream_id: &str,
+        fields: &HashMap<String, String>,
+    ) -> Result<Self, DecodeError> {
+        let get = |name: &'static str| {
+            fields
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or(DecodeError::Envelope(name))
+        };
+        let event_id = get("id")?;
+        if event_id.len() != 36 {
+            return Err(DecodeError::Envelope("id"));
+        }
+        Ok(Self {
+            stream_id: stream_id.to_owned(),
+            event_id: event_id.clone(),
+            event_type: get("type")?.clone(),
+            version: get("v")?.parse().map_err(|_| DecodeError::Envelope("v"))?,
+            occurred_at_ms: get("at")?
+                .parse()
+                .map_err(|_| DecodeError::Envelope("at"))?,
+            data: get("data")?.clone(),
+        })
+    }
+
+    /// When the decision was made.
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(self.occurred_at_ms)
+            .single()
+            .unwrap_or_default()
+    }
+
+    /// Decodes the payload by type and version.
+    pub fn decode(&self) -> Result<Event, DecodeError> {
+        let payload_error =
+            |e: serde_json::Error| DecodeError::Payload(self.event_type.clone(), e.to_string());
+        match (self.event_type.as_str(), self.version) {
+            (BALANCE_CHARGED, 1) => {
+                let charged: BalanceCharged =
+                    serde_json::from_str(&self.data).map_err(payload_error)?;
+                if charged.amount <= 0 || charged.user_id <= 0 {
+                    return Err(DecodeError::Payload(
+                        self.event_type.clone(),
+                        "range".into(),
+                    ));
+                }
+                Ok(Event::BalanceCharged(charged))
+            }
+            (other, v) => Err(DecodeError::UnknownType(other.to_owned(), v)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const ID: &str = "0190a3f0-0000-7000-8000-000000000001";
+
+    #[test]
+    fn a_charge_entry_decodes_to_a_typed_event() {
+        let f = fields(&[
+            ("id", ID),
+            ("type", "balance.charged"),
+            ("v", "1"),
+            ("at", "1700000000000"),
+            ("data", r#"{"userId":4,"amount":500,"balanceAfter":1500}"#),
+        ]);
+        let envelope = Envelope::from_fields("1-0", &f).expect("envelope");
+        let expected = BalanceCharged {
+            user_id: 4,
+            amount: 500,
+            balance_after: 1500,
+        };
+        assert_eq!(envelope.decode(), Ok(Event::BalanceCharged(expected)));
+    }
+
+    #[test]
+    fn poison_entries_are_refused_with_a_reason() {
+        let missing = fields(&[("type", "balance.charged")]);
+        assert_eq!(
+            Envelope::from_fields("1-0", &missing),
+            Err(DecodeError::Envelope("id"))
+        );
+        let unknown = fields(&[
+            ("id", ID),
+            ("type", "x.y"),
+            ("v", "1"),
+            ("at", "1"),
+            ("data", "{}"),
+        ]);
+        let envelope = Envelope::from_fields("1-0", &unknown).expect("envelope");
+        assert!(matches!(
+            envelope.decode(),
+            Err(DecodeError::UnknownType(_, 1))
+        ));
+        let bad = fields(&[
+            ("id", ID),
+            ("type", "balance.charged"),
+            ("v", "1"),
+            ("at", "1"),
+            ("data", r#"{"userId":4,"amount":-5,"balanceAfter":0}"#),
+        ]);
+        let envelope = Envelope::from_fields("1-0", &bad).expect("envelope");
+        assert!(matches!(envelope.decode(), Err(DecodeError::Payload(..))));
+    }
+}

@@ -1,0 +1,204 @@
+//! `flashmart audit`: after the stream is drained, checks that the ledger balances to zero,
+//! every account equals its entries, charges match cash in, Redis's hot state equals MySQL,
+//! and no event was dead-lettered. Any violation makes the command exit non-zero.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use sqlx::MySqlPool;
+
+use crate::cache::Cache;
+use crate::settlement::stream;
+use crate::store::ledger;
+
+/// The audit's findings.
+#[derive(Debug, Default, Clone)]
+pub struct AuditReport {
+    /// Broken invariants; empty means the audit passed.
+    pub violations: Vec<String>,
+    /// Figures checked, for the operator.
+    pub facts: Vec<String>,
+}
+
+impl AuditReport {
+    /// Whether every invariant held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    fn fact(&mut self, text: String) {
+        self.facts.push(text);
+    }
+
+    fn violation(&mut self, text: String) {
+        self.violations.push(text);
+    }
+}
+
+/// Runs every check, first waiting up to `drain_wait` for the stream to be drained.
+pub async fn run(
+    db: &MySqlPool,
+    cache: &Cache,
+    drain_wait: Duration,
+) -> anyhow::Result<AuditReport> {
+    let mut report = AuditReport::default();
+    let lag = wait_for_drain(cache, drain_wait).await?;
+    if !lag.drained() {
+        report.violation(format!(
+            "stream not drained: {} pending, {} undelivered (is a settlement worker running?)",
+            lag.pending, lag.undelivered
+        ));
+    }
+    check_ledger(db, &mut report).await?;
+    check_balances(db, cache, &mut report).await?;
+    check_stock(db, cache, &mut report).await?;
+    check_dead_letters(cache, &mut report).await?;
+    Ok(report)
+}
+
+async fn wait_for_drain(cache: &Cache, wait: Duration) -> anyhow::Result<stream::Lag> {
+    let started = Instant::now();
+    loop {
+        let lag = stream::lag(cache).await?;
+        if lag.drained() || started.elapsed() >= wait {
+            return Ok(lag);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn check_ledger(db: &MySqlPool, report: &mut AuditReport) -> anyhow::Result<()> {
+    let (total, entries): (Option<i64>, i64) =
+        sqlx::query_as("SELECT CAST(SUM(amount) AS SIGNED), COUNT(*) FROM ledger_entries")
+            .fetch_one(db)
+            .await?;
+    report.fact(format!("ledger: {entries} entries"));
+    if total.unwrap_or(0) != 0 {
+        report.violation(format!(
+            "ledger does not balance: entries sum to {}",
+            total.unwrap_or(0)
+        ));
+    }
+    let mismatched: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT a.code, a.balance, CAST(COALESCE(e.total, 0) AS SIGNED) FROM accounts a \
+         LEFT JOIN (SELECT account, SUM(amount) AS total FROM ledger_entries GROUP BY account) e \
+         ON e.account = a.code WHERE a.balance <> COALESCE(e.total, 0) \
+         UNION ALL \
+         SELECT e.account, 0, CAST(SUM(e.amount) AS SIGNED) FROM ledger_entries e \
+         LEFT JOIN accounts a ON a.code = e.account WHERE a.code IS NULL GROUP BY e.account",
+    )
+    .fetch_all(db)
+    .await?;
+    for (code, balance, entries_total) in mismatched {
+        report.violation(format!(
+            "account {code} holds {balance} but its entries sum to {entries_total}"
+        ));
+    }
+    let charged: (Option<i64>,) =
+        sqlx::query_as("SELECT CAST(SUM(amount) AS SIGNED) FROM wallet_charges")
+            .fetch_one(db)
+            .await?;
+    let cash_in = ledger::account_balance(db, ledger::CASH_IN).await?;
+    report.fact(format!("charges: {} won in total", charged.0.unwrap_or(0)));
+    if charged.0.unwrap_or(0) != -cash_in {
+        report.violation(format!(
+            "charges sum to {} but cash_in moved {}",
+            charged.0.unwrap_or(0),
+            -cash_in
+        ));
+    }
+    Ok(())
+}
+
+async fn check_balances(
+    db: &MySqlPool,
+    cache: &Cache,
+    report: &mut AuditReport,
+) -> anyhow::Result<()> {
+    let users: Vec<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT u.id, a.balance FROM users u LEFT JOIN accounts a ON a.code = CONCAT('user:', u.id) \
+         ORDER BY u.id",
+    )
+    .fetch_all(db)
+    .await?;
+    report.fact(format!("balances: {} users compared", users.len()));
+    for chunk in users.chunks(500) {
+        let keys: Vec<String> = chunk
+            .iter()
+            .map(|(id, _)| cache.keys.balance(*id))
+            .collect();
+        let live: Vec<Option<i64>> = if keys.len() == 1 {
+            vec![cache.client().get(&keys[0]).await?]
+        } else {
+            cache.client().mget(keys).await?
+        };
+        for ((id, stored), hot) in chunk.iter().zip(live) {
+            let stored = stored.unwrap_or(0);
+            match hot {
+                Some(hot) if hot == stored => {}
+                Some(hot) => {
+                    report.violation(format!("user {id}: Redis balance {hot}, MySQL {stored}"))
+                }
+                None => {
+                    report.violation(format!("user {id}: no balance in Redis (MySQL {stored})"))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Units each product has reserved by orders still pending (none until orders exist).
+pub async fn reserved_units(_db: &MySqlPool) -> anyhow::Result<HashMap<i64, i64>> {
+    Ok(HashMap::new())
+}
+
+async fn check_stock(
+    db: &MySqlPool,
+    cache: &Cache,
+    report: &mut AuditReport,
+) -> anyhow::Result<()> {
+    let products = crate::store::products::all(db).await?;
+    let reserved = reserved_units(db).await?;
+    let ids: Vec<i64> = products.iter().map(|p| p.id).collect();
+    let live = crate::cache::stock::available(cache, &ids).await?;
+    report.fact(format!("stock: {} products compared", products.len()));
+    for (product, hot) in products.iter().zip(live) {
+        let expected =
+            product.stock_total - product.sold - reserved.get(&product.id).copied().unwrap_or(0);
+        match hot {
+            Some(units) if units < 0 => report.violation(format!(
+                "product {}: negative stock {units} in Redis",
+                product.id
+            )),
+            Some(units) if units != expected => report.violation(format!(
+                "product {}: Redis stock {units}, MySQL says {expected}",
+                product.id
+            )),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn check_dead_letters(cache: &Cache, report: &mut AuditReport) -> anyhow::Result<()> {
+    let count: u64 = cache.client().xlen(cache.keys.dead_letters()).await?;
+    if count == 0 {
+        return Ok(());
+    }
+    report.violation(format!("{count} dead-lettered event(s)"));
+    let entries: Vec<(String, HashMap<String, String>)> = cache
+        .client()
+        .xrange(cache.keys.dead_letters(), "-", "+", Some(10))
+        .await?;
+    for (id, fields) in entries {
+        report.violation(format!(
+            "dead letter {id}: source {} type {} reason {}",
+            fields.get("sourceId").map(String::as_str).unwrap_or("?"),
+            fields.get("f.type").map(String::as_str).unwrap_or("?"),
+            fields.get("reason").map(String::as_str).unwrap_or("?"),
+        ));
+    }
+    Ok(())
+}

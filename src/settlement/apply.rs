@@ -1,0 +1,71 @@
+//! Applies a batch of events to MySQL in one transaction, skipping events already applied.
+
+use chrono::{DateTime, Utc};
+use sqlx::{MySqlConnection, MySqlPool};
+
+use crate::events::{BalanceCharged, Envelope, Event};
+use crate::store::ledger::{self, Postings};
+use crate::store::{events, wallet};
+
+/// What a committed batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events applied now.
+    pub applied: usize,
+    /// Events skipped because they had been applied before (redeliveries).
+    pub duplicates: usize,
+}
+
+/// Applies every event of `batch` in one transaction, or none of them.
+pub async fn apply_batch(
+    db: &MySqlPool,
+    batch: &[Envelope],
+    now: DateTime<Utc>,
+) -> anyhow::Result<BatchOutcome> {
+    let mut outcome = BatchOutcome::default();
+    let mut postings = Postings::default();
+    let mut tx = db.begin().await?;
+    for envelope in batch {
+        let event = envelope.decode()?;
+        if !events::mark_applied(&mut tx, envelope, now).await? {
+            outcome.duplicates += 1;
+            continue;
+        }
+        apply_one(&mut tx, envelope, &event, &mut postings).await?;
+        outcome.applied += 1;
+    }
+    ledger::write(&mut tx, &postings, now).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+async fn apply_one(
+    tx: &mut MySqlConnection,
+    envelope: &Envelope,
+    event: &Event,
+    postings: &mut Postings,
+) -> anyhow::Result<()> {
+    match event {
+        Event::BalanceCharged(charged) => apply_charge(tx, envelope, charged, postings).await,
+    }
+}
+
+async fn apply_charge(
+    tx: &mut MySqlConnection,
+    envelope: &Envelope,
+    charged: &BalanceCharged,
+    postings: &mut Postings,
+) -> anyhow::Result<()> {
+    wallet::insert_charge(
+        tx,
+        &envelope.event_id,
+        charged.user_id,
+        charged.amount,
+        charged.balance_after,
+        envelope.occurred_at(),
+    )
+    .await?;
+    let user = ledger::user_account(charged.user_id);
+    postings.transfer(&envelope.event_id, ledger::CASH_IN, &user, charged.amount);
+    Ok(())
+}

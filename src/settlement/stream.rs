@@ -1,0 +1,280 @@
+//! Stream operations of the settlement consumer group: read, claim, acknowledge, dead-letter,
+//! trim and measure lag.
+
+use std::collections::HashMap;
+
+use fred::prelude::*;
+use fred::types::streams::XReadResponse;
+
+use super::GROUP;
+use crate::cache::Cache;
+
+/// One raw stream entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawEntry {
+    /// Stream entry id.
+    pub id: String,
+    /// Its fields.
+    pub fields: HashMap<String, String>,
+}
+
+/// Entries as `XRANGE` / `XAUTOCLAIM` return them.
+type Entries = Vec<(String, HashMap<String, String>)>;
+
+/// Creates the consumer group (and the stream) if missing.
+pub async fn ensure_group(cache: &Cache) -> anyhow::Result<()> {
+    let created: Result<(), _> = cache
+        .client()
+        .xgroup_create(cache.keys.events(), GROUP, "0", true)
+        .await;
+    match created {
+        Ok(()) => Ok(()),
+        Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context("failed to create the consumer group")),
+    }
+}
+
+fn flatten(response: XReadResponse<String, String, String, String>) -> Vec<RawEntry> {
+    response
+        .into_values()
+        .flatten()
+        .map(|(id, fields)| RawEntry { id, fields })
+        .collect()
+}
+
+/// Reads entries never delivered to anyone (`>`), blocking up to `block_ms`. Use a dedicated
+/// client: a blocking read stalls every other command on its connection.
+pub async fn read_new(
+    reader: &Client,
+    cache: &Cache,
+    consumer: &str,
+    count: u64,
+    block_ms: u64,
+) -> anyhow::Result<Vec<RawEntry>> {
+    let response: XReadResponse<String, String, String, String> = reader
+        .xreadgroup_map(
+            GROUP,
+            consumer,
+            Some(count),
+            Some(block_ms),
+            false,
+            cache.keys.events(),
+            ">",
+        )
+        .await?;
+    Ok(flatten(response))
+}
+
+/// Re-reads this consumer's own delivered-but-unacknowledged entries (after a restart or a
+/// failed batch).
+pub async fn read_own_pending(
+    cache: &Cache,
+    consumer: &str,
+    count: u64,
+) -> anyhow::Result<Vec<RawEntry>> {
+    let response: XReadResponse<String, String, String, String> = cache
+        .client()
+        .xreadgroup_map(
+            GROUP,
+            consumer,
+            Some(count),
+            None,
+            false,
+            cache.keys.events(),
+            "0",
+        )
+        .await?;
+    Ok(flatten(response))
+}
+
+/// Takes over entries idle for at least `min_idle_ms` in other consumers' lists (dead or stuck
+/// workers).
+pub async fn claim_idle(
+    cache: &Cache,
+    consumer: &str,
+    min_idle_ms: u64,
+    count: u64,
+) -> anyhow::Result<Vec<RawEntry>> {
+    let (_, entries): (String, Entries) = cache
+        .client()
+        .xautoclaim_values(
+            cache.keys.events(),
+            GROUP,
+            consumer,
+            min_idle_ms,
+            "0-0",
+            Some(count),
+            false,
+        )
+        .await?;
+    Ok(entries
+        .into_iter()
+        .map(|(id, fields)| RawEntry { id, fields })
+        .collect())
+}
+
+/// Acknowledges entries (only ever after their effects are committed).
+pub async fn ack(cache: &Cache, ids: &[String]) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let _: i64 = cache
+        .client()
+        .xack(cache.keys.events(), GROUP, ids.to_vec())
+        .await?;
+    Ok(())
+}
+
+/// Counts one more failed attempt at an entry, across all workers; returns the total.
+pub async fn record_failure(cache: &Cache, id: &str) -> anyhow::Result<i64> {
+    Ok(cache
+        .client()
+        .hincrby(cache.keys.event_failures(), id, 1)
+        .await?)
+}
+
+/// Forgets failure counts of entries that are done.
+pub async fn clear_failures(cache: &Cache, ids: &[String]) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let _: i64 = cache
+        .client()
+        .hdel(cache.keys.event_failures(), ids.to_vec())
+        .await?;
+    Ok(())
+}
+
+/// Copies an entry to the dead-letter stream with the reason, then acknowledges it.
+pub async fn dead_letter(cache: &Cache, entry: &RawEntry, reason: &str) -> anyhow::Result<()> {
+    let mut fields: Vec<(String, String)> = vec![
+        ("sourceId".into(), entry.id.clone()),
+        ("reason".into(), reason.chars().take(500).collect()),
+    ];
+    let mut names: Vec<&String> = entry.fields.keys().collect();
+    names.sort();
+    for name in names {
+        fields.push((format!("f.{name}"), entry.fields[name].clone()));
+    }
+    let _: String = cache
+        .client()
+        .xadd(cache.keys.dead_letters(), false, None, "*", fields)
+        .await?;
+    ack(cache, std::slice::from_ref(&entry.id)).await?;
+    clear_failures(cache, std::slice::from_ref(&entry.id)).await?;
+    metrics::counter!("settlement_dead_letters_total").increment(1);
+    Ok(())
+}
+
+/// Backlog of the group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lag {
+    /// Delivered but not acknowledged.
+    pub pending: u64,
+    /// Appended but not yet delivered to any consumer.
+    pub undelivered: u64,
+    /// Unix ms of the oldest pending entry, if any.
+    pub oldest_pending_ms: Option<i64>,
+}
+
+impl Lag {
+    /// Whether every appended event has been applied and acknowledged.
+    pub fn drained(&self) -> bool {
+        self.pending == 0 && self.undelivered == 0
+    }
+}
+
+/// Measures the group's backlog.
+pub async fn lag(cache: &Cache) -> anyhow::Result<Lag> {
+    let groups: Vec<HashMap<String, Value>> =
+        cache.client().xinfo_groups(cache.keys.events()).await?;
+    let Some(group) = groups
+        .iter()
+        .find(|g| g.get("name").and_then(|v| v.as_string()).as_deref() == Some(GROUP))
+    else {
+        let length: u64 = cache.client().xlen(cache.keys.events()).await?;
+        return Ok(Lag {
+            pending: 0,
+            undelivered: length,
+            oldest_pending_ms: None,
+        });
+    };
+    let number = |name: &str| group.get(name).and_then(|v| v.as_u64());
+    let pending = number("pending").unwrap_or(0);
+    let undelivered = match number("lag") {
+        Some(lag) => lag,
+        None => undelivered_by_range(cache, group.get("last-delivered-id")).await?,
+    };
+    let oldest_pending_ms = if pending > 0 {
+        oldest_pending(cache).await?
+    } else {
+        None
+    };
+    Ok(Lag {
+        pending,
+        undelivered,
+        oldest_pending_ms,
+    })
+}
+
+async fn undelivered_by_range(cache: &Cache, last: Option<&Value>) -> anyhow::Result<u64> {
+    let last = last
+        .and_then(|v| v.as_string())
+        .unwrap_or_else(|| "0-0".into());
+    let entries: Vec<(String, HashMap<String, String>)> = cache
+        .client()
+        .xrange(cache.keys.events(), format!("({last}"), "+", Some(10_000))
+        .await?;
+    Ok(entries.len() as u64)
+}
+
+async fn oldest_pending(cache: &Cache) -> anyhow::Result<Option<i64>> {
+    let summary: Value = cache
+        .client()
+        .xpending(cache.keys.events(), GROUP, ())
+        .await?;
+    let Value::Array(parts) = summary else {
+        return Ok(None);
+    };
+    Ok(parts
+        .get(1)
+        .and_then(|v| v.as_string())
+        .and_then(|id| millis_of(&id)))
+}
+
+/// The millisecond part of a stream id.
+pub fn millis_of(stream_id: &str) -> Option<i64> {
+    stream_id.split('-').next()?.parse().ok()
+}
+
+/// Removes entries every consumer has acknowledged: everything below the oldest pending entry,
+/// or below the last delivered one when nothing is pending.
+pub async fn trim_acknowledged(cache: &Cache) -> anyhow::Result<u64> {
+    let groups: Vec<HashMap<String, Value>> =
+        cache.client().xinfo_groups(cache.keys.events()).await?;
+    if groups.len() != 1 {
+        return Ok(0); // only trim when our group is the only reader
+    }
+    let summary: Value = cache
+        .client()
+        .xpending(cache.keys.events(), GROUP, ())
+        .await?;
+    let oldest_pending = match &summary {
+        Value::Array(parts) => parts.get(1).and_then(|v| v.as_string()),
+        _ => None,
+    };
+    let floor = match oldest_pending {
+        Some(id) => id,
+        None => match groups[0]
+            .get("last-delivered-id")
+            .and_then(|v| v.as_string())
+        {
+            Some(id) if id != "0-0" => id,
+            _ => return Ok(0),
+        },
+    };
+    Ok(cache
+        .client()
+        .xtrim(cache.keys.events(), ("MINID", "=", floor))
+        .await?)
+}

@@ -1,0 +1,296 @@
+//! The worker loop. [`Worker::run_once`] does one step and reports an [`Outcome`], so tests can
+//! drive the worker step by step; [`Worker::run`] loops until shutdown.
+
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use super::apply::apply_batch;
+use super::stream::{self, RawEntry};
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::events::Envelope;
+
+/// Tuning of one worker.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Most entries read and applied per batch (one transaction).
+    pub batch_size: u64,
+    /// How long a read for new entries blocks.
+    pub block_ms: u64,
+    /// Entries idle this long in another consumer's list are reclaimed.
+    pub claim_idle_ms: u64,
+    /// How often to look for idle entries to reclaim and to trim the stream.
+    pub housekeeping_every: Duration,
+    /// Failed attempts (across all workers) after which an entry is dead-lettered.
+    pub max_failures: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            block_ms: 1_000,
+            claim_idle_ms: 30_000,
+            housekeeping_every: Duration::from_secs(5),
+            max_failures: 5,
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// Entries read or claimed.
+    pub read: usize,
+    /// Events applied now.
+    pub applied: usize,
+    /// Redeliveries skipped (already applied).
+    pub duplicates: usize,
+    /// Entries that failed this time and stay pending.
+    pub failed: usize,
+    /// Entries moved to the dead-letter stream.
+    pub dead_lettered: usize,
+}
+
+/// One settlement consumer.
+pub struct Worker {
+    db: sqlx::MySqlPool,
+    cache: Cache,
+    reader: Client,
+    clock: Clock,
+    consumer: String,
+    config: WorkerConfig,
+    drain_own_pending: bool,
+    last_housekeeping: Option<Instant>,
+}
+
+impl Worker {
+    /// Creates a worker with its own blocking-read connection and joins the group.
+    pub async fn new(
+        db: sqlx::MySqlPool,
+        cache: Cache,
+        redis_url: &str,
+        clock: Clock,
+        consumer: String,
+        config: WorkerConfig,
+    ) -> anyhow::Result<Self> {
+        let reader = crate::cache::build_client(redis_url).await?;
+        stream::ensure_group(&cache).await?;
+        Ok(Self {
+            db,
+            cache,
+            reader,
+            clock,
+            consumer,
+            config,
+            drain_own_pending: true,
+            last_housekeeping: None,
+        })
+    }
+
+    /// A consumer name unique to this process.
+    pub fn consumer_name() -> String {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        let short = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        format!("{host}-{}-{short}", std::process::id())
+    }
+
+    /// This worker's consumer name.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Runs until `shutdown` is cancelled; errors are logged and retried with backoff.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        tracing::info!(consumer = %self.consumer, "settlement worker started");
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let step = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                step = self.run_once() => step,
+            };
+            match step {
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = format!("{e:#}"), "settlement step failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        let _ = self.reader.quit().await;
+        tracing::info!(consumer = %self.consumer, "settlement worker stopped");
+    }
+
+    /// One step: own pending entries first, then (periodically) reclaim idle entries of other
+    /// consumers, else new entries; apply what was read.
+    pub async fn run_once(&mut self) -> anyhow::Result<Outcome> {
+        if self.housekeeping_due() {
+            self.last_housekeeping = Some(Instant::now());
+            self.housekeeping().await?;
+            let claimed = stream::claim_idle(
+                &self.cache,
+                &self.consumer,
+                self.config.claim_idle_ms,
+                self.config.batch_size,
+            )
+            .await?;
+            if !claimed.is_empty() {
+                tracing::info!(count = claimed.len(), "reclaimed idle settlement entries");
+                return self.process(claimed).await;
+            }
+        }
+        let entries = if self.drain_own_pending {
+            let own = stream::read_own_pending(&self.cache, &self.consumer, self.config.batch_size)
+                .await?;
+            if own.is_empty() {
+                self.drain_own_pending = false;
+            }
+            own
+        } else {
+            Vec::new()
+        };
+        let entries = if entries.is_empty() && !self.drain_own_pending {
+            stream::read_new(
+                &self.reader,
+                &self.cache,
+                &self.consumer,
+                self.config.batch_size,
+                self.config.block_ms,
+            )
+            .await?
+        } else {
+            entries
+        };
+        self.process(entries).await
+    }
+
+    fn housekeeping_due(&self) -> bool {
+        self.last_housekeeping
+            .is_none_or(|t| t.elapsed() >= self.config.housekeeping_every)
+    }
+
+    async fn housekeeping(&self) -> anyhow::Result<()> {
+        let lag = stream::lag(&self.cache).await?;
+        metrics::gauge!("settlement_pending_events").set(lag.pending as f64);
+        metrics::gauge!("settlement_undelivered_events").set(lag.undelivered as f64);
+        let age_secs = lag
+            .oldest_pending_ms
+            .map(|ms| (self.clock.now_ms() - ms).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        metrics::gauge!("settlement_oldest_pending_age_seconds").set(age_secs);
+        stream::trim_acknowledged(&self.cache).await?;
+        Ok(())
+    }
+
+    /// Applies entries: the whole batch in one transaction; if that fails, one by one so a
+    /// poison entry cannot hold back the others.
+    async fn process(&mut self, entries: Vec<RawEntry>) -> anyhow::Result<Outcome> {
+        let mut outcome = Outcome {
+            read: entries.len(),
+            ..Outcome::default()
+        };
+        if entries.is_empty() {
+            return Ok(outcome);
+        }
+        let mut good: Vec<(RawEntry, Envelope)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match Envelope::from_fields(&entry.id, &entry.fields) {
+                Ok(envelope) => good.push((entry, envelope)),
+                Err(e) => self.failed(&entry, &e.to_string(), &mut outcome).await?,
+            }
+        }
+        let envelopes: Vec<Envelope> = good.iter().map(|(_, e)| e.clone()).collect();
+        let started = Instant::now();
+        match apply_batch(&self.db, &envelopes, self.clock.now()).await {
+            Ok(done) => {
+                self.committed(
+                    &envelopes,
+                    started,
+                    done.applied,
+                    done.duplicates,
+                    &mut outcome,
+                )
+                .await?;
+            }
+            Err(batch_error) => {
+                self.database_reachable()
+                    .await
+                    .map_err(|e| e.context(batch_error))?;
+                for (entry, envelope) in good {
+                    let one = std::slice::from_ref(&envelope);
+                    match apply_batch(&self.db, one, self.clock.now()).await {
+                        Ok(done) => {
+                            self.committed(
+                                one,
+                                started,
+                                done.applied,
+                                done.duplicates,
+                                &mut outcome,
+                            )
+                            .await?
+                        }
+                        Err(e) => self.failed(&entry, &format!("{e:#}"), &mut outcome).await?,
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn committed(
+        &self,
+        envelopes: &[Envelope],
+        started: Instant,
+        applied: usize,
+        duplicates: usize,
+        outcome: &mut Outcome,
+    ) -> anyhow::Result<()> {
+        let ids: Vec<String> = envelopes.iter().map(|e| e.stream_id.clone()).collect();
+        stream::ack(&self.cache, &ids).await?;
+        stream::clear_failures(&self.cache, &ids).await?;
+        outcome.applied += applied;
+        outcome.duplicates += duplicates;
+        metrics::histogram!("settlement_batch_size").record(envelopes.len() as f64);
+        metrics::histogram!("settlement_commit_seconds").record(started.elapsed().as_secs_f64());
+        let now_ms = self.clock.now_ms();
+        for envelope in envelopes {
+            metrics::counter!("settlement_events_applied_total", "type" => envelope.event_type.clone())
+                .increment(1);
+            let lag_secs = (now_ms - envelope.occurred_at_ms).max(0) as f64 / 1000.0;
+            metrics::histogram!("ledger_lag_seconds").record(lag_secs);
+        }
+        Ok(())
+    }
+
+    /// Counts a failure; past the limit the entry is dead-lettered, else it stays pending and
+    /// this worker re-reads its pending list next.
+    async fn failed(
+        &mut self,
+        entry: &RawEntry,
+        reason: &str,
+        outcome: &mut Outcome,
+    ) -> anyhow::Result<()> {
+        let attempts = stream::record_failure(&self.cache, &entry.id).await?;
+        if attempts >= self.config.max_failures {
+            tracing::error!(stream_id = %entry.id, attempts, reason, "dead-lettering settlement entry");
+            stream::dead_letter(&self.cache, entry, reason).await?;
+            outcome.dead_lettered += 1;
+        } else {
+            tracing::warn!(stream_id = %entry.id, attempts, reason, "settlement entry failed");
+            outcome.failed += 1;
+            self.drain_own_pending = true;
+        }
+        Ok(())
+    }
+
+    async fn database_reachable(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1").execute(&self.db).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,199 @@
+//! Claims that must hold across several real `flashmart serve` processes sharing one database
+//! and one Redis (see [`crate::instances`]).
+
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{assert_problem, json_of, TEST_PASSWORD};
+use crate::instances::spawn_cluster;
+
+#[tokio::test]
+async fn two_serve_processes_share_one_database_and_redis() {
+    let cluster = spawn_cluster(2, |_| {}).await;
+    assert_ne!(cluster.pid(0), cluster.pid(1), "two distinct processes");
+
+    let signup = cluster
+        .signup(0, "shared@example.com", TEST_PASSWORD, "Shared")
+        .await;
+    assert_eq!(signup.status(), StatusCode::CREATED);
+    let user_id = json_of(signup).await["userId"].as_i64().expect("userId");
+
+    let login = cluster.login(1, "shared@example.com", TEST_PASSWORD).await;
+    assert_eq!(
+        login.status(),
+        StatusCode::OK,
+        "instance 1 sees the account"
+    );
+    let login = json_of(login).await;
+    assert_eq!(login["userId"], user_id);
+    let token = login["accessToken"].as_str().expect("accessToken");
+
+    let products = cluster
+        .call(0, Method::GET, "/api/v1/products", Some(token), None)
+        .await;
+    assert_eq!(
+        products.status(),
+        StatusCode::OK,
+        "a token from instance 1 works on instance 0"
+    );
+
+    let rows: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE email = ?")
+        .bind("shared@example.com")
+        .fetch_one(&cluster.db)
+        .await
+        .expect("count users");
+    assert_eq!(rows.0, 1);
+}
+
+#[tokio::test]
+async fn an_admin_restock_on_one_instance_is_visible_on_the_other() {
+    let cluster = spawn_cluster(2, |_| {}).await;
+    let admin = cluster.new_admin(0).await;
+    let id = cluster.create_product(0, &admin, "Lamp", 12_000, 5).await;
+
+    let patched = cluster
+        .call(
+            1,
+            Method::PATCH,
+            &format!("/api/v1/admin/products/{id}"),
+            Some(&admin.token),
+            Some(json!({"addStock": 3})),
+        )
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    assert_eq!(json_of(patched).await["stock"], 8, "instance 1 answers 8");
+
+    let seen = cluster
+        .call(
+            0,
+            Method::GET,
+            &format!("/api/v1/products/{id}"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(seen.status(), StatusCode::OK);
+    assert_eq!(
+        json_of(seen).await["stock"],
+        8,
+        "instance 0 sees the restock"
+    );
+
+    let total: (i64,) = sqlx::query_as("SELECT stock_total FROM products WHERE id = ?")
+        .bind(id)
+        .fetch_one(&cluster.db)
+        .await
+        .expect("product row");
+    assert_eq!(total.0, 8, "MySQL stock_total");
+    let available = flashmart::cache::stock::available(&cluster.cache, &[id])
+        .await
+        .expect("read Redis stock");
+    assert_eq!(available, vec![Some(8)], "Redis available stock");
+}
+
+#[tokio::test]
+async fn sigterm_stops_an_instance_gracefully_and_the_other_keeps_serving() {
+    let mut cluster = spawn_cluster(2, |_| {}).await;
+
+    let status = cluster.terminate(0).await;
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        cluster.log(0).contains("shutdown signal received"),
+        "the instance logged its graceful shutdown:\n{}",
+        cluster.log(0)
+    );
+    let gone = cluster
+        .http
+        .get(format!("{}/health/live", cluster.base(0)))
+        .send()
+        .await;
+    assert!(gone.is_err(), "instance 0 no longer listens");
+
+    let live = cluster
+        .call(1, Method::GET, "/health/live", None, None)
+        .await;
+    assert_eq!(live.status(), StatusCode::OK, "instance 1 keeps serving");
+    let user = cluster.new_user(1).await;
+    let products = cluster
+        .call(1, Method::GET, "/api/v1/products", Some(&user.token), None)
+        .await;
+    assert_eq!(products.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_signups_across_instances_never_duplicate_an_email() {
+    const ATTEMPTS: usize = 40;
+    let cluster = spawn_cluster(2, |_| {}).await;
+    let email = "race@example.com";
+
+    let responses = join_all((0..ATTEMPTS).map(|n| {
+        let cluster = &cluster;
+        async move {
+            cluster
+                .signup(
+                    n % cluster.len(),
+                    email,
+                    TEST_PASSWORD,
+                    &format!("Racer {n}"),
+                )
+                .await
+        }
+    }))
+    .await;
+
+    let mut created = 0;
+    for response in responses {
+        if response.status() == StatusCode::CREATED {
+            created += 1;
+        } else {
+            assert_problem(response, 409, "EMAIL_TAKEN").await;
+        }
+    }
+    assert_eq!(created, 1, "exactly one sign-up wins");
+
+    let rows: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE email = ?")
+        .bind(email)
+        .fetch_one(&cluster.db)
+        .await
+        .expect("count users");
+    assert_eq!(rows.0, 1, "exactly one users row");
+    let everyone: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
+        .fetch_one(&cluster.db)
+        .await
+        .expect("count all users");
+    assert_eq!(everyone.0, 1, "no other row was created");
+}
+
+#[tokio::test]
+async fn a_killed_instance_restarts_on_its_port_with_the_shared_state() {
+    let mut cluster = spawn_cluster(1, |_| {}).await;
+    let user = cluster.new_user(0).await;
+
+    let status = cluster.kill(0).await;
+    assert!(!status.success(), "SIGKILL is not a clean exit: {status}");
+    assert_eq!(cluster.pid(0), None);
+
+    cluster.restart(0).await;
+    let again = cluster.login(0, &user.email, TEST_PASSWORD).await;
+    assert_eq!(
+        again.status(),
+        StatusCode::OK,
+        "the account survived the restart"
+    );
+    let served = cluster
+        .log(0)
+        .lines()
+        .filter(|line| line.contains("flashmart serving"))
+        .count();
+    assert_eq!(served, 2, "one log holds both starts:\n{}", cluster.log(0));
+
+    let migrate = cluster.run_cli(&["migrate"]).await;
+    assert!(
+        migrate.status.success(),
+        "migrate with the cluster's environment: {}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("migrations applied"));
+}
