@@ -69,6 +69,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `SETTLEMENT_WORKER`: `on` (default) or `off` for this instance.
     pub settlement_worker: bool,
+    /// `SETTLEMENT_CLAIM_IDLE_MS`, default 30000: entries idle this long in a dead consumer's
+    /// list are reclaimed by another worker.
+    pub settlement_claim_idle_ms: u64,
     /// `ALLOW_UNSAFE_REDIS_PERSISTENCE=acknowledged-writes-may-be-lost` lets `serve` start on a
     /// Redis without `appendfsync always`.
     pub allow_unsafe_redis_persistence: bool,
@@ -184,6 +187,13 @@ impl Config {
             redis_key_prefix: prefix,
             log_format,
             settlement_worker,
+            settlement_claim_idle_ms: bounded(
+                &get,
+                "SETTLEMENT_CLAIM_IDLE_MS",
+                30_000,
+                10,
+                3_600_000,
+            )?,
             allow_unsafe_redis_persistence: allow_unsafe,
             db_max_connections: bounded(&get, "DB_MAX_CONNECTIONS", 20, 1, 1000)? as u32,
             redis_pool_size: bounded(&get, "REDIS_POOL_SIZE", 4, 1, 64)? as usize,

@@ -73,7 +73,10 @@ impl Application {
                 state.config.redis_url.expose(),
                 state.clock.clone(),
                 Worker::consumer_name(),
-                WorkerConfig::default(),
+                WorkerConfig {
+                    claim_idle_ms: state.config.settlement_claim_idle_ms,
+                    ..WorkerConfig::default()
+                },
             )
             .await?;
             tokio::spawn(worker.run(shutdown.clone()));
