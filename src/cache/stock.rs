@@ -67,18 +67,28 @@ pub async fn available(cache: &Cache, product_ids: &[i64]) -> anyhow::Result<Vec
     Ok(cache.client().mget(keys).await?)
 }
 
-/// Adds `units` to a product's available stock once per `operation_id` (stock_add.lua).
+/// Adds `units` to a product's available stock once per `operation_id` and appends
+/// `stock.added` (stock_add.lua); the worker then raises the product's total in MySQL.
 pub async fn add(
     cache: &Cache,
     product_id: i64,
     units: i64,
     operation_id: &str,
+    now_ms: i64,
 ) -> anyhow::Result<StockAdd> {
     let keys = vec![
         cache.keys.stock(product_id),
         cache.keys.operation("restock", operation_id),
+        cache.keys.events(),
     ];
-    let args = vec![units, RESTOCK_MARKER_TTL_SECS];
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let args: Vec<String> = vec![
+        units.to_string(),
+        RESTOCK_MARKER_TTL_SECS.to_string(),
+        event_id,
+        now_ms.to_string(),
+        product_id.to_string(),
+    ];
     let (status, available): (i64, i64) = cache
         .scripts
         .stock_add

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 
 /// Type name of [`BalanceCharged`].
 pub const BALANCE_CHARGED: &str = "balance.charged";
+/// Type name of [`StockAdded`].
+pub const STOCK_ADDED: &str = "stock.added";
 
 /// One stream entry, as read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +60,20 @@ pub enum DecodeError {
 pub enum Event {
     /// Money added to a prepaid balance.
     BalanceCharged(BalanceCharged),
+    /// Units added to a product's stock by an admin.
+    StockAdded(StockAdded),
+}
+
+/// Payload of `stock.added` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StockAdded {
+    /// The product.
+    pub product_id: i64,
+    /// Units added (> 0).
+    pub units: i64,
+    /// Available units right after, in Redis.
+    pub available_after: i64,
 }
 
 /// Payload of `balance.charged` v1.
@@ -122,6 +138,16 @@ impl Envelope {
                     ));
                 }
                 Ok(Event::BalanceCharged(charged))
+            }
+            (STOCK_ADDED, 1) => {
+                let added: StockAdded = serde_json::from_str(&self.data).map_err(payload_error)?;
+                if added.units <= 0 || added.product_id <= 0 {
+                    return Err(DecodeError::Payload(
+                        self.event_type.clone(),
+                        "range".into(),
+                    ));
+                }
+                Ok(Event::StockAdded(added))
             }
             (other, v) => Err(DecodeError::UnknownType(other.to_owned(), v)),
         }

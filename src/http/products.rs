@@ -7,7 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{AppJson, AppPath, AppQuery, AuthUser};
+use super::extract::{AppJson, AppPath, AppQuery, AuthUser, IdempotencyKey};
 use crate::error::{AppError, FieldError};
 use crate::service::catalog::{self, Product, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::service::catalog_admin;
@@ -177,7 +177,8 @@ pub async fn create(
 
 /// Changes name or price, or adds stock (admin only).
 #[utoipa::path(patch, path = "/api/v1/admin/products/{productId}", tag = "admin",
-    params(("productId" = i64, Path, description = "Product id")),
+    params(("productId" = i64, Path, description = "Product id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1-64 visible ASCII")),
     request_body = UpdateProductRequest, security(("bearer" = [])),
     responses((status = 200, body = ProductView), (status = 400), (status = 401), (status = 403),
         (status = 404)))]
@@ -185,6 +186,7 @@ pub async fn update(
     State(state): State<AppState>,
     user: AuthUser,
     AppPath(product_id): AppPath<u32>,
+    IdempotencyKey(key): IdempotencyKey,
     AppJson(body): AppJson<UpdateProductRequest>,
 ) -> Result<Json<ProductView>, AppError> {
     user.ensure_admin()?;
@@ -204,6 +206,6 @@ pub async fn update(
     let name = body.name.as_deref().map(str::trim);
     let add = body.add_stock.unwrap_or(0);
     let product =
-        catalog_admin::update(&state, i64::from(product_id), name, body.price, add).await?;
+        catalog_admin::update(&state, i64::from(product_id), name, body.price, add, key).await?;
     Ok(Json(product.into()))
 }

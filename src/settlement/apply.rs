@@ -5,7 +5,7 @@ use sqlx::{MySqlConnection, MySqlPool};
 
 use crate::events::{BalanceCharged, Envelope, Event};
 use crate::store::ledger::{self, Postings};
-use crate::store::{events, wallet};
+use crate::store::{events, products, wallet};
 
 /// What a committed batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,9 @@ async fn apply_one(
 ) -> anyhow::Result<()> {
     match event {
         Event::BalanceCharged(charged) => apply_charge(tx, envelope, charged, postings).await,
+        Event::StockAdded(added) => {
+            products::add_stock(tx, added.product_id, added.units, envelope.occurred_at()).await
+        }
     }
 }
 

@@ -80,25 +80,45 @@ pub async fn all(pool: &MySqlPool) -> Result<Vec<ProductRow>, sqlx::Error> {
     rows.iter().map(from_row).collect()
 }
 
-/// Changes name and/or price and adds stock; returns false when the product does not exist.
+/// Changes name and/or price; returns false when the product does not exist.
 pub async fn update(
     pool: &MySqlPool,
     id: i64,
     name: Option<&str>,
     price: Option<i64>,
-    add_stock: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "UPDATE products SET name = COALESCE(?, name), price = COALESCE(?, price), \
-         stock_total = stock_total + ?, updated_at = ? WHERE id = ?",
+         updated_at = ? WHERE id = ?",
     )
     .bind(name)
     .bind(price)
-    .bind(add_stock)
     .bind(now)
     .bind(id)
     .execute(pool)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// Raises a product's total stock (a settled `stock.added`), in the worker's transaction.
+pub async fn add_stock(
+    tx: &mut sqlx::MySqlConnection,
+    id: i64,
+    units: i64,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let result = sqlx::query(
+        "UPDATE products SET stock_total = stock_total + ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(units)
+    .bind(at)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    anyhow::ensure!(
+        result.rows_affected() == 1,
+        "stock.added for unknown product {id}"
+    );
+    Ok(())
 }

@@ -154,12 +154,36 @@ async fn restock_adds_units_in_mysql_and_redis_and_renames() {
         json_of(response).await,
         json!({"id": id, "name": "Electric Kettle", "price": 50000, "stock": 12})
     );
+    app.assert_audit_passes().await;
     let row: (i64, i64) = sqlx::query_as("SELECT stock_total, price FROM products WHERE id = ?")
         .bind(id)
         .fetch_one(&app.state.db)
         .await
         .expect("row");
     assert_eq!(row, (12, 50000));
+}
+
+#[tokio::test]
+async fn a_retried_restock_with_the_same_idempotency_key_adds_once() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let id = app.create_product(&admin, "Grinder", 99_000, 5).await;
+    let url = format!("{}/api/v1/admin/products/{id}", app.base);
+    for _ in 0..3 {
+        let response = app
+            .http
+            .patch(&url)
+            .bearer_auth(&admin.token)
+            .header("idempotency-key", "restock-grinder-1")
+            .json(&json!({"addStock": 10}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(json_of(response).await["stock"], 15);
+    }
+    app.assert_audit_passes().await;
+    let total = crate::helpers::count(&app.state.db, "SELECT stock_total FROM products").await;
+    assert_eq!(total, 15);
 }
 
 #[tokio::test]

@@ -11,16 +11,16 @@ async fn stock_add_applies_once_per_operation_id() {
     let cache = &app.state.cache;
     stock::put(cache, 1, 10).await.expect("put");
     assert_eq!(
-        stock::add(cache, 1, 5, "op-1").await.expect("add"),
+        stock::add(cache, 1, 5, "op-1", 1).await.expect("add"),
         StockAdd::Applied { available: 15 }
     );
     // A replay (e.g. fred re-sending after a reconnect) changes nothing.
     assert_eq!(
-        stock::add(cache, 1, 5, "op-1").await.expect("add"),
+        stock::add(cache, 1, 5, "op-1", 1).await.expect("add"),
         StockAdd::Replayed { available: 15 }
     );
     assert_eq!(
-        stock::add(cache, 1, 2, "op-2").await.expect("add"),
+        stock::add(cache, 1, 2, "op-2", 1).await.expect("add"),
         StockAdd::Applied { available: 17 }
     );
 }
@@ -30,7 +30,7 @@ async fn stock_add_refuses_unloaded_products_and_bad_deltas() {
     let app = spawn_app().await;
     let cache = &app.state.cache;
     assert_eq!(
-        stock::add(cache, 77, 5, "op-x").await.expect("add"),
+        stock::add(cache, 77, 5, "op-x", 1).await.expect("add"),
         StockAdd::NotLoaded
     );
     let exists: i64 = cache
@@ -41,11 +41,11 @@ async fn stock_add_refuses_unloaded_products_and_bad_deltas() {
     assert_eq!(exists, 0, "nothing created");
     stock::put(cache, 78, 1).await.expect("put");
     assert!(
-        stock::add(cache, 78, 0, "op-y").await.is_err(),
+        stock::add(cache, 78, 0, "op-y", 1).await.is_err(),
         "zero delta is an error"
     );
     assert!(
-        stock::add(cache, 78, -3, "op-z").await.is_err(),
+        stock::add(cache, 78, -3, "op-z", 1).await.is_err(),
         "negative delta is an error"
     );
     assert_eq!(
@@ -61,7 +61,7 @@ async fn scripts_reload_after_a_script_flush() {
     stock::put(cache, 5, 1).await.expect("put");
     let _: () = cache.client().script_flush(false).await.expect("flush");
     assert_eq!(
-        stock::add(cache, 5, 1, "op-after-flush")
+        stock::add(cache, 5, 1, "op-after-flush", 1)
             .await
             .expect("add"),
         StockAdd::Applied { available: 2 }

@@ -80,6 +80,7 @@ async fn an_admin_restock_on_one_instance_is_visible_on_the_other() {
         "instance 0 sees the restock"
     );
 
+    crate::helpers::wait_for_drain(&cluster.cache).await;
     let total: (i64,) = sqlx::query_as("SELECT stock_total FROM products WHERE id = ?")
         .bind(id)
         .fetch_one(&cluster.db)
