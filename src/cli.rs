@@ -111,8 +111,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let (db, cache) = connect(&config).await?;
             let rebuilt = ops::rebuild::run(&db, &cache).await?;
             println!(
-                "rebuilt {} balances and {} product stock values",
-                rebuilt.balances, rebuilt.products
+                "rebuilt {} balances, {} product stock values and {} coupon campaigns",
+                rebuilt.balances, rebuilt.products, rebuilt.coupons
             );
             Ok(())
         }

@@ -83,6 +83,10 @@ pub struct Config {
     pub rate_limit_per_second: u64,
     /// `RATE_LIMIT_BURST`, default 100.
     pub rate_limit_burst: u32,
+    /// `COUPON_ISSUE_PER_SECOND` (sustained issue requests per user per second), default 2.
+    pub coupon_issue_per_second: u64,
+    /// `COUPON_ISSUE_BURST`, default 5.
+    pub coupon_issue_burst: u32,
 }
 
 /// The phrase that must be given to run on a Redis that can lose acknowledged writes.
@@ -199,6 +203,8 @@ impl Config {
             redis_pool_size: bounded(&get, "REDIS_POOL_SIZE", 4, 1, 64)? as usize,
             rate_limit_per_second: bounded(&get, "RATE_LIMIT_PER_SECOND", 50, 1, 1_000_000)?,
             rate_limit_burst: bounded(&get, "RATE_LIMIT_BURST", 100, 1, 1_000_000)? as u32,
+            coupon_issue_per_second: bounded(&get, "COUPON_ISSUE_PER_SECOND", 2, 1, 1_000_000)?,
+            coupon_issue_burst: bounded(&get, "COUPON_ISSUE_BURST", 5, 1, 1_000_000)? as u32,
         })
     }
 }

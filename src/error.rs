@@ -68,6 +68,18 @@ pub enum AppError {
     /// The product does not exist.
     #[error("product not found")]
     ProductNotFound,
+    /// The coupon campaign does not exist.
+    #[error("coupon not found")]
+    CouponNotFound,
+    /// The user already holds a coupon of this campaign.
+    #[error("coupon already issued")]
+    CouponAlreadyIssued,
+    /// No coupons left: the first-come event is over.
+    #[error("coupon sold out")]
+    CouponSoldOut,
+    /// Outside the campaign's issue window.
+    #[error("coupon not active")]
+    CouponNotActive,
     /// Sign-up with an e-mail that already has an account.
     #[error("email taken")]
     EmailTaken,
@@ -198,6 +210,32 @@ impl AppError {
                     "PRODUCT_NOT_FOUND",
                     "Product not found",
                     "No such product.".into(),
+                ),
+                E::CouponNotFound => (
+                    StatusCode::NOT_FOUND,
+                    "COUPON_NOT_FOUND",
+                    "Coupon not found",
+                    "No such coupon campaign.".into(),
+                ),
+                E::CouponAlreadyIssued => (
+                    StatusCode::CONFLICT,
+                    "COUPON_ALREADY_ISSUED",
+                    "Coupon already issued",
+                    "You already hold a coupon of this campaign; it is one per user.".into(),
+                ),
+                E::CouponSoldOut => (
+                    StatusCode::GONE,
+                    "COUPON_SOLD_OUT",
+                    "Coupon sold out",
+                    "All coupons have been issued: the first-come event is over.".into(),
+                ),
+                E::CouponNotActive => (
+                    StatusCode::CONFLICT,
+                    "COUPON_NOT_ACTIVE",
+                    "Coupon not active",
+                    "This coupon cannot be issued now: its issue window has not started or has \
+                     ended."
+                        .into(),
                 ),
                 E::EmailTaken => (
                     StatusCode::CONFLICT,

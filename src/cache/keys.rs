@@ -50,6 +50,36 @@ impl Keys {
         format!("{}:events:failures", self.base)
     }
 
+    /// `{p}:coupon:{coupon}` — a campaign's terms and issued count (hash).
+    pub fn coupon(&self, coupon_id: i64) -> String {
+        format!("{}:coupon:{coupon_id}", self.base)
+    }
+
+    /// `{p}:coupon:{coupon}:users` — userId → userCouponId of a campaign (hash).
+    pub fn coupon_users(&self, coupon_id: i64) -> String {
+        format!("{}:coupon:{coupon_id}:users", self.base)
+    }
+
+    /// `{p}:ucoupon:{coupon}:{user}` — one user's coupon (hash: id, status, expiresAt, …).
+    pub fn user_coupon(&self, coupon_id: i64, user_id: i64) -> String {
+        format!("{}:ucoupon:{coupon_id}:{user_id}", self.base)
+    }
+
+    /// `{p}:seq:ucoupon` — the userCouponId sequence.
+    pub fn user_coupon_seq(&self) -> String {
+        format!("{}:seq:ucoupon", self.base)
+    }
+
+    /// `{p}:ucoupon:index` — userCouponId → "couponId:userId" (hash).
+    pub fn user_coupon_index(&self) -> String {
+        format!("{}:ucoupon:index", self.base)
+    }
+
+    /// `{p}:user:{user}:coupons` — ids of the campaigns a user holds a coupon of (set).
+    pub fn user_coupons(&self, user_id: i64) -> String {
+        format!("{}:user:{user_id}:coupons", self.base)
+    }
+
     /// Pattern matching every key of this prefix (tests and rebuilds only).
     pub fn pattern(&self) -> String {
         format!("{}:*", self.base)

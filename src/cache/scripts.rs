@@ -48,6 +48,10 @@ pub struct Scripts {
     pub stock_add: LuaScript,
     /// `lua/charge.lua`: charge a balance and append `balance.charged`, once per key.
     pub charge: LuaScript,
+    /// `lua/coupon_load.lua`: put a campaign's terms into Redis.
+    pub coupon_load: LuaScript,
+    /// `lua/coupon_issue.lua`: first-come issue of one coupon per user.
+    pub coupon_issue: LuaScript,
 }
 
 impl Scripts {
@@ -56,11 +60,24 @@ impl Scripts {
         Self {
             stock_add: LuaScript::new("stock_add.lua", include_str!("../../lua/stock_add.lua")),
             charge: LuaScript::new("charge.lua", include_str!("../../lua/charge.lua")),
+            coupon_load: LuaScript::new(
+                "coupon_load.lua",
+                include_str!("../../lua/coupon_load.lua"),
+            ),
+            coupon_issue: LuaScript::new(
+                "coupon_issue.lua",
+                include_str!("../../lua/coupon_issue.lua"),
+            ),
         }
     }
 
     fn all(&self) -> Vec<&LuaScript> {
-        vec![&self.stock_add, &self.charge]
+        vec![
+            &self.stock_add,
+            &self.charge,
+            &self.coupon_load,
+            &self.coupon_issue,
+        ]
     }
 
     /// Loads every script into Redis's script cache.

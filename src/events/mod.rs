@@ -21,8 +21,15 @@ use serde::{Deserialize, Serialize};
 
 /// Type name of [`BalanceCharged`].
 pub const BALANCE_CHARGED: &str = "balance.charged";
+/// Type name of [`CouponIssued`].
+pub const COUPON_ISSUED: &str = "coupon.issued";
 /// Type name of [`StockAdded`].
 pub const STOCK_ADDED: &str = "stock.added";
+
+/// A Unix-millisecond instant as a UTC time (the epoch if out of range).
+pub fn at_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
 
 /// One stream entry, as read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +69,24 @@ pub enum Event {
     BalanceCharged(BalanceCharged),
     /// Units added to a product's stock by an admin.
     StockAdded(StockAdded),
+    /// A first-come coupon issued to a user.
+    CouponIssued(CouponIssued),
+}
+
+/// Payload of `coupon.issued` v1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CouponIssued {
+    /// The issued coupon's id.
+    pub user_coupon_id: i64,
+    /// Campaign.
+    pub coupon_id: i64,
+    /// Holder.
+    pub user_id: i64,
+    /// Issue time, Unix ms.
+    pub issued_at_ms: i64,
+    /// Expiry time, Unix ms.
+    pub expires_at_ms: i64,
 }
 
 /// Payload of `stock.added` v1.
@@ -148,6 +173,11 @@ impl Envelope {
                     ));
                 }
                 Ok(Event::StockAdded(added))
+            }
+            (COUPON_ISSUED, 1) => {
+                let issued: CouponIssued =
+                    serde_json::from_str(&self.data).map_err(payload_error)?;
+                Ok(Event::CouponIssued(issued))
             }
             (other, v) => Err(DecodeError::UnknownType(other.to_owned(), v)),
         }

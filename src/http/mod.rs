@@ -2,6 +2,7 @@
 //! assembles them. Handlers extract and validate input, call a service and shape the answer.
 
 pub mod auth;
+pub mod coupons;
 pub mod extract;
 pub mod guard;
 pub mod health;
@@ -60,6 +61,8 @@ impl utoipa::Modify for BearerAuth {
 pub struct Limiters {
     /// Per-client budget over every route.
     pub general: ratelimit::Limiter,
+    /// Tighter per-user budget on coupon issue.
+    pub coupon_issue: ratelimit::Limiter,
 }
 
 impl Limiters {
@@ -67,12 +70,16 @@ impl Limiters {
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
             general: ratelimit::limiter(config.rate_limit_per_second, config.rate_limit_burst),
+            coupon_issue: ratelimit::limiter(
+                config.coupon_issue_per_second,
+                config.coupon_issue_burst,
+            ),
         }
     }
 
     /// Every limiter, for pruning.
     pub fn all(&self) -> Vec<ratelimit::Limiter> {
-        vec![self.general.clone()]
+        vec![self.general.clone(), self.coupon_issue.clone()]
     }
 }
 
@@ -90,7 +97,15 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .routes(routes!(products::create))
         .routes(routes!(products::update))
         .routes(routes!(wallet::balance))
-        .routes(routes!(wallet::charge));
+        .routes(routes!(wallet::charge))
+        .routes(routes!(coupons::list))
+        .routes(routes!(coupons::held))
+        .routes(routes!(coupons::create))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(coupons::issue))
+                .layer(ratelimit::layer(&limiters.coupon_issue)),
+        );
     let (protected, protected_doc) = protected.split_for_parts();
     let (public, public_doc) = public.split_for_parts();
     let mut doc = ApiDoc::openapi();

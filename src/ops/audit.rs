@@ -53,6 +53,7 @@ pub async fn run(
     check_ledger(db, &mut report).await?;
     check_balances(db, cache, &mut report).await?;
     check_stock(db, cache, &mut report).await?;
+    check_coupons(db, cache, &mut report).await?;
     check_dead_letters(cache, &mut report).await?;
     Ok(report)
 }
@@ -175,6 +176,45 @@ async fn check_stock(
             Some(units) if units != expected => report.violation(format!(
                 "product {}: Redis stock {units}, MySQL says {expected}",
                 product.id
+            )),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn check_coupons(
+    db: &MySqlPool,
+    cache: &Cache,
+    report: &mut AuditReport,
+) -> anyhow::Result<()> {
+    let campaigns = crate::store::coupons::all(db).await?;
+    report.fact(format!("coupons: {} campaigns compared", campaigns.len()));
+    for campaign in campaigns {
+        let issued = crate::store::coupons::issued_of(db, campaign.id).await?;
+        let stored = issued.len() as i64;
+        if stored > campaign.total_quantity {
+            report.violation(format!(
+                "coupon {}: {stored} issued in MySQL, above its limit {}",
+                campaign.id, campaign.total_quantity
+            ));
+        }
+        let hot: Option<i64> = cache
+            .client()
+            .hget(cache.keys.coupon(campaign.id), "issued")
+            .await?;
+        let holders: i64 = cache
+            .client()
+            .hlen(cache.keys.coupon_users(campaign.id))
+            .await?;
+        match hot {
+            Some(hot) if hot != stored || holders != stored => report.violation(format!(
+                "coupon {}: Redis issued {hot} to {holders} users, MySQL has {stored}",
+                campaign.id
+            )),
+            None if stored > 0 => report.violation(format!(
+                "coupon {}: not in Redis but {stored} issued in MySQL",
+                campaign.id
             )),
             _ => {}
         }

@@ -4,7 +4,9 @@
 
 use sqlx::MySqlPool;
 
-use crate::cache::{stock, wallet, Cache};
+use fred::prelude::*;
+
+use crate::cache::{coupons, stock, wallet, Cache};
 use crate::ops::audit::reserved_units;
 use crate::settlement::stream;
 
@@ -15,6 +17,8 @@ pub struct Rebuilt {
     pub balances: usize,
     /// Product stock values written.
     pub products: usize,
+    /// Coupon campaigns written.
+    pub coupons: usize,
 }
 
 /// Rebuilds balances and stock from MySQL.
@@ -43,8 +47,75 @@ pub async fn run(db: &MySqlPool, cache: &Cache) -> anyhow::Result<Rebuilt> {
         let units = p.stock_total - p.sold - reserved.get(&p.id).copied().unwrap_or(0);
         stock::put(cache, p.id, units).await?;
     }
+    let coupons = rebuild_coupons(db, cache).await?;
     Ok(Rebuilt {
         balances: users.len(),
         products: products.len(),
+        coupons,
     })
+}
+
+/// Rewrites every campaign, its holders and their coupons from MySQL.
+async fn rebuild_coupons(db: &MySqlPool, cache: &Cache) -> anyhow::Result<usize> {
+    let campaigns = crate::store::coupons::all(db).await?;
+    let mut max_id = 0i64;
+    for campaign in &campaigns {
+        let issued = crate::store::coupons::issued_of(db, campaign.id).await?;
+        let k = &cache.keys;
+        let _: i64 = cache
+            .client()
+            .del(vec![k.coupon(campaign.id), k.coupon_users(campaign.id)])
+            .await?;
+        let terms = coupons::CampaignTerms {
+            coupon_id: campaign.id,
+            total: campaign.total_quantity,
+            starts_ms: campaign.issue_starts_at.timestamp_millis(),
+            ends_ms: campaign.issue_ends_at.timestamp_millis(),
+            valid_ms: i64::from(campaign.valid_days) * 86_400_000,
+        };
+        coupons::load(cache, &terms, issued.len() as i64).await?;
+        for c in issued {
+            max_id = max_id.max(c.id);
+            let _: i64 = cache
+                .client()
+                .hset(k.coupon_users(c.coupon_id), (c.user_id.to_string(), c.id))
+                .await?;
+            let fields: Vec<(String, String)> = vec![
+                ("id".into(), c.id.to_string()),
+                ("couponId".into(), c.coupon_id.to_string()),
+                ("userId".into(), c.user_id.to_string()),
+                ("status".into(), c.status.clone()),
+                (
+                    "issuedAt".into(),
+                    c.issued_at.timestamp_millis().to_string(),
+                ),
+                (
+                    "expiresAt".into(),
+                    c.expires_at.timestamp_millis().to_string(),
+                ),
+                ("orderId".into(), c.order_id.clone().unwrap_or_default()),
+            ];
+            let _: i64 = cache
+                .client()
+                .hset(k.user_coupon(c.coupon_id, c.user_id), fields)
+                .await?;
+            let index = format!("{}:{}", c.coupon_id, c.user_id);
+            let _: i64 = cache
+                .client()
+                .hset(k.user_coupon_index(), (c.id.to_string(), index))
+                .await?;
+            let _: i64 = cache
+                .client()
+                .sadd(k.user_coupons(c.user_id), c.coupon_id)
+                .await?;
+        }
+    }
+    let current: Option<i64> = cache.client().get(cache.keys.user_coupon_seq()).await?;
+    if current.unwrap_or(0) < max_id {
+        let _: () = cache
+            .client()
+            .set(cache.keys.user_coupon_seq(), max_id, None, None, false)
+            .await?;
+    }
+    Ok(campaigns.len())
 }

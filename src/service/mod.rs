@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod catalog_admin;
+pub mod coupons;
 pub mod login;
 pub mod signup;
 pub mod wallet;

@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool};
 
-use crate::events::{BalanceCharged, Envelope, Event};
+use crate::events::{at_millis, BalanceCharged, Envelope, Event};
 use crate::store::ledger::{self, Postings};
-use crate::store::{events, products, wallet};
+use crate::store::{coupons, events, products, wallet};
 
 /// What a committed batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,19 @@ async fn apply_one(
 ) -> anyhow::Result<()> {
     match event {
         Event::BalanceCharged(charged) => apply_charge(tx, envelope, charged, postings).await,
+        Event::CouponIssued(c) => {
+            let (issued, expires) = (at_millis(c.issued_at_ms), at_millis(c.expires_at_ms));
+            coupons::insert_user_coupon(
+                tx,
+                c.user_coupon_id,
+                c.coupon_id,
+                c.user_id,
+                issued,
+                expires,
+            )
+            .await?;
+            Ok(())
+        }
         Event::StockAdded(added) => {
             products::add_stock(tx, added.product_id, added.units, envelope.occurred_at()).await
         }

@@ -1,6 +1,7 @@
 //! MySQL, the source of truth: connection pool, migrations and one file of queries per table
 //! group. Every query binds its parameters; no input is ever formatted into SQL.
 
+pub mod coupons;
 pub mod events;
 pub mod ledger;
 pub mod products;

@@ -3,6 +3,8 @@
 
 mod auth;
 mod catalog;
+mod coupon_script;
+mod coupons;
 mod errors;
 mod helpers;
 mod instances;

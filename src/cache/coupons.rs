@@ -1,0 +1,169 @@
+//! Coupon campaigns and issued coupons as Redis holds them, and the issue script.
+
+use std::collections::HashMap;
+
+use fred::prelude::*;
+
+use super::Cache;
+
+/// A campaign's terms as the issue script needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CampaignTerms {
+    /// Campaign id.
+    pub coupon_id: i64,
+    /// Coupons in total.
+    pub total: i64,
+    /// Issue window start, Unix ms (inclusive).
+    pub starts_ms: i64,
+    /// Issue window end, Unix ms (exclusive).
+    pub ends_ms: i64,
+    /// Validity after issue, ms.
+    pub valid_ms: i64,
+}
+
+/// Loads a campaign into Redis (terms overwritten, issued count kept if present, else
+/// `issued_if_new`); returns the issued count held.
+pub async fn load(cache: &Cache, terms: &CampaignTerms, issued_if_new: i64) -> anyhow::Result<i64> {
+    let args: Vec<i64> = vec![
+        terms.total,
+        terms.starts_ms,
+        terms.ends_ms,
+        terms.valid_ms,
+        issued_if_new,
+    ];
+    cache
+        .scripts
+        .coupon_load
+        .call(
+            cache.client(),
+            vec![cache.keys.coupon(terms.coupon_id)],
+            args,
+        )
+        .await
+}
+
+/// Outcome of [`issue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueOutcome {
+    /// Issued (or the replay of this very request).
+    Issued {
+        /// The new coupon's id.
+        user_coupon_id: i64,
+        /// When it expires, Unix ms.
+        expires_at_ms: i64,
+        /// Coupons left.
+        remaining: i64,
+    },
+    /// The user already holds one.
+    AlreadyIssued,
+    /// Outside the issue window.
+    NotActive,
+    /// None left.
+    SoldOut,
+    /// Redis does not hold the campaign.
+    NotLoaded,
+}
+
+/// Runs coupon_issue.lua for one user and request.
+pub async fn issue(
+    cache: &Cache,
+    coupon_id: i64,
+    user_id: i64,
+    request_id: &str,
+    now_ms: i64,
+) -> anyhow::Result<IssueOutcome> {
+    let k = &cache.keys;
+    let keys = vec![
+        k.coupon(coupon_id),
+        k.coupon_users(coupon_id),
+        k.user_coupon(coupon_id, user_id),
+        k.user_coupon_seq(),
+        k.user_coupon_index(),
+        k.user_coupons(user_id),
+        k.events(),
+    ];
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let args: Vec<String> = vec![
+        user_id.to_string(),
+        request_id.to_owned(),
+        now_ms.to_string(),
+        event_id,
+        coupon_id.to_string(),
+    ];
+    let (status, id, expires, remaining): (i64, i64, i64, i64) = cache
+        .scripts
+        .coupon_issue
+        .call(cache.client(), keys, args)
+        .await?;
+    Ok(match status {
+        1 => IssueOutcome::Issued {
+            user_coupon_id: id,
+            expires_at_ms: expires,
+            remaining,
+        },
+        -1 => IssueOutcome::AlreadyIssued,
+        -2 => IssueOutcome::NotActive,
+        -3 => IssueOutcome::SoldOut,
+        -4 => IssueOutcome::NotLoaded,
+        other => anyhow::bail!("coupon_issue.lua returned unknown status {other}"),
+    })
+}
+
+/// Issued counts of many campaigns (`None` where Redis does not hold the campaign).
+pub async fn issued_counts(cache: &Cache, coupon_ids: &[i64]) -> anyhow::Result<Vec<Option<i64>>> {
+    let mut counts = Vec::with_capacity(coupon_ids.len());
+    for id in coupon_ids {
+        let issued: Option<i64> = cache
+            .client()
+            .hget(cache.keys.coupon(*id), "issued")
+            .await?;
+        counts.push(issued);
+    }
+    Ok(counts)
+}
+
+/// A coupon a user holds, as Redis has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldCoupon {
+    /// userCouponId.
+    pub id: i64,
+    /// Campaign.
+    pub coupon_id: i64,
+    /// AVAILABLE, RESERVED or USED (expiry is computed by the reader).
+    pub status: String,
+    /// Unix ms.
+    pub expires_at_ms: i64,
+    /// Unix ms.
+    pub issued_at_ms: i64,
+}
+
+/// Every coupon a user holds.
+pub async fn held_by(cache: &Cache, user_id: i64) -> anyhow::Result<Vec<HeldCoupon>> {
+    let campaigns: Vec<i64> = cache
+        .client()
+        .smembers(cache.keys.user_coupons(user_id))
+        .await?;
+    let mut held = Vec::with_capacity(campaigns.len());
+    for coupon_id in campaigns {
+        let fields: HashMap<String, String> = cache
+            .client()
+            .hgetall(cache.keys.user_coupon(coupon_id, user_id))
+            .await?;
+        let number = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
+        let (Some(id), Some(expires_at_ms)) = (number("id"), number("expiresAt")) else {
+            continue;
+        };
+        held.push(HeldCoupon {
+            id,
+            coupon_id,
+            status: fields
+                .get("status")
+                .cloned()
+                .unwrap_or_else(|| "AVAILABLE".into()),
+            expires_at_ms,
+            issued_at_ms: number("issuedAt").unwrap_or(0),
+        });
+    }
+    held.sort_by_key(|c| c.id);
+    Ok(held)
+}

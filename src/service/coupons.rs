@@ -1,0 +1,155 @@
+//! First-come coupons: campaigns (admin), issue (one Lua decision), and a user's coupons.
+
+use chrono::{DateTime, Utc};
+
+use crate::cache::coupons::{self as hot, CampaignTerms, IssueOutcome};
+use crate::domain::UserId;
+use crate::error::AppError;
+use crate::events::at_millis;
+use crate::state::AppState;
+use crate::store::coupons::{self as stored, CampaignRow};
+
+/// A campaign with its live remaining quantity.
+pub struct CampaignView {
+    /// Stored terms.
+    pub campaign: CampaignRow,
+    /// Coupons left (Redis's count).
+    pub remaining: i64,
+}
+
+/// A coupon issued now.
+pub struct Issued {
+    /// userCouponId.
+    pub user_coupon_id: i64,
+    /// Campaign.
+    pub coupon_id: i64,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A coupon a user holds, with its effective status.
+pub struct HeldView {
+    /// userCouponId.
+    pub user_coupon_id: i64,
+    /// Campaign.
+    pub coupon_id: i64,
+    /// Campaign name.
+    pub name: String,
+    /// AVAILABLE, RESERVED, USED or EXPIRED.
+    pub status: String,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+fn terms(c: &CampaignRow) -> CampaignTerms {
+    CampaignTerms {
+        coupon_id: c.id,
+        total: c.total_quantity,
+        starts_ms: c.issue_starts_at.timestamp_millis(),
+        ends_ms: c.issue_ends_at.timestamp_millis(),
+        valid_ms: i64::from(c.valid_days) * 86_400_000,
+    }
+}
+
+/// Creates a campaign in MySQL and loads it into Redis.
+pub async fn create_campaign(state: &AppState, campaign: CampaignRow) -> Result<i64, AppError> {
+    let id = stored::insert(&state.db, &campaign, state.clock.now()).await?;
+    hot::load(&state.cache, &terms(&CampaignRow { id, ..campaign }), 0).await?;
+    Ok(id)
+}
+
+/// Loads a campaign Redis does not hold, counting what MySQL has issued; unknown → 404.
+async fn load_campaign(state: &AppState, coupon_id: i64) -> Result<CampaignRow, AppError> {
+    let campaign = stored::find(&state.db, coupon_id)
+        .await?
+        .ok_or(AppError::CouponNotFound)?;
+    let issued = stored::issued_of(&state.db, coupon_id).await?.len() as i64;
+    hot::load(&state.cache, &terms(&campaign), issued).await?;
+    Ok(campaign)
+}
+
+/// The newest campaigns with their remaining quantities.
+pub async fn list(state: &AppState) -> Result<Vec<CampaignView>, AppError> {
+    let campaigns = stored::list(&state.db, 100).await?;
+    let ids: Vec<i64> = campaigns.iter().map(|c| c.id).collect();
+    let counts = hot::issued_counts(&state.cache, &ids).await?;
+    let mut views = Vec::with_capacity(campaigns.len());
+    for (campaign, issued) in campaigns.into_iter().zip(counts) {
+        let issued = match issued {
+            Some(n) => n,
+            None => hot::load(&state.cache, &terms(&campaign), 0).await?,
+        };
+        let remaining = (campaign.total_quantity - issued).max(0);
+        views.push(CampaignView {
+            campaign,
+            remaining,
+        });
+    }
+    Ok(views)
+}
+
+/// Issues one coupon of a campaign to a user: a single atomic decision in Redis.
+pub async fn issue(state: &AppState, user: UserId, coupon_id: i64) -> Result<Issued, AppError> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let now_ms = state.clock.now_ms();
+    let mut outcome = hot::issue(&state.cache, coupon_id, user.0, &request_id, now_ms).await?;
+    if outcome == IssueOutcome::NotLoaded {
+        load_campaign(state, coupon_id).await?;
+        outcome = hot::issue(&state.cache, coupon_id, user.0, &request_id, now_ms).await?;
+    }
+    let label = match outcome {
+        IssueOutcome::Issued { .. } => "issued",
+        IssueOutcome::AlreadyIssued => "already_issued",
+        IssueOutcome::NotActive => "not_active",
+        IssueOutcome::SoldOut => "sold_out",
+        IssueOutcome::NotLoaded => "not_loaded",
+    };
+    metrics::counter!("coupon_issue_attempts_total", "result" => label).increment(1);
+    match outcome {
+        IssueOutcome::Issued {
+            user_coupon_id,
+            expires_at_ms,
+            remaining,
+        } => {
+            metrics::gauge!("coupon_remaining", "coupon" => coupon_id.to_string())
+                .set(remaining as f64);
+            Ok(Issued {
+                user_coupon_id,
+                coupon_id,
+                expires_at: at_millis(expires_at_ms),
+            })
+        }
+        IssueOutcome::AlreadyIssued => Err(AppError::CouponAlreadyIssued),
+        IssueOutcome::NotActive => Err(AppError::CouponNotActive),
+        IssueOutcome::SoldOut => {
+            metrics::gauge!("coupon_remaining", "coupon" => coupon_id.to_string()).set(0.0);
+            Err(AppError::CouponSoldOut)
+        }
+        IssueOutcome::NotLoaded => Err(AppError::CouponNotFound),
+    }
+}
+
+/// Every coupon a user holds, with EXPIRED for available coupons past their expiry.
+pub async fn held(state: &AppState, user: UserId) -> Result<Vec<HeldView>, AppError> {
+    let now_ms = state.clock.now_ms();
+    let mut views = Vec::new();
+    for coupon in hot::held_by(&state.cache, user.0).await? {
+        let name = stored::find(&state.db, coupon.coupon_id)
+            .await?
+            .map(|c| c.name)
+            .unwrap_or_default();
+        let status = if coupon.status == "AVAILABLE" && now_ms >= coupon.expires_at_ms {
+            "EXPIRED".to_owned()
+        } else {
+            coupon.status.clone()
+        };
+        views.push(HeldView {
+            user_coupon_id: coupon.id,
+            coupon_id: coupon.coupon_id,
+            name,
+            status,
+            expires_at: at_millis(coupon.expires_at_ms),
+        });
+    }
+    Ok(views)
+}

@@ -1,0 +1,156 @@
+//! Queries on `coupons` (campaigns) and `user_coupons` (issued coupons).
+
+use chrono::{DateTime, Utc};
+use sqlx::{MySqlConnection, MySqlPool, Row};
+
+/// A campaign as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignRow {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// `FIXED` or `PERCENT`.
+    pub discount_type: String,
+    /// Won off (FIXED) or percent off (PERCENT).
+    pub discount_value: i64,
+    /// Cap of a percent discount, won.
+    pub max_discount: Option<i64>,
+    /// Smallest order subtotal the coupon applies to, won.
+    pub min_order_amount: i64,
+    /// Coupons in total.
+    pub total_quantity: i64,
+    /// Issue window start (inclusive).
+    pub issue_starts_at: DateTime<Utc>,
+    /// Issue window end (exclusive).
+    pub issue_ends_at: DateTime<Utc>,
+    /// Days a coupon stays valid after issue.
+    pub valid_days: i32,
+}
+
+fn campaign(row: &sqlx::mysql::MySqlRow) -> Result<CampaignRow, sqlx::Error> {
+    Ok(CampaignRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        discount_type: row.try_get("discount_type")?,
+        discount_value: row.try_get("discount_value")?,
+        max_discount: row.try_get("max_discount")?,
+        min_order_amount: row.try_get("min_order_amount")?,
+        total_quantity: row.try_get("total_quantity")?,
+        issue_starts_at: row.try_get("issue_starts_at")?,
+        issue_ends_at: row.try_get("issue_ends_at")?,
+        valid_days: row.try_get("valid_days")?,
+    })
+}
+
+/// Inserts a campaign (id ignored) and returns its id.
+pub async fn insert(
+    pool: &MySqlPool,
+    c: &CampaignRow,
+    now: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    let result = sqlx::query(
+        "INSERT INTO coupons (name, discount_type, discount_value, max_discount, \
+         min_order_amount, total_quantity, issue_starts_at, issue_ends_at, valid_days, \
+         created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&c.name)
+    .bind(&c.discount_type)
+    .bind(c.discount_value)
+    .bind(c.max_discount)
+    .bind(c.min_order_amount)
+    .bind(c.total_quantity)
+    .bind(c.issue_starts_at)
+    .bind(c.issue_ends_at)
+    .bind(c.valid_days)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(result.last_insert_id() as i64)
+}
+
+/// One campaign.
+pub async fn find(pool: &MySqlPool, id: i64) -> Result<Option<CampaignRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, name, discount_type, discount_value, max_discount, min_order_amount, \
+         total_quantity, issue_starts_at, issue_ends_at, valid_days FROM coupons WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(campaign).transpose()
+}
+
+/// The newest campaigns (at most `limit`).
+pub async fn list(pool: &MySqlPool, limit: u32) -> Result<Vec<CampaignRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, name, discount_type, discount_value, max_discount, min_order_amount, \
+         total_quantity, issue_starts_at, issue_ends_at, valid_days FROM coupons \
+         ORDER BY id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(campaign).collect()
+}
+
+/// Every campaign (rebuilds and audits).
+pub async fn all(pool: &MySqlPool) -> Result<Vec<CampaignRow>, sqlx::Error> {
+    list(pool, u32::MAX).await
+}
+
+/// Records an issued coupon in the worker's transaction.
+pub async fn insert_user_coupon(
+    tx: &mut MySqlConnection,
+    id: i64,
+    coupon_id: i64,
+    user_id: i64,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO user_coupons (id, coupon_id, user_id, status, issued_at, expires_at) \
+         VALUES (?, ?, ?, 'AVAILABLE', ?, ?)",
+    )
+    .bind(id)
+    .bind(coupon_id)
+    .bind(user_id)
+    .bind(issued_at)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// An issued coupon as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserCouponRow {
+    /// userCouponId.
+    pub id: i64,
+    /// Campaign.
+    pub coupon_id: i64,
+    /// Holder.
+    pub user_id: i64,
+    /// AVAILABLE, RESERVED or USED.
+    pub status: String,
+    /// Issue time.
+    pub issued_at: DateTime<Utc>,
+    /// Expiry time.
+    pub expires_at: DateTime<Utc>,
+    /// The order it is reserved by or used in.
+    pub order_id: Option<String>,
+}
+
+/// Every issued coupon of a campaign (rebuilds and audits).
+pub async fn issued_of(
+    pool: &MySqlPool,
+    coupon_id: i64,
+) -> Result<Vec<UserCouponRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, coupon_id, user_id, status, issued_at, expires_at, order_id \
+         FROM user_coupons WHERE coupon_id = ? ORDER BY id",
+    )
+    .bind(coupon_id)
+    .fetch_all(pool)
+    .await
+}
