@@ -39,6 +39,15 @@ pub enum Command {
         /// Seed the demo catalog, admin and demo users.
         #[arg(long)]
         demo: bool,
+        /// Bulk-create this many load-test users (`<prefix>-<n>@load.test`).
+        #[arg(long)]
+        users: Option<u32>,
+        /// E-mail prefix of bulk users.
+        #[arg(long, default_value = "load")]
+        user_prefix: String,
+        /// Write one line `userId,email,accessToken` per bulk user to this file.
+        #[arg(long)]
+        tokens_out: Option<std::path::PathBuf>,
     },
     /// Check that Redis and MySQL agree and the ledger balances; exits 1 on any violation.
     Audit {
@@ -86,11 +95,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Seed { demo } => {
-            if !demo {
-                anyhow::bail!("nothing to seed: pass --demo");
+        Command::Seed {
+            demo,
+            users,
+            user_prefix,
+            tokens_out,
+        } => {
+            if !demo && users.is_none() {
+                anyhow::bail!("nothing to seed: pass --demo and/or --users N");
             }
-            seed::demo(&config).await
+            if demo {
+                seed::demo(&config).await?;
+            }
+            if let Some(count) = users {
+                let out = tokens_out.as_deref();
+                seed::bulk_users(&config, count, &user_prefix, out).await?;
+            }
+            Ok(())
         }
         Command::Audit { wait_secs } => {
             let (db, cache) = connect(&config).await?;

@@ -115,3 +115,74 @@ async fn ensure_user(
         Err(e) => Err(e).context("failed to create a demo user"),
     }
 }
+
+/// Password of every bulk load-test user.
+pub const BULK_PASSWORD: &str = "load-test-password";
+
+/// Creates `count` users `<prefix>-<n>@load.test` (password hashed once, not per user, so
+/// thousands take seconds), gives each a zero balance in Redis, and writes
+/// `userId,email,accessToken` lines to `tokens_out`. Existing users are reused.
+pub async fn bulk_users(
+    config: &Config,
+    count: u32,
+    prefix: &str,
+    tokens_out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(count <= 1_000_000, "at most 1,000,000 bulk users");
+    anyhow::ensure!(
+        !prefix.is_empty()
+            && prefix.len() <= 32
+            && prefix.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "--user-prefix must be 1-32 ASCII letters or digits"
+    );
+    let db = store::connect(config.database_url.expose(), 4).await?;
+    let cache = Cache::connect(config.redis_url.expose(), 2, &config.redis_key_prefix).await?;
+    let hash = password::hash(BULK_PASSWORD.into()).await?;
+    let now = chrono::Utc::now();
+    let emails: Vec<String> = (1..=count)
+        .map(|n| format!("{prefix}-{n}@load.test"))
+        .collect();
+    for chunk in emails.chunks(1000) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT IGNORE INTO users (email, name, password_hash, role, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, email| {
+            row.push_bind(email)
+                .push_bind("Load Tester")
+                .push_bind(&hash)
+                .push_bind("USER")
+                .push_bind(now);
+        });
+        insert
+            .build()
+            .execute(&db)
+            .await
+            .context("failed to insert bulk users")?;
+    }
+    let pattern = format!("{prefix}-%@load.test");
+    let users: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, email FROM users WHERE email LIKE ? ORDER BY id")
+            .bind(&pattern)
+            .fetch_all(&db)
+            .await?;
+    let tokens = crate::auth::TokenKeys::new(
+        config.jwt_secret.expose().as_bytes(),
+        config.access_token_ttl_secs,
+    );
+    let mut lines = String::new();
+    for (id, email) in &users {
+        crate::cache::wallet::init_if_missing(&cache, *id, 0).await?;
+        let token = tokens.issue(crate::domain::UserId(*id), Role::User, now.timestamp())?;
+        lines.push_str(&format!("{id},{email},{}\n", token.token));
+    }
+    if let Some(path) = tokens_out {
+        std::fs::write(path, lines)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+        println!("wrote {} tokens to {}", users.len(), path.display());
+    }
+    println!(
+        "bulk users ready: {} (password: {BULK_PASSWORD})",
+        users.len()
+    );
+    Ok(())
+}
