@@ -80,6 +80,36 @@ pub enum AppError {
     /// Outside the campaign's issue window.
     #[error("coupon not active")]
     CouponNotActive,
+    /// A line asks for more units than can be ordered now.
+    #[error("insufficient stock")]
+    InsufficientStock {
+        /// The product.
+        product_id: i64,
+        /// Units asked for.
+        requested: i64,
+        /// Units available.
+        available: i64,
+    },
+    /// The coupon cannot be used for this order; the reason is a stable word.
+    #[error("invalid coupon: {0}")]
+    InvalidCoupon(&'static str),
+    /// The order does not exist.
+    #[error("order not found")]
+    OrderNotFound,
+    /// The order is not PENDING (or past its deadline); its status is given.
+    #[error("order not payable")]
+    OrderNotPayable(String),
+    /// The order is not PENDING any more.
+    #[error("order not cancellable")]
+    OrderNotCancellable(String),
+    /// The balance does not cover the order.
+    #[error("insufficient balance")]
+    InsufficientBalance {
+        /// Order total.
+        required: i64,
+        /// Current balance.
+        balance: i64,
+    },
     /// Sign-up with an e-mail that already has an account.
     #[error("email taken")]
     EmailTaken,
@@ -237,6 +267,60 @@ impl AppError {
                      ended."
                         .into(),
                 ),
+                E::InsufficientStock {
+                    product_id,
+                    requested,
+                    available,
+                } => (
+                    StatusCode::CONFLICT,
+                    "INSUFFICIENT_STOCK",
+                    "Insufficient stock",
+                    format!(
+                        "Product {product_id}: {requested} requested but only {available} \
+                         available."
+                    ),
+                ),
+                E::InvalidCoupon(reason) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "INVALID_COUPON",
+                    "Invalid coupon",
+                    match *reason {
+                        "NOT_FOUND" | "NOT_YOURS" => "This coupon is not yours.".to_owned(),
+                        "NOT_AVAILABLE" => {
+                            "This coupon is already used or reserved by another order.".to_owned()
+                        }
+                        "EXPIRED" => "This coupon has expired.".to_owned(),
+                        _ => "The order does not reach this coupon's minimum amount.".to_owned(),
+                    },
+                ),
+                E::OrderNotFound => (
+                    StatusCode::NOT_FOUND,
+                    "ORDER_NOT_FOUND",
+                    "Order not found",
+                    "No such order.".into(),
+                ),
+                E::OrderNotPayable(status) => (
+                    StatusCode::CONFLICT,
+                    "ORDER_NOT_PAYABLE",
+                    "Order not payable",
+                    format!("This order cannot be paid: it is {status}."),
+                ),
+                E::OrderNotCancellable(status) => (
+                    StatusCode::CONFLICT,
+                    "ORDER_NOT_CANCELLABLE",
+                    "Order not cancellable",
+                    format!("Only pending orders can be cancelled; this one is {status}."),
+                ),
+                E::InsufficientBalance { required, balance } => (
+                    StatusCode::PAYMENT_REQUIRED,
+                    "INSUFFICIENT_BALANCE",
+                    "Insufficient balance",
+                    format!(
+                        "Your balance is {} won short of this order's {required} won: please \
+                         charge your balance first, then pay again.",
+                        required - balance
+                    ),
+                ),
                 E::EmailTaken => (
                     StatusCode::CONFLICT,
                     "EMAIL_TAKEN",
@@ -275,8 +359,31 @@ impl AppError {
                 ),
             };
         let mut extensions = Map::new();
-        if let E::Validation(errors) = self {
-            extensions.insert("errors".into(), json!(errors));
+        match self {
+            E::Validation(errors) => {
+                extensions.insert("errors".into(), json!(errors));
+            }
+            E::InsufficientStock {
+                product_id,
+                requested,
+                available,
+            } => {
+                extensions.insert("productId".into(), json!(product_id));
+                extensions.insert("requested".into(), json!(requested));
+                extensions.insert("available".into(), json!(available));
+            }
+            E::InvalidCoupon(reason) => {
+                extensions.insert("reason".into(), json!(reason));
+            }
+            E::OrderNotPayable(status) | E::OrderNotCancellable(status) => {
+                extensions.insert("orderStatus".into(), json!(status));
+            }
+            E::InsufficientBalance { required, balance } => {
+                extensions.insert("required".into(), json!(required));
+                extensions.insert("balance".into(), json!(balance));
+                extensions.insert("shortfall".into(), json!(required - balance));
+            }
+            _ => {}
         }
         Problem {
             status,

@@ -81,6 +81,11 @@ impl Application {
             .await?;
             tokio::spawn(worker.run(shutdown.clone()));
         }
+        tokio::spawn(crate::service::expiry::run(
+            state.clone(),
+            std::time::Duration::from_millis(500),
+            shutdown.clone(),
+        ));
         let router = http::router(state.clone(), &limiters, extra);
         Ok(Self {
             listener,
@@ -174,8 +179,11 @@ async fn check_redis_durability(cache: &Cache, allow_unsafe: bool) -> anyhow::Re
 /// Loads the available stock of every product Redis does not know yet.
 async fn load_missing_stock(db: &sqlx::MySqlPool, cache: &Cache) -> anyhow::Result<()> {
     let mut loaded = 0usize;
+    let reserved = crate::ops::audit::reserved_units(db).await?;
     for product in store::products::all(db).await? {
-        if stock::init_if_missing(cache, product.id, product.stock_total - product.sold).await? {
+        let held = reserved.get(&product.id).copied().unwrap_or(0);
+        let available = product.stock_total - product.sold - held;
+        if stock::init_if_missing(cache, product.id, available).await? {
             loaded += 1;
         }
     }

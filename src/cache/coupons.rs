@@ -167,3 +167,15 @@ pub async fn held_by(cache: &Cache, user_id: i64) -> anyhow::Result<Vec<HeldCoup
     held.sort_by_key(|c| c.id);
     Ok(held)
 }
+
+/// The campaign and holder of a userCouponId, or `None` if Redis knows no such coupon.
+pub async fn owner_of(cache: &Cache, user_coupon_id: i64) -> anyhow::Result<Option<(i64, i64)>> {
+    let entry: Option<String> = cache
+        .client()
+        .hget(cache.keys.user_coupon_index(), user_coupon_id)
+        .await?;
+    Ok(entry.and_then(|e| {
+        let (coupon, user) = e.split_once(':')?;
+        Some((coupon.parse().ok()?, user.parse().ok()?))
+    }))
+}

@@ -80,6 +80,31 @@ impl Keys {
         format!("{}:user:{user_id}:coupons", self.base)
     }
 
+    /// `{p}:order:{order}` — an order (hash) while it is hot.
+    pub fn order(&self, order_id: &str) -> String {
+        format!("{}:order:{order_id}", self.base)
+    }
+
+    /// `{p}:orders:deadlines` — pending orders by payment deadline (zset, score = ms).
+    pub fn order_deadlines(&self) -> String {
+        format!("{}:orders:deadlines", self.base)
+    }
+
+    /// `{p}:user:{user}:orders` — a user's recent orders by creation time (zset).
+    pub fn user_orders(&self, user_id: i64) -> String {
+        format!("{}:user:{user_id}:orders", self.base)
+    }
+
+    /// `{p}:nocoupon` — never written; stands in KEYS for "no coupon".
+    pub fn no_coupon(&self) -> String {
+        format!("{}:nocoupon", self.base)
+    }
+
+    /// `{p}:pop:{hour}` — units sold per product in one UTC hour (zset; hour = ms / 3.6e6).
+    pub fn popularity(&self, hour: i64) -> String {
+        format!("{}:pop:{hour}", self.base)
+    }
+
     /// Pattern matching every key of this prefix (tests and rebuilds only).
     pub fn pattern(&self) -> String {
         format!("{}:*", self.base)

@@ -4,6 +4,7 @@
 
 pub mod coupons;
 pub mod keys;
+pub mod orders;
 pub mod scripts;
 pub mod stock;
 pub mod wallet;

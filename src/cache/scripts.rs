@@ -52,6 +52,12 @@ pub struct Scripts {
     pub coupon_load: LuaScript,
     /// `lua/coupon_issue.lua`: first-come issue of one coupon per user.
     pub coupon_issue: LuaScript,
+    /// `lua/order_reserve.lua`: reserve stock and coupon for a new order.
+    pub order_reserve: LuaScript,
+    /// `lua/order_pay.lua`: settle balance, order, coupon and ranking together.
+    pub order_pay: LuaScript,
+    /// `lua/order_release.lua`: expire or cancel a pending order.
+    pub order_release: LuaScript,
 }
 
 impl Scripts {
@@ -67,6 +73,15 @@ impl Scripts {
             coupon_issue: LuaScript::new(
                 "coupon_issue.lua",
                 include_str!("../../lua/coupon_issue.lua"),
+            ),
+            order_reserve: LuaScript::new(
+                "order_reserve.lua",
+                include_str!("../../lua/order_reserve.lua"),
+            ),
+            order_pay: LuaScript::new("order_pay.lua", include_str!("../../lua/order_pay.lua")),
+            order_release: LuaScript::new(
+                "order_release.lua",
+                include_str!("../../lua/order_release.lua"),
             ),
         }
     }

@@ -23,6 +23,14 @@ use serde::{Deserialize, Serialize};
 pub const BALANCE_CHARGED: &str = "balance.charged";
 /// Type name of [`CouponIssued`].
 pub const COUPON_ISSUED: &str = "coupon.issued";
+/// Type name of an [`OrderSnapshot`] when an order is reserved.
+pub const ORDER_RESERVED: &str = "order.reserved";
+/// Type name of an [`OrderSnapshot`] when an order is paid.
+pub const ORDER_PAID: &str = "order.paid";
+/// Type name of an [`OrderSnapshot`] when an unpaid order expires.
+pub const ORDER_EXPIRED: &str = "order.expired";
+/// Type name of an [`OrderSnapshot`] when its owner cancels an order.
+pub const ORDER_CANCELLED: &str = "order.cancelled";
 /// Type name of [`StockAdded`].
 pub const STOCK_ADDED: &str = "stock.added";
 
@@ -71,6 +79,88 @@ pub enum Event {
     StockAdded(StockAdded),
     /// A first-come coupon issued to a user.
     CouponIssued(CouponIssued),
+    /// An order changed state (reserved, paid, expired or cancelled); the payload is the
+    /// whole order after the change.
+    Order(Box<OrderSnapshot>),
+}
+
+/// One order line as events and the order hash carry it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    /// Product.
+    pub product_id: i64,
+    /// Product name at order time.
+    pub name: String,
+    /// Unit price at order time (won).
+    pub unit_price: i64,
+    /// Units.
+    pub quantity: i64,
+    /// unit price × quantity.
+    pub line_total: i64,
+}
+
+/// A coupon's state after a change, with a version that only grows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CouponState {
+    /// userCouponId.
+    pub user_coupon_id: i64,
+    /// Campaign.
+    pub coupon_id: i64,
+    /// Holder.
+    pub user_id: i64,
+    /// AVAILABLE, RESERVED or USED.
+    pub status: String,
+    /// The order holding or using it.
+    pub order_id: Option<String>,
+    /// Issue time, Unix ms.
+    pub issued_at_ms: i64,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: i64,
+    /// Grows with every change; a write with a lower version loses.
+    pub version: i64,
+}
+
+/// An order after a change: every `order.*` event carries the whole order, so the worker can
+/// apply them in any order (the higher `version` wins).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderSnapshot {
+    /// Order id.
+    pub order_id: String,
+    /// Owner.
+    pub user_id: i64,
+    /// PENDING, PAID, EXPIRED or CANCELLED.
+    pub status: String,
+    /// Lines.
+    pub items: Vec<OrderLine>,
+    /// Sum of line totals.
+    pub subtotal: i64,
+    /// Coupon discount.
+    pub discount: i64,
+    /// subtotal − discount.
+    pub total: i64,
+    /// Creation time, Unix ms.
+    pub created_at_ms: i64,
+    /// Payment deadline, Unix ms.
+    pub expires_at_ms: i64,
+    /// Payment time (PAID), Unix ms.
+    #[serde(default)]
+    pub paid_at_ms: Option<i64>,
+    /// Payment id (PAID).
+    #[serde(default)]
+    pub payment_id: Option<String>,
+    /// Balance after payment (PAID).
+    #[serde(default)]
+    pub balance_after: Option<i64>,
+    /// End time (EXPIRED/CANCELLED), Unix ms.
+    #[serde(default)]
+    pub ended_at_ms: Option<i64>,
+    /// 1 while PENDING, 2 once ended.
+    pub version: i64,
+    /// The coupon's new state, if the change touched one.
+    pub coupon: Option<CouponState>,
 }
 
 /// Payload of `coupon.issued` v1.
@@ -178,6 +268,26 @@ impl Envelope {
                 let issued: CouponIssued =
                     serde_json::from_str(&self.data).map_err(payload_error)?;
                 Ok(Event::CouponIssued(issued))
+            }
+            (ORDER_RESERVED | ORDER_PAID | ORDER_EXPIRED | ORDER_CANCELLED, 1) => {
+                let order: OrderSnapshot =
+                    serde_json::from_str(&self.data).map_err(payload_error)?;
+                let expected = match self.event_type.as_str() {
+                    ORDER_RESERVED => "PENDING",
+                    ORDER_PAID => "PAID",
+                    ORDER_EXPIRED => "EXPIRED",
+                    _ => "CANCELLED",
+                };
+                let consistent = order.status == expected
+                    && order.total == order.subtotal - order.discount
+                    && !order.items.is_empty();
+                if !consistent {
+                    return Err(DecodeError::Payload(
+                        self.event_type.clone(),
+                        "state".into(),
+                    ));
+                }
+                Ok(Event::Order(Box::new(order)))
             }
             (other, v) => Err(DecodeError::UnknownType(other.to_owned(), v)),
         }

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod guard;
 pub mod health;
 pub mod negotiate;
+pub mod orders;
 pub mod products;
 pub mod ratelimit;
 pub mod wallet;
@@ -101,6 +102,11 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .routes(routes!(coupons::list))
         .routes(routes!(coupons::held))
         .routes(routes!(coupons::create))
+        .routes(routes!(orders::create))
+        .routes(routes!(orders::get_one))
+        .routes(routes!(orders::cancel))
+        .routes(routes!(orders::pay))
+        .routes(routes!(orders::history))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(coupons::issue))

@@ -54,6 +54,7 @@ pub async fn run(
     check_balances(db, cache, &mut report).await?;
     check_stock(db, cache, &mut report).await?;
     check_coupons(db, cache, &mut report).await?;
+    check_orders(db, cache, &mut report).await?;
     check_dead_letters(cache, &mut report).await?;
     Ok(report)
 }
@@ -150,9 +151,72 @@ async fn check_balances(
     Ok(())
 }
 
-/// Units each product has reserved by orders still pending (none until orders exist).
-pub async fn reserved_units(_db: &MySqlPool) -> anyhow::Result<HashMap<i64, i64>> {
-    Ok(HashMap::new())
+/// Units each product has reserved by orders still pending.
+pub async fn reserved_units(db: &MySqlPool) -> anyhow::Result<HashMap<i64, i64>> {
+    Ok(crate::store::orders::pending_reservations(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+async fn check_orders(
+    db: &MySqlPool,
+    cache: &Cache,
+    report: &mut AuditReport,
+) -> anyhow::Result<()> {
+    let (paid_orders, paid_total): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), CAST(SUM(total) AS SIGNED) FROM orders WHERE status = 'PAID'",
+    )
+    .fetch_one(db)
+    .await?;
+    let (payments, paid_sum): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), CAST(SUM(amount) AS SIGNED) FROM payments")
+            .fetch_one(db)
+            .await?;
+    let revenue = ledger::account_balance(db, ledger::REVENUE).await?;
+    report.fact(format!(
+        "orders: {paid_orders} paid, {} won revenue",
+        revenue
+    ));
+    if payments != paid_orders || paid_sum.unwrap_or(0) != paid_total.unwrap_or(0) {
+        report.violation(format!(
+            "{paid_orders} paid orders totalling {} but {payments} payments totalling {}",
+            paid_total.unwrap_or(0),
+            paid_sum.unwrap_or(0)
+        ));
+    }
+    if revenue != paid_sum.unwrap_or(0) {
+        report.violation(format!(
+            "revenue account {revenue} != payments {}",
+            paid_sum.unwrap_or(0)
+        ));
+    }
+    let (pending,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders WHERE status = 'PENDING'")
+        .fetch_one(db)
+        .await?;
+    let hot_pending = crate::cache::orders::pending_count(cache).await?;
+    if pending != hot_pending {
+        report.violation(format!(
+            "{hot_pending} pending orders in Redis, {pending} in MySQL"
+        ));
+    }
+    let (sold,): (Option<i64>,) = sqlx::query_as("SELECT CAST(SUM(sold) AS SIGNED) FROM products")
+        .fetch_one(db)
+        .await?;
+    let (units_paid,): (Option<i64>,) = sqlx::query_as(
+        "SELECT CAST(SUM(l.quantity) AS SIGNED) FROM order_lines l JOIN orders o \
+         ON o.id = l.order_id WHERE o.status = 'PAID'",
+    )
+    .fetch_one(db)
+    .await?;
+    if sold.unwrap_or(0) != units_paid.unwrap_or(0) {
+        report.violation(format!(
+            "products record {} units sold but paid orders hold {}",
+            sold.unwrap_or(0),
+            units_paid.unwrap_or(0)
+        ));
+    }
+    Ok(())
 }
 
 async fn check_stock(
@@ -207,6 +271,20 @@ async fn check_coupons(
             .client()
             .hlen(cache.keys.coupon_users(campaign.id))
             .await?;
+        for c in &issued {
+            let status: Option<String> = cache
+                .client()
+                .hget(cache.keys.user_coupon(c.coupon_id, c.user_id), "status")
+                .await?;
+            if status.as_deref().is_some_and(|s| s != c.status) {
+                report.violation(format!(
+                    "user coupon {}: {} in Redis, {} in MySQL",
+                    c.id,
+                    status.unwrap_or_default(),
+                    c.status
+                ));
+            }
+        }
         match hot {
             Some(hot) if hot != stored || holders != stored => report.violation(format!(
                 "coupon {}: Redis issued {hot} to {holders} users, MySQL has {stored}",

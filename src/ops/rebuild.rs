@@ -48,6 +48,7 @@ pub async fn run(db: &MySqlPool, cache: &Cache) -> anyhow::Result<Rebuilt> {
         stock::put(cache, p.id, units).await?;
     }
     let coupons = rebuild_coupons(db, cache).await?;
+    rebuild_pending_orders(db, cache).await?;
     Ok(Rebuilt {
         balances: users.len(),
         products: products.len(),
@@ -94,6 +95,7 @@ async fn rebuild_coupons(db: &MySqlPool, cache: &Cache) -> anyhow::Result<usize>
                     c.expires_at.timestamp_millis().to_string(),
                 ),
                 ("orderId".into(), c.order_id.clone().unwrap_or_default()),
+                ("ver".into(), c.version.to_string()),
             ];
             let _: i64 = cache
                 .client()
@@ -118,4 +120,56 @@ async fn rebuild_coupons(db: &MySqlPool, cache: &Cache) -> anyhow::Result<usize>
             .await?;
     }
     Ok(campaigns.len())
+}
+
+/// Puts every PENDING order back into Redis so it can still be paid, cancelled or expired.
+async fn rebuild_pending_orders(db: &MySqlPool, cache: &Cache) -> anyhow::Result<()> {
+    let k = &cache.keys;
+    let _: i64 = cache.client().del(k.order_deadlines()).await?;
+    for stored in crate::store::orders::pending(db).await? {
+        let o = &stored.order;
+        let fields: Vec<(String, String)> = vec![
+            ("id".into(), o.order_id.clone()),
+            ("userId".into(), o.user_id.to_string()),
+            ("status".into(), o.status.clone()),
+            ("items".into(), serde_json::to_string(&o.items)?),
+            ("subtotal".into(), o.subtotal.to_string()),
+            ("discount".into(), o.discount.to_string()),
+            ("total".into(), o.total.to_string()),
+            (
+                "userCouponId".into(),
+                stored
+                    .user_coupon_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
+            ),
+            ("createdAt".into(), o.created_at_ms.to_string()),
+            ("expiresAt".into(), o.expires_at_ms.to_string()),
+            ("ver".into(), o.version.to_string()),
+        ];
+        let _: i64 = cache.client().hset(k.order(&o.order_id), fields).await?;
+        let _: i64 = cache
+            .client()
+            .zadd(
+                k.order_deadlines(),
+                None,
+                None,
+                false,
+                false,
+                (o.expires_at_ms as f64, o.order_id.clone()),
+            )
+            .await?;
+        let _: i64 = cache
+            .client()
+            .zadd(
+                k.user_orders(o.user_id),
+                None,
+                None,
+                false,
+                false,
+                (o.created_at_ms as f64, o.order_id.clone()),
+            )
+            .await?;
+    }
+    Ok(())
 }

@@ -97,7 +97,12 @@ pub async fn with_stock(state: &AppState, rows: Vec<ProductRow>) -> Result<Vec<P
         let stock = match available {
             Some(units) => units,
             None => {
-                let units = row.stock_total - row.sold;
+                let reserved = crate::store::orders::pending_reservations(&state.db).await?;
+                let held = reserved
+                    .iter()
+                    .find(|(id, _)| *id == row.id)
+                    .map_or(0, |(_, n)| *n);
+                let units = row.stock_total - row.sold - held;
                 stock::init_if_missing(&state.cache, row.id, units).await?;
                 stock::available(&state.cache, &[row.id]).await?[0].unwrap_or(units)
             }

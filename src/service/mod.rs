@@ -4,6 +4,11 @@
 pub mod catalog;
 pub mod catalog_admin;
 pub mod coupons;
+pub mod discount;
+pub mod expiry;
+pub mod history;
 pub mod login;
+pub mod orders;
+pub mod payments;
 pub mod signup;
 pub mod wallet;

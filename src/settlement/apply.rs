@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool};
 
-use crate::events::{at_millis, BalanceCharged, Envelope, Event};
+use crate::events::{at_millis, BalanceCharged, Envelope, Event, OrderSnapshot};
 use crate::store::ledger::{self, Postings};
-use crate::store::{coupons, events, products, wallet};
+use crate::store::{coupons, events, orders, products, wallet};
 
 /// What a committed batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,13 +57,43 @@ async fn apply_one(
                 issued,
                 expires,
             )
-            .await?;
-            Ok(())
+            .await
         }
+        Event::Order(order) => apply_order(tx, envelope, order, postings).await,
         Event::StockAdded(added) => {
             products::add_stock(tx, added.product_id, added.units, envelope.occurred_at()).await
         }
     }
+}
+
+/// Writes the order's new state; a payment also moves the money (user → revenue), records the
+/// payment and the units sold.
+async fn apply_order(
+    tx: &mut MySqlConnection,
+    envelope: &Envelope,
+    order: &OrderSnapshot,
+    postings: &mut Postings,
+) -> anyhow::Result<()> {
+    orders::upsert(tx, order).await?;
+    let paid_at = order.paid_at_ms.map(at_millis);
+    if let Some(coupon) = &order.coupon {
+        let used_at = if coupon.status == "USED" {
+            paid_at
+        } else {
+            None
+        };
+        coupons::upsert_state(tx, coupon, used_at).await?;
+    }
+    if order.status == "PAID" {
+        let (Some(paid_at), Some(payment_id)) = (paid_at, order.payment_id.as_deref()) else {
+            anyhow::bail!("paid order {} without payment data", order.order_id);
+        };
+        orders::insert_payment(tx, payment_id, order, paid_at).await?;
+        orders::record_sales(tx, &order.items, paid_at).await?;
+        let user = ledger::user_account(order.user_id);
+        postings.transfer(&envelope.event_id, &user, ledger::REVENUE, order.total);
+    }
+    Ok(())
 }
 
 async fn apply_charge(

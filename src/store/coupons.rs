@@ -99,7 +99,9 @@ pub async fn all(pool: &MySqlPool) -> Result<Vec<CampaignRow>, sqlx::Error> {
     list(pool, u32::MAX).await
 }
 
-/// Records an issued coupon in the worker's transaction.
+/// Records an issued coupon in the worker's transaction. A later state of the same coupon may
+/// already be there (applied first by another worker); a different coupon of the same campaign
+/// for the same user is an error: (coupon, user) is unique, the final one-per-user fence.
 pub async fn insert_user_coupon(
     tx: &mut MySqlConnection,
     id: i64,
@@ -107,10 +109,11 @@ pub async fn insert_user_coupon(
     user_id: i64,
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO user_coupons (id, coupon_id, user_id, status, issued_at, expires_at) \
-         VALUES (?, ?, ?, 'AVAILABLE', ?, ?)",
+        "INSERT IGNORE INTO user_coupons \
+         (id, coupon_id, user_id, status, issued_at, expires_at, version) \
+         VALUES (?, ?, ?, 'AVAILABLE', ?, ?, 1)",
     )
     .bind(id)
     .bind(coupon_id)
@@ -119,7 +122,59 @@ pub async fn insert_user_coupon(
     .bind(expires_at)
     .execute(&mut *tx)
     .await?;
-    Ok(())
+    ensure_one_per_user(tx, id, coupon_id, user_id).await
+}
+
+async fn ensure_one_per_user(
+    tx: &mut MySqlConnection,
+    id: i64,
+    coupon_id: i64,
+    user_id: i64,
+) -> anyhow::Result<()> {
+    let held: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM user_coupons WHERE coupon_id = ? AND user_id = ?")
+            .bind(coupon_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match held {
+        Some((held_id,)) if held_id == id => Ok(()),
+        Some((held_id,)) => anyhow::bail!(
+            "user {user_id} already holds coupon {held_id} of campaign {coupon_id}; refusing {id}"
+        ),
+        None => anyhow::bail!("user coupon {id} conflicts with another row"),
+    }
+}
+
+/// Writes a coupon's new state (from an order event); an older version never overwrites a
+/// newer one.
+pub async fn upsert_state(
+    tx: &mut MySqlConnection,
+    c: &crate::events::CouponState,
+    used_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<()> {
+    use crate::events::at_millis;
+    sqlx::query(
+        "INSERT INTO user_coupons (id, coupon_id, user_id, status, issued_at, expires_at, \
+         order_id, used_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON DUPLICATE KEY UPDATE \
+         status = IF(VALUES(version) > version, VALUES(status), status), \
+         order_id = IF(VALUES(version) > version, VALUES(order_id), order_id), \
+         used_at = IF(VALUES(version) > version, VALUES(used_at), used_at), \
+         version = GREATEST(version, VALUES(version))",
+    )
+    .bind(c.user_coupon_id)
+    .bind(c.coupon_id)
+    .bind(c.user_id)
+    .bind(&c.status)
+    .bind(at_millis(c.issued_at_ms))
+    .bind(at_millis(c.expires_at_ms))
+    .bind(&c.order_id)
+    .bind(used_at)
+    .bind(c.version)
+    .execute(&mut *tx)
+    .await?;
+    ensure_one_per_user(tx, c.user_coupon_id, c.coupon_id, c.user_id).await
 }
 
 /// An issued coupon as stored.
@@ -139,6 +194,8 @@ pub struct UserCouponRow {
     pub expires_at: DateTime<Utc>,
     /// The order it is reserved by or used in.
     pub order_id: Option<String>,
+    /// State version (grows with every change).
+    pub version: i32,
 }
 
 /// Every issued coupon of a campaign (rebuilds and audits).
@@ -147,7 +204,7 @@ pub async fn issued_of(
     coupon_id: i64,
 ) -> Result<Vec<UserCouponRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, coupon_id, user_id, status, issued_at, expires_at, order_id \
+        "SELECT id, coupon_id, user_id, status, issued_at, expires_at, order_id, version \
          FROM user_coupons WHERE coupon_id = ? ORDER BY id",
     )
     .bind(coupon_id)

@@ -1,0 +1,82 @@
+-- order_pay.lua: pay a PENDING order from the prepaid balance: balance, order, coupon and the
+-- popularity ranking change together, and `order.paid` is appended. Once per idempotency key.
+--
+-- KEYS[1]  {p}:order:{orderId}             order hash
+-- KEYS[2]  {p}:bal:{userId}                balance
+-- KEYS[3]  {p}:orders:deadlines            zset of pending orders
+-- KEYS[4]  {p}:idem:pay:{userId}:{key}     "orderId|paymentId|amount|balance|paidAtMs"
+-- KEYS[5]  {p}:events                      settlement stream
+-- KEYS[6]  {p}:ucoupon:{couponId}:{userId} the order's coupon, or {p}:nocoupon
+-- KEYS[7]  {p}:pop:{hour}                  zset productId -> units sold in this UTC hour
+-- ARGV[1]  order id     ARGV[2]  user id    ARGV[3]  now ms     ARGV[4]  payment id
+-- ARGV[5]  event id     ARGV[6]  idempotency ttl s             ARGV[7]  ranking bucket ttl s
+-- ARGV[8]  how long the paid order stays in Redis, s
+--
+-- Returns:
+--   {1, paymentId, amount, balance, paidAtMs}   paid now
+--   {0, paymentId, amount, balance, paidAtMs}   replay of this key for this order
+--   {-1, total, balance}    balance too low (nothing changed)
+--   {-2, status}            not payable: PAID, EXPIRED, CANCELLED, or PENDING past its deadline
+--   {-3}                    Redis does not hold the balance (caller loads it, calls again)
+--   {-4}                    no such order in Redis
+--   {-5}                    the order is someone else's
+--   {-6}                    the key was used for another order
+local prior = redis.call('GET', KEYS[4])
+if prior then
+  local orderId, paymentId, amount, balance, paidAt =
+    string.match(prior, '^([^|]+)|([^|]+)|(%d+)|(%-?%d+)|(%d+)$')
+  if orderId ~= ARGV[1] then
+    return {-6}
+  end
+  return {0, paymentId, tonumber(amount), tonumber(balance), tonumber(paidAt)}
+end
+local o = redis.call('HMGET', KEYS[1], 'userId', 'status', 'total', 'expiresAt', 'items',
+  'userCouponId', 'subtotal', 'discount', 'createdAt')
+if not o[1] then
+  return {-4}
+end
+if o[1] ~= ARGV[2] then
+  return {-5}
+end
+local now = tonumber(ARGV[3])
+if o[2] ~= 'PENDING' then
+  return {-2, o[2]}
+end
+if now >= tonumber(o[4]) then
+  return {-2, 'EXPIRED'}
+end
+local balance = redis.call('GET', KEYS[2])
+if not balance then
+  return {-3}
+end
+local total = tonumber(o[3])
+if tonumber(balance) < total then
+  return {-1, total, tonumber(balance)}
+end
+local after = redis.call('DECRBY', KEYS[2], total)
+redis.call('HSET', KEYS[1], 'status', 'PAID', 'paidAt', ARGV[3], 'paymentId', ARGV[4], 'ver', 2)
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('ZREM', KEYS[3], ARGV[1])
+local couponJson = 'null'
+if o[6] ~= '' then
+  local c = redis.call('HMGET', KEYS[6], 'id', 'couponId', 'issuedAt', 'expiresAt')
+  local version = redis.call('HINCRBY', KEYS[6], 'ver', 1)
+  redis.call('HSET', KEYS[6], 'status', 'USED', 'orderId', ARGV[1], 'usedAt', ARGV[3])
+  couponJson = '{"userCouponId":' .. c[1] .. ',"couponId":' .. c[2] .. ',"userId":' ..
+    ARGV[2] .. ',"status":"USED","orderId":"' .. ARGV[1] .. '","issuedAtMs":' .. c[3] ..
+    ',"expiresAtMs":' .. c[4] .. ',"version":' .. version .. '}'
+end
+for _, item in ipairs(cjson.decode(o[5])) do
+  redis.call('ZINCRBY', KEYS[7], item.quantity, item.productId)
+end
+redis.call('EXPIRE', KEYS[7], ARGV[7])
+redis.call('SET', KEYS[4], ARGV[1] .. '|' .. ARGV[4] .. '|' .. total .. '|' .. after .. '|' ..
+  ARGV[3], 'EX', ARGV[6])
+local data = '{"orderId":"' .. ARGV[1] .. '","userId":' .. ARGV[2] ..
+  ',"status":"PAID","items":' .. o[5] .. ',"subtotal":' .. o[7] .. ',"discount":' .. o[8] ..
+  ',"total":' .. o[3] .. ',"createdAtMs":' .. o[9] .. ',"expiresAtMs":' .. o[4] ..
+  ',"paidAtMs":' .. ARGV[3] .. ',"paymentId":"' .. ARGV[4] .. '","balanceAfter":' .. after ..
+  ',"version":2,"coupon":' .. couponJson .. '}'
+redis.call('XADD', KEYS[5], '*', 'id', ARGV[5], 'type', 'order.paid', 'v', '1',
+  'at', ARGV[3], 'data', data)
+return {1, ARGV[4], total, after, now}

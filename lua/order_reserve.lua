@@ -1,0 +1,87 @@
+-- order_reserve.lua: reserve every line's stock and the coupon for a new PENDING order, or
+-- change nothing; append `order.reserved`. Once per idempotency key.
+--
+-- KEYS[1]  {p}:order:{orderId}             order hash (created here)
+-- KEYS[2]  {p}:orders:deadlines            zset orderId -> expiresAt ms (pending orders)
+-- KEYS[3]  {p}:user:{userId}:orders        zset orderId -> createdAt ms (recent orders)
+-- KEYS[4]  {p}:idem:order:{userId}:{key}   orderId of the first outcome
+-- KEYS[5]  {p}:events                      settlement stream
+-- KEYS[6]  {p}:ucoupon:{couponId}:{userId} the coupon to reserve, or {p}:nocoupon
+-- KEYS[7..6+n]  {p}:stock:{productId}      one per line, in line order
+-- ARGV[1]  order id            ARGV[2]  user id           ARGV[3]  now ms
+-- ARGV[4]  expires-at ms       ARGV[5]  event id          ARGV[6]  idempotency ttl s
+-- ARGV[7]  items JSON (array of {productId,name,unitPrice,quantity,lineTotal})
+-- ARGV[8]  subtotal            ARGV[9]  userCouponId or ''
+-- ARGV[10] discount            ARGV[11] total             ARGV[12] coupon minimum order
+-- ARGV[13] n (lines)           ARGV[14..13+n] quantities, in line order
+-- ARGV[14+n..13+2n]  product ids, in line order
+--
+-- Returns:
+--   {1, orderId}                       reserved now
+--   {0, orderId}                       replay: this key already made that order
+--   {-1, productId, requested, available}  not enough stock (nothing changed)
+--   {-2, reason}                       coupon unusable: NOT_YOURS, NOT_AVAILABLE, EXPIRED,
+--                                      BELOW_MINIMUM (nothing changed)
+--   {-3, productId}                    Redis does not hold that product's stock (nothing
+--                                      changed; the caller loads it and calls again)
+local prior = redis.call('GET', KEYS[4])
+if prior then
+  return {0, prior}
+end
+local n = tonumber(ARGV[13])
+for i = 1, n do
+  local available = redis.call('GET', KEYS[6 + i])
+  local pid = tonumber(ARGV[13 + n + i])
+  if not available then
+    return {-3, pid}
+  end
+  local wanted = tonumber(ARGV[13 + i])
+  if tonumber(available) < wanted then
+    return {-1, pid, wanted, tonumber(available)}
+  end
+end
+local now = tonumber(ARGV[3])
+local coupon = nil
+if ARGV[9] ~= '' then
+  local c = redis.call('HMGET', KEYS[6], 'id', 'userId', 'status', 'expiresAt', 'couponId',
+    'issuedAt')
+  if c[1] ~= ARGV[9] or c[2] ~= ARGV[2] then
+    return {-2, 'NOT_YOURS'}
+  end
+  if c[3] ~= 'AVAILABLE' then
+    return {-2, 'NOT_AVAILABLE'}
+  end
+  if now >= tonumber(c[4]) then
+    return {-2, 'EXPIRED'}
+  end
+  if tonumber(ARGV[8]) < tonumber(ARGV[12]) then
+    return {-2, 'BELOW_MINIMUM'}
+  end
+  coupon = c
+end
+for i = 1, n do
+  redis.call('DECRBY', KEYS[6 + i], ARGV[13 + i])
+end
+local couponJson = 'null'
+if coupon then
+  local version = redis.call('HINCRBY', KEYS[6], 'ver', 1)
+  redis.call('HSET', KEYS[6], 'status', 'RESERVED', 'orderId', ARGV[1])
+  couponJson = '{"userCouponId":' .. coupon[1] .. ',"couponId":' .. coupon[5] ..
+    ',"userId":' .. ARGV[2] .. ',"status":"RESERVED","orderId":"' .. ARGV[1] ..
+    '","issuedAtMs":' .. coupon[6] .. ',"expiresAtMs":' .. coupon[4] ..
+    ',"version":' .. version .. '}'
+end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'userId', ARGV[2], 'status', 'PENDING',
+  'items', ARGV[7], 'subtotal', ARGV[8], 'discount', ARGV[10], 'total', ARGV[11],
+  'userCouponId', ARGV[9], 'createdAt', ARGV[3], 'expiresAt', ARGV[4], 'ver', 1)
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -201)
+redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[6])
+local data = '{"orderId":"' .. ARGV[1] .. '","userId":' .. ARGV[2] ..
+  ',"status":"PENDING","items":' .. ARGV[7] .. ',"subtotal":' .. ARGV[8] ..
+  ',"discount":' .. ARGV[10] .. ',"total":' .. ARGV[11] .. ',"createdAtMs":' .. ARGV[3] ..
+  ',"expiresAtMs":' .. ARGV[4] .. ',"version":1,"coupon":' .. couponJson .. '}'
+redis.call('XADD', KEYS[5], '*', 'id', ARGV[5], 'type', 'order.reserved', 'v', '1',
+  'at', ARGV[3], 'data', data)
+return {1, ARGV[1]}

@@ -1,0 +1,328 @@
+//! Orders: create (reserve stock and coupon in one script), read, cancel.
+
+use std::collections::HashSet;
+
+use crate::cache::coupons as hot_coupons;
+use crate::cache::orders::{
+    self as hot, HotOrder, ReleaseMode, ReleaseOutcome, ReserveCall, ReserveOutcome,
+};
+use crate::domain::UserId;
+use crate::error::{AppError, FieldError};
+use crate::events::OrderLine;
+use crate::service::catalog;
+use crate::service::discount::Discount;
+use crate::state::AppState;
+use crate::store;
+
+/// Most lines in one order.
+pub const MAX_LINES: usize = 50;
+/// Most units of one product in one order.
+pub const MAX_QUANTITY: i64 = 100;
+
+/// An order as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// Order id.
+    pub id: String,
+    /// Owner.
+    pub user_id: i64,
+    /// PENDING, PAID, EXPIRED or CANCELLED.
+    pub status: String,
+    /// Lines.
+    pub items: Vec<OrderLine>,
+    /// Sum of lines.
+    pub subtotal: i64,
+    /// Discount.
+    pub discount: i64,
+    /// Total.
+    pub total: i64,
+    /// Coupon used, if any.
+    pub user_coupon_id: Option<i64>,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// Unix ms.
+    pub expires_at_ms: i64,
+    /// Unix ms.
+    pub paid_at_ms: Option<i64>,
+}
+
+impl From<HotOrder> for Order {
+    fn from(o: HotOrder) -> Self {
+        Self {
+            id: o.id,
+            user_id: o.user_id,
+            status: o.status,
+            items: o.items,
+            subtotal: o.subtotal,
+            discount: o.discount,
+            total: o.total,
+            user_coupon_id: o.user_coupon_id,
+            created_at_ms: o.created_at_ms,
+            expires_at_ms: o.expires_at_ms,
+            paid_at_ms: o.paid_at_ms,
+        }
+    }
+}
+
+impl From<store::orders::StoredOrder> for Order {
+    fn from(s: store::orders::StoredOrder) -> Self {
+        let o = s.order;
+        Self {
+            id: o.order_id,
+            user_id: o.user_id,
+            status: o.status,
+            items: o.items,
+            subtotal: o.subtotal,
+            discount: o.discount,
+            total: o.total,
+            user_coupon_id: s.user_coupon_id,
+            created_at_ms: o.created_at_ms,
+            expires_at_ms: o.expires_at_ms,
+            paid_at_ms: o.paid_at_ms,
+        }
+    }
+}
+
+/// A requested line: (productId, quantity).
+pub type RequestedLine = (i64, i64);
+
+/// Checks the lines: 1–50, no duplicate product, quantity 1–100, positive ids.
+pub fn validate_lines(lines: &[RequestedLine]) -> Result<(), AppError> {
+    let mut errors = Vec::new();
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        errors.push(FieldError::new("items", "must hold 1-50 lines"));
+    }
+    let mut seen = HashSet::new();
+    for (i, (product_id, quantity)) in lines.iter().enumerate() {
+        if *product_id <= 0 {
+            errors.push(FieldError::new(
+                format!("items[{i}].productId"),
+                "must be a positive id",
+            ));
+        } else if !seen.insert(*product_id) {
+            errors.push(FieldError::new(
+                format!("items[{i}].productId"),
+                "appears twice",
+            ));
+        }
+        if !(1..=MAX_QUANTITY).contains(quantity) {
+            errors.push(FieldError::new(
+                format!("items[{i}].quantity"),
+                "must be 1-100",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Validation(errors))
+    }
+}
+
+/// Prices the lines from the catalog; an unknown product → `PRODUCT_NOT_FOUND`.
+async fn price(state: &AppState, lines: &[RequestedLine]) -> Result<Vec<OrderLine>, AppError> {
+    let mut priced = Vec::with_capacity(lines.len());
+    for (product_id, quantity) in lines {
+        let product = store::products::find(&state.db, *product_id)
+            .await?
+            .ok_or(AppError::ProductNotFound)?;
+        priced.push(OrderLine {
+            product_id: product.id,
+            name: product.name,
+            unit_price: product.price,
+            quantity: *quantity,
+            line_total: product.price * quantity,
+        });
+    }
+    Ok(priced)
+}
+
+/// The coupon terms for an order: (userCouponId, couponId, minimum) and the discount.
+async fn coupon_terms(
+    state: &AppState,
+    user: UserId,
+    user_coupon_id: i64,
+    subtotal: i64,
+) -> Result<((i64, i64, i64), i64), AppError> {
+    let (coupon_id, holder) = hot_coupons::owner_of(&state.cache, user_coupon_id)
+        .await?
+        .ok_or(AppError::InvalidCoupon("NOT_FOUND"))?;
+    if holder != user.0 {
+        return Err(AppError::InvalidCoupon("NOT_YOURS"));
+    }
+    let campaign = store::coupons::find(&state.db, coupon_id)
+        .await?
+        .ok_or(AppError::InvalidCoupon("NOT_FOUND"))?;
+    let terms = Discount::from_campaign(
+        &campaign.discount_type,
+        campaign.discount_value,
+        campaign.max_discount,
+    )
+    .ok_or(AppError::InvalidCoupon("NOT_FOUND"))?;
+    Ok((
+        (user_coupon_id, coupon_id, campaign.min_order_amount),
+        terms.on(subtotal),
+    ))
+}
+
+/// Creates a PENDING order reserving stock (and the coupon), once per idempotency key.
+pub async fn create(
+    state: &AppState,
+    user: UserId,
+    lines: &[RequestedLine],
+    user_coupon_id: Option<i64>,
+    idempotency_key: Option<String>,
+) -> Result<Order, AppError> {
+    validate_lines(lines)?;
+    let items = price(state, lines).await?;
+    let subtotal: i64 = items.iter().map(|l| l.line_total).sum();
+    let (coupon, discount) = match user_coupon_id {
+        Some(id) => {
+            let (coupon, discount) = coupon_terms(state, user, id, subtotal).await?;
+            (Some(coupon), discount)
+        }
+        None => (None, 0),
+    };
+    let order_id = uuid::Uuid::now_v7().to_string();
+    let key = idempotency_key.unwrap_or_else(|| format!("auto-{order_id}"));
+    let now_ms = state.clock.now_ms();
+    let call = ReserveCall {
+        order_id: &order_id,
+        user_id: user.0,
+        items: &items,
+        subtotal,
+        discount,
+        coupon,
+        now_ms,
+        expires_at_ms: now_ms + state.config.order_ttl_secs as i64 * 1000,
+        idempotency_key: &key,
+    };
+    let mut outcome = hot::reserve(&state.cache, &call).await?;
+    if let ReserveOutcome::StockNotLoaded(_) = outcome {
+        catalog::with_stock(state, store::products::all(&state.db).await?).await?;
+        outcome = hot::reserve(&state.cache, &call).await?;
+    }
+    let result = match outcome {
+        ReserveOutcome::Reserved => get_hot(state, &order_id).await,
+        ReserveOutcome::Replayed(existing) => get_hot(state, &existing).await,
+        ReserveOutcome::InsufficientStock {
+            product_id,
+            requested,
+            available,
+        } => Err(AppError::InsufficientStock {
+            product_id,
+            requested,
+            available,
+        }),
+        ReserveOutcome::InvalidCoupon(reason) => Err(AppError::InvalidCoupon(reason_word(&reason))),
+        ReserveOutcome::StockNotLoaded(id) => {
+            Err(anyhow::anyhow!("stock of product {id} still not in Redis").into())
+        }
+    };
+    let label = match &result {
+        Ok(_) => "reserved",
+        Err(AppError::InsufficientStock { .. }) => "insufficient_stock",
+        Err(AppError::InvalidCoupon(_)) => "invalid_coupon",
+        Err(_) => "error",
+    };
+    metrics::counter!("orders_total", "result" => label).increment(1);
+    result
+}
+
+fn reason_word(reason: &str) -> &'static str {
+    match reason {
+        "NOT_YOURS" => "NOT_YOURS",
+        "NOT_AVAILABLE" => "NOT_AVAILABLE",
+        "EXPIRED" => "EXPIRED",
+        _ => "BELOW_MINIMUM",
+    }
+}
+
+async fn get_hot(state: &AppState, order_id: &str) -> Result<Order, AppError> {
+    hot::read(&state.cache, order_id)
+        .await?
+        .map(Order::from)
+        .ok_or_else(|| anyhow::anyhow!("order {order_id} missing right after reservation").into())
+}
+
+/// An order the caller may see (owner or admin): Redis first (freshest), then MySQL.
+pub async fn get(
+    state: &AppState,
+    caller: UserId,
+    admin: bool,
+    order_id: &str,
+) -> Result<Order, AppError> {
+    let order = match hot::read(&state.cache, order_id).await? {
+        Some(hot) => Order::from(hot),
+        None => store::orders::find(&state.db, order_id)
+            .await?
+            .map(Order::from)
+            .ok_or(AppError::OrderNotFound)?,
+    };
+    if order.user_id != caller.0 && !admin {
+        return Err(AppError::Forbidden);
+    }
+    Ok(order)
+}
+
+/// The campaign id of an order's coupon (to address the coupon's key).
+pub async fn coupon_campaign(state: &AppState, order: &HotOrder) -> Result<Option<i64>, AppError> {
+    match order.user_coupon_id {
+        Some(id) => Ok(hot_coupons::owner_of(&state.cache, id)
+            .await?
+            .map(|(coupon, _)| coupon)),
+        None => Ok(None),
+    }
+}
+
+/// Cancels a PENDING order of the caller, releasing stock and coupon.
+pub async fn cancel(
+    state: &AppState,
+    caller: UserId,
+    admin: bool,
+    order_id: &str,
+) -> Result<Order, AppError> {
+    let Some(order) = hot::read(&state.cache, order_id).await? else {
+        let stored = get(state, caller, admin, order_id).await?;
+        return Err(AppError::OrderNotCancellable(stored.status));
+    };
+    if order.user_id != caller.0 && !admin {
+        return Err(AppError::Forbidden);
+    }
+    let coupon = coupon_campaign(state, &order).await?;
+    let mode = ReleaseMode::Cancel {
+        user_id: order.user_id,
+    };
+    match hot::release(&state.cache, &order, coupon, mode, state.clock.now_ms()).await? {
+        ReleaseOutcome::Released(_) => {
+            metrics::counter!("orders_ended_total", "status" => "CANCELLED").increment(1);
+            get(state, caller, admin, order_id).await
+        }
+        ReleaseOutcome::NotPending(status) => Err(AppError::OrderNotCancellable(status)),
+        ReleaseOutcome::Forbidden => Err(AppError::Forbidden),
+        ReleaseOutcome::NotFound => Err(AppError::OrderNotFound),
+        ReleaseOutcome::NotDue => Err(anyhow::anyhow!("cancel answered not-due").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_rules() {
+        assert!(validate_lines(&[(1, 1)]).is_ok());
+        assert!(validate_lines(&[]).is_err());
+        assert!(
+            validate_lines(&[(1, 1), (1, 2)]).is_err(),
+            "duplicate product"
+        );
+        assert!(validate_lines(&[(1, 0)]).is_err());
+        assert!(validate_lines(&[(1, 101)]).is_err());
+        assert!(validate_lines(&[(0, 1)]).is_err());
+        let fifty: Vec<RequestedLine> = (1..=50).map(|i| (i, 1)).collect();
+        assert!(validate_lines(&fifty).is_ok());
+        let fifty_one: Vec<RequestedLine> = (1..=51).map(|i| (i, 1)).collect();
+        assert!(validate_lines(&fifty_one).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! Payment of an order from the prepaid balance: one script settles balance, order, coupon and
+//! ranking together.
+
+use crate::cache::orders::{self as hot, PayCall, PayOutcome};
+use crate::domain::UserId;
+use crate::error::AppError;
+use crate::service::{orders, wallet};
+use crate::state::AppState;
+use crate::store;
+
+/// A completed (or replayed) payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paid {
+    /// Order.
+    pub order_id: String,
+    /// Payment id.
+    pub payment_id: String,
+    /// Won paid.
+    pub amount: i64,
+    /// Balance after.
+    pub balance: i64,
+    /// Unix ms.
+    pub paid_at_ms: i64,
+}
+
+/// Pays an order, once per idempotency key; a second payment of a paid order is refused.
+pub async fn pay(
+    state: &AppState,
+    caller: UserId,
+    admin: bool,
+    order_id: &str,
+    idempotency_key: Option<String>,
+) -> Result<Paid, AppError> {
+    let Some(order) = hot::read(&state.cache, order_id).await? else {
+        let stored = store::orders::find(&state.db, order_id)
+            .await?
+            .ok_or(AppError::OrderNotFound)?;
+        if stored.order.user_id != caller.0 && !admin {
+            return Err(AppError::Forbidden);
+        }
+        return Err(AppError::OrderNotPayable(stored.order.status));
+    };
+    if order.user_id != caller.0 && !admin {
+        return Err(AppError::Forbidden);
+    }
+    let payer = UserId(order.user_id);
+    let payment_id = uuid::Uuid::now_v7().to_string();
+    let key = idempotency_key.unwrap_or_else(|| format!("auto-{payment_id}"));
+    let call = PayCall {
+        order: &order,
+        user_id: payer.0,
+        now_ms: state.clock.now_ms(),
+        payment_id: &payment_id,
+        idempotency_key: &key,
+        coupon_id: orders::coupon_campaign(state, &order).await?,
+    };
+    let mut outcome = hot::pay(&state.cache, &call).await?;
+    if outcome == PayOutcome::BalanceNotLoaded {
+        wallet::balance(state, payer).await?;
+        outcome = hot::pay(&state.cache, &call).await?;
+    }
+    let label = match &outcome {
+        PayOutcome::Paid { replay: false, .. } => "paid",
+        PayOutcome::Paid { replay: true, .. } => "replayed",
+        PayOutcome::InsufficientBalance { .. } => "insufficient_balance",
+        PayOutcome::NotPayable(_) => "not_payable",
+        _ => "error",
+    };
+    metrics::counter!("payments_total", "result" => label).increment(1);
+    match outcome {
+        PayOutcome::Paid {
+            payment_id,
+            amount,
+            balance,
+            paid_at_ms,
+            ..
+        } => Ok(Paid {
+            order_id: order.id,
+            payment_id,
+            amount,
+            balance,
+            paid_at_ms,
+        }),
+        PayOutcome::InsufficientBalance { required, balance } => {
+            Err(AppError::InsufficientBalance { required, balance })
+        }
+        PayOutcome::NotPayable(status) => Err(AppError::OrderNotPayable(status)),
+        PayOutcome::NotFound => Err(AppError::OrderNotFound),
+        PayOutcome::Forbidden => Err(AppError::Forbidden),
+        PayOutcome::KeyReused => Err(AppError::IdempotencyKeyReused),
+        PayOutcome::BalanceNotLoaded => {
+            Err(anyhow::anyhow!("balance of user {} still not in Redis", payer.0).into())
+        }
+    }
+}
