@@ -42,8 +42,9 @@ fn flatten(response: XReadResponse<String, String, String, String>) -> Vec<RawEn
         .collect()
 }
 
-/// Reads entries never delivered to anyone (`>`), blocking up to `block_ms`. Use a dedicated
-/// client: a blocking read stalls every other command on its connection.
+/// Reads entries never delivered to anyone (`>`), blocking up to `block_ms`; an empty list
+/// when none arrived (Redis answers nil then). Use a dedicated client: a blocking read stalls
+/// every other command on its connection.
 pub async fn read_new(
     reader: &Client,
     cache: &Cache,
@@ -51,8 +52,8 @@ pub async fn read_new(
     count: u64,
     block_ms: u64,
 ) -> anyhow::Result<Vec<RawEntry>> {
-    let response: XReadResponse<String, String, String, String> = reader
-        .xreadgroup_map(
+    let reply: Value = reader
+        .xreadgroup(
             GROUP,
             consumer,
             Some(count),
@@ -62,7 +63,10 @@ pub async fn read_new(
             ">",
         )
         .await?;
-    Ok(flatten(response))
+    if reply.is_null() {
+        return Ok(Vec::new());
+    }
+    Ok(flatten(reply.into_xread_response()?))
 }
 
 /// Re-reads this consumer's own delivered-but-unacknowledged entries (after a restart or a

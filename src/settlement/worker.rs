@@ -235,7 +235,13 @@ impl Worker {
                             )
                             .await?
                         }
-                        Err(e) => self.failed(&entry, &format!("{e:#}"), &mut outcome).await?,
+                        Err(e) => {
+                            // A database outage is nobody's poison: stop and retry later.
+                            self.database_reachable()
+                                .await
+                                .map_err(|d| d.context(e.to_string()))?;
+                            self.failed(&entry, &format!("{e:#}"), &mut outcome).await?
+                        }
                     }
                 }
             }

@@ -205,30 +205,43 @@ pub async fn find(pool: &MySqlPool, id: &str) -> Result<Option<StoredOrder>, sql
     Ok(with_lines(pool, row.into_iter().collect()).await?.pop())
 }
 
-/// A user's orders strictly older than `(before_ms, before_id)`, newest first.
+/// A user's orders strictly older than `(before_ms, before_id)` (all when `None`), newest
+/// first.
 pub async fn history_page(
     pool: &MySqlPool,
     user_id: i64,
     before: Option<(i64, String)>,
     limit: u32,
 ) -> Result<Vec<StoredOrder>, sqlx::Error> {
-    let (before_at, before_id) = match before {
-        Some((ms, id)) => (at_millis(ms), id),
-        None => (at_millis(i64::MAX / 4), String::new()),
+    let rows: Vec<OrderRow> = match before {
+        Some((ms, id)) => {
+            let at = at_millis(ms);
+            sqlx::query_as(
+                "SELECT id, user_id, status, subtotal, discount, total, user_coupon_id, \
+                 created_at, expires_at, paid_at, ended_at, payment_id, version FROM orders \
+                 WHERE user_id = ? AND (created_at < ? OR (created_at = ? AND id < ?)) \
+                 ORDER BY created_at DESC, id DESC LIMIT ?",
+            )
+            .bind(user_id)
+            .bind(at)
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            sqlx::query_as(
+                "SELECT id, user_id, status, subtotal, discount, total, user_coupon_id, \
+                 created_at, expires_at, paid_at, ended_at, payment_id, version FROM orders \
+                 WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+            )
+            .bind(user_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
     };
-    let rows: Vec<OrderRow> = sqlx::query_as(
-        "SELECT id, user_id, status, subtotal, discount, total, user_coupon_id, created_at, \
-         expires_at, paid_at, ended_at, payment_id, version FROM orders \
-         WHERE user_id = ? AND (created_at < ? OR (created_at = ? AND id < ?)) \
-         ORDER BY created_at DESC, id DESC LIMIT ?",
-    )
-    .bind(user_id)
-    .bind(before_at)
-    .bind(before_at)
-    .bind(&before_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
     with_lines(pool, rows).await
 }
 

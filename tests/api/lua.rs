@@ -79,3 +79,20 @@ async fn init_if_missing_never_overwrites_live_stock() {
         vec![Some(4)]
     );
 }
+
+#[tokio::test]
+async fn a_blocking_read_of_an_empty_stream_returns_nothing_instead_of_failing() {
+    let app = crate::helpers::spawn_app_with(|env| {
+        env.insert("SETTLEMENT_WORKER", "off".into());
+    })
+    .await;
+    let cache = &app.state.cache;
+    flashmart::settlement::stream::ensure_group(cache)
+        .await
+        .expect("group");
+    let reader = flashmart::cache::build_client(&std::env::var("REDIS_URL").expect("REDIS_URL"))
+        .await
+        .expect("reader");
+    let read = flashmart::settlement::stream::read_new(&reader, cache, "idle", 10, 50).await;
+    assert_eq!(read.expect("an idle read is not an error"), vec![]);
+}

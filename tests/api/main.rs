@@ -3,6 +3,7 @@
 
 mod auth;
 mod catalog;
+mod coupon_rush;
 mod coupon_script;
 mod coupons;
 mod errors;
@@ -10,4 +11,7 @@ mod helpers;
 mod instances;
 mod lua;
 mod multi_instance;
+mod orders;
+mod settlement;
 mod wallet;
+mod wallet_concurrency;
