@@ -13,7 +13,7 @@
 -- ARGV[7]  n (lines)    ARGV[8..7+n]  quantities, in line order
 --
 -- Returns:
---   {1, status}    ended now (EXPIRED or CANCELLED)
+--   {1, status}    ended now (EXPIRED or CANCELLED; a cancel past the deadline expires it)
 --   {-2, status}   not PENDING any more (nothing changed)
 --   {-3}           expire: not due yet (nothing changed)
 --   {-4}           no such order
@@ -32,7 +32,8 @@ if o[1] ~= 'PENDING' then
   return {-2, o[1]}
 end
 local now = tonumber(ARGV[3])
-if ARGV[2] == 'expire' and now < tonumber(o[2]) then
+local expired = now >= tonumber(o[2])
+if ARGV[2] == 'expire' and not expired then
   return {-3}
 end
 local n = tonumber(ARGV[7])
@@ -52,9 +53,11 @@ if o[9] ~= '' then
       ',"expiresAtMs":' .. c[4] .. ',"version":' .. version .. '}'
   end
 end
+-- A cancel that arrives after the deadline finds an order that is already over: it ends it as
+-- EXPIRED (what a payment at that moment is told), not CANCELLED.
 local status = 'EXPIRED'
 local kind = 'order.expired'
-if ARGV[2] == 'cancel' then
+if ARGV[2] == 'cancel' and not expired then
   status = 'CANCELLED'
   kind = 'order.cancelled'
 end

@@ -61,6 +61,7 @@ impl Application {
             tokens,
             clock,
             config: Arc::new(config),
+            popular: Default::default(),
         };
         let limiters = Limiters::from_config(&state.config);
         let shutdown = CancellationToken::new();

@@ -22,4 +22,6 @@ pub struct AppState {
     pub clock: Clock,
     /// Process configuration.
     pub config: Arc<Config>,
+    /// This instance's cache of the popular-products ranking.
+    pub popular: Arc<crate::service::popular::PopularCache>,
 }

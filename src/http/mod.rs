@@ -94,6 +94,7 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .routes(routes!(health::ready));
     let protected = OpenApiRouter::new()
         .routes(routes!(products::list))
+        .routes(routes!(products::popular))
         .routes(routes!(products::get_one))
         .routes(routes!(products::create))
         .routes(routes!(products::update))

@@ -209,3 +209,61 @@ pub async fn update(
         catalog_admin::update(&state, i64::from(product_id), name, body.price, add, key).await?;
     Ok(Json(product.into()))
 }
+
+/// One ranked product.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PopularItem {
+    /// 1-based rank.
+    pub rank: usize,
+    /// Product id.
+    pub product_id: i64,
+    /// Name.
+    pub name: String,
+    /// Unit price.
+    pub price: i64,
+    /// Units orderable now.
+    pub stock: i64,
+    /// Units sold in the window.
+    pub sold_quantity: i64,
+}
+
+/// The ranking and the window it covers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PopularView {
+    /// Window start.
+    pub from: String,
+    /// Window end.
+    pub to: String,
+    /// At most five, most sold first, ties by lower product id.
+    pub items: Vec<PopularItem>,
+}
+
+/// Top 5 products by units sold over the last 72 hours (fewer when fewer sold).
+#[utoipa::path(get, path = "/api/v1/products/popular", tag = "catalog",
+    security(("bearer" = [])), responses((status = 200, body = PopularView), (status = 401)))]
+pub async fn popular(
+    State(state): State<AppState>,
+    _user: AuthUser,
+) -> Result<Json<PopularView>, AppError> {
+    use crate::events::at_millis;
+    use crate::http::coupons::rfc3339;
+    let ranking = crate::service::popular::ranking(&state).await?;
+    Ok(Json(PopularView {
+        from: rfc3339(at_millis(ranking.from_ms)),
+        to: rfc3339(at_millis(ranking.to_ms)),
+        items: ranking
+            .items
+            .iter()
+            .map(|r| PopularItem {
+                rank: r.rank,
+                product_id: r.product.id,
+                name: r.product.name.clone(),
+                price: r.product.price,
+                stock: r.product.stock,
+                sold_quantity: r.sold,
+            })
+            .collect(),
+    }))
+}

@@ -230,6 +230,12 @@ async fn check_stock(
     let live = crate::cache::stock::available(cache, &ids).await?;
     report.fact(format!("stock: {} products compared", products.len()));
     for (product, hot) in products.iter().zip(live) {
+        if product.sold > product.stock_total {
+            report.violation(format!(
+                "product {}: {} sold but only {} stocked (oversold)",
+                product.id, product.sold, product.stock_total
+            ));
+        }
         let expected =
             product.stock_total - product.sold - reserved.get(&product.id).copied().unwrap_or(0);
         match hot {

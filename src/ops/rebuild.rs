@@ -49,6 +49,7 @@ pub async fn run(db: &MySqlPool, cache: &Cache) -> anyhow::Result<Rebuilt> {
     }
     let coupons = rebuild_coupons(db, cache).await?;
     rebuild_pending_orders(db, cache).await?;
+    rebuild_rankings(db, cache).await?;
     Ok(Rebuilt {
         balances: users.len(),
         products: products.len(),
@@ -170,6 +171,29 @@ async fn rebuild_pending_orders(db: &MySqlPool, cache: &Cache) -> anyhow::Result
                 (o.created_at_ms as f64, o.order_id.clone()),
             )
             .await?;
+    }
+    Ok(())
+}
+
+/// Rewrites the last 72 hourly popularity buckets from MySQL's hourly sales.
+async fn rebuild_rankings(db: &MySqlPool, cache: &Cache) -> anyhow::Result<()> {
+    use crate::cache::popular::{hour_of, put_bucket, WINDOW_HOURS};
+    let current = hour_of(chrono::Utc::now().timestamp_millis());
+    let oldest = crate::events::at_millis((current - WINDOW_HOURS + 1) * 3_600_000);
+    let rows: Vec<(i64, chrono::DateTime<chrono::Utc>, i64)> = sqlx::query_as(
+        "SELECT product_id, hour_start, quantity FROM sales_hourly WHERE hour_start >= ?",
+    )
+    .bind(oldest)
+    .fetch_all(db)
+    .await?;
+    for hour in current - WINDOW_HOURS + 1..=current {
+        let sales: Vec<(i64, i64)> = rows
+            .iter()
+            .filter(|(_, at, _)| hour_of(at.timestamp_millis()) == hour)
+            .map(|(product, _, units)| (*product, *units))
+            .collect();
+        let ttl = (hour + WINDOW_HOURS + 1) * 3600 - chrono::Utc::now().timestamp();
+        put_bucket(cache, hour, &sales, ttl.max(60)).await?;
     }
     Ok(())
 }

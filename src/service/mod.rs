@@ -10,5 +10,6 @@ pub mod history;
 pub mod login;
 pub mod orders;
 pub mod payments;
+pub mod popular;
 pub mod signup;
 pub mod wallet;

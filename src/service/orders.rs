@@ -294,6 +294,10 @@ pub async fn cancel(
         user_id: order.user_id,
     };
     match hot::release(&state.cache, &order, coupon, mode, state.clock.now_ms()).await? {
+        ReleaseOutcome::Released(status) if status == "EXPIRED" => {
+            metrics::counter!("orders_ended_total", "status" => "EXPIRED").increment(1);
+            Err(AppError::OrderNotCancellable(status))
+        }
         ReleaseOutcome::Released(_) => {
             metrics::counter!("orders_ended_total", "status" => "CANCELLED").increment(1);
             get(state, caller, admin, order_id).await
