@@ -51,7 +51,7 @@ local id = redis.call('INCR', KEYS[4])
 local expiresAt = now + tonumber(validMs)
 redis.call('HSET', KEYS[2], ARGV[1], id)
 redis.call('HSET', KEYS[3], 'id', id, 'couponId', ARGV[5], 'userId', ARGV[1],
-  'status', 'AVAILABLE', 'issuedAt', ARGV[3], 'expiresAt', expiresAt, 'req', ARGV[2])
+  'status', 'AVAILABLE', 'issuedAt', ARGV[3], 'expiresAt', expiresAt, 'req', ARGV[2], 'ver', 1)
 redis.call('HSET', KEYS[5], id, ARGV[5] .. ':' .. ARGV[1])
 redis.call('SADD', KEYS[6], ARGV[5])
 local data = '{"userCouponId":' .. id .. ',"couponId":' .. ARGV[5] .. ',"userId":' .. ARGV[1] ..

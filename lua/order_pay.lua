@@ -21,6 +21,8 @@
 --   {-4}                    no such order in Redis
 --   {-5}                    the order is someone else's
 --   {-6}                    the key was used for another order
+--   {-7}                    the order's coupon is not reserved by it (nothing changed; a bug
+--                           or a lost coupon key: refuse rather than pay half)
 local prior = redis.call('GET', KEYS[4])
 if prior then
   local orderId, paymentId, amount, balance, paidAt =
@@ -45,6 +47,13 @@ end
 if now >= tonumber(o[4]) then
   return {-2, 'EXPIRED'}
 end
+local c = nil
+if o[6] ~= '' then
+  c = redis.call('HMGET', KEYS[6], 'id', 'couponId', 'issuedAt', 'expiresAt', 'orderId')
+  if c[1] ~= o[6] or c[5] ~= ARGV[1] then
+    return {-7}
+  end
+end
 local balance = redis.call('GET', KEYS[2])
 if not balance then
   return {-3}
@@ -58,8 +67,7 @@ redis.call('HSET', KEYS[1], 'status', 'PAID', 'paidAt', ARGV[3], 'paymentId', AR
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('ZREM', KEYS[3], ARGV[1])
 local couponJson = 'null'
-if o[6] ~= '' then
-  local c = redis.call('HMGET', KEYS[6], 'id', 'couponId', 'issuedAt', 'expiresAt')
+if c then
   local version = redis.call('HINCRBY', KEYS[6], 'ver', 1)
   redis.call('HSET', KEYS[6], 'status', 'USED', 'orderId', ARGV[1], 'usedAt', ARGV[3])
   couponJson = '{"userCouponId":' .. c[1] .. ',"couponId":' .. c[2] .. ',"userId":' ..

@@ -15,20 +15,27 @@
 -- ARGV[10] discount            ARGV[11] total             ARGV[12] coupon minimum order
 -- ARGV[13] n (lines)           ARGV[14..13+n] quantities, in line order
 -- ARGV[14+n..13+2n]  product ids, in line order
+-- ARGV[14+2n]  request fingerprint (a reused key with another body is refused)
 --
 -- Returns:
 --   {1, orderId}                       reserved now
 --   {0, orderId}                       replay: this key already made that order
+--   {-4}                               the key was used with another request (nothing changed)
 --   {-1, productId, requested, available}  not enough stock (nothing changed)
 --   {-2, reason}                       coupon unusable: NOT_YOURS, NOT_AVAILABLE, EXPIRED,
 --                                      BELOW_MINIMUM (nothing changed)
 --   {-3, productId}                    Redis does not hold that product's stock (nothing
 --                                      changed; the caller loads it and calls again)
+local n = tonumber(ARGV[13])
+local fingerprint = ARGV[14 + 2 * n]
 local prior = redis.call('GET', KEYS[4])
 if prior then
-  return {0, prior}
+  local orderId, priorFingerprint = string.match(prior, '^([^|]+)|(.+)$')
+  if priorFingerprint ~= fingerprint then
+    return {-4}
+  end
+  return {0, orderId}
 end
-local n = tonumber(ARGV[13])
 for i = 1, n do
   local available = redis.call('GET', KEYS[6 + i])
   local pid = tonumber(ARGV[13 + n + i])
@@ -77,7 +84,7 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'userId', ARGV[2], 'status', 'PENDING
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -201)
-redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[6])
+redis.call('SET', KEYS[4], ARGV[1] .. '|' .. fingerprint, 'EX', ARGV[6])
 local data = '{"orderId":"' .. ARGV[1] .. '","userId":' .. ARGV[2] ..
   ',"status":"PENDING","items":' .. ARGV[7] .. ',"subtotal":' .. ARGV[8] ..
   ',"discount":' .. ARGV[10] .. ',"total":' .. ARGV[11] .. ',"createdAtMs":' .. ARGV[3] ..

@@ -57,11 +57,22 @@ pub enum Command {
     },
     /// Rebuild Redis hot state (balances, stock) from MySQL; refuses while events are undrained.
     RebuildCache,
+    /// Put every DEAD delivery to the external data platform back in the queue.
+    RetryDeadDeliveries,
+    /// Run a local receiver for paid-order deliveries (verifies signatures; for development).
+    DevPlatform {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        bind: std::net::SocketAddr,
+    },
 }
 
 /// Parses arguments and runs the subcommand.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::DevPlatform { bind } = cli.command {
+        return dev_platform(bind).await;
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -128,6 +139,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("audit passed");
             Ok(())
         }
+        Command::RetryDeadDeliveries => {
+            let (db, _) = connect(&config).await?;
+            let requeued = store::outbox::retry_dead(&db, chrono::Utc::now()).await?;
+            println!("{requeued} dead deliveries queued again");
+            Ok(())
+        }
+        Command::DevPlatform { .. } => Ok(()),
         Command::RebuildCache => {
             let (db, cache) = connect(&config).await?;
             let rebuilt = ops::rebuild::run(&db, &cache).await?;
@@ -136,6 +154,23 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 rebuilt.balances, rebuilt.products, rebuilt.coupons
             );
             Ok(())
+        }
+    }
+}
+
+/// `flashmart dev-platform`: needs only `EXTERNAL_PLATFORM_SECRET`.
+async fn dev_platform(bind: std::net::SocketAddr) -> ExitCode {
+    let _ = dotenvy::dotenv();
+    telemetry::init_logs(crate::config::LogFormat::Pretty);
+    let Ok(secret) = std::env::var("EXTERNAL_PLATFORM_SECRET") else {
+        eprintln!("EXTERNAL_PLATFORM_SECRET must be set (the same value the app signs with)");
+        return ExitCode::from(2);
+    };
+    match crate::delivery::receiver::serve(bind, secret.as_bytes()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -61,6 +61,12 @@ pub struct Config {
     pub external_platform_url: Option<String>,
     /// `EXTERNAL_PLATFORM_SECRET`: HMAC key for delivery signatures.
     pub external_platform_secret: Option<Secret>,
+    /// `DELIVERY_TIMEOUT_MS`, default 5000: per-request timeout towards the platform.
+    pub delivery_timeout_ms: u64,
+    /// `DELIVERY_BACKOFF_BASE_MS`, default 1000: first retry delay (doubles, with jitter).
+    pub delivery_backoff_base_ms: u64,
+    /// `DELIVERY_MAX_ATTEMPTS`, default 12: attempts before a delivery is DEAD.
+    pub delivery_max_attempts: u32,
     /// `ORDER_TTL_SECONDS`, default 600.
     pub order_ttl_secs: u64,
     /// `REDIS_KEY_PREFIX`, default `fm`; every key is `{prefix}:…` (one hash slot).
@@ -175,6 +181,12 @@ impl Config {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(err("EXTERNAL_PLATFORM_URL", "must be an http(s) URL"));
             }
+            if get("EXTERNAL_PLATFORM_SECRET").is_none_or(|s| s.len() < 16) {
+                return Err(err(
+                    "EXTERNAL_PLATFORM_SECRET",
+                    "must be set (at least 16 characters) when EXTERNAL_PLATFORM_URL is",
+                ));
+            }
         }
         Ok(Self {
             database_url: Secret::new(database_url),
@@ -188,6 +200,9 @@ impl Config {
             external_platform_url: platform_url,
             external_platform_secret: get("EXTERNAL_PLATFORM_SECRET").map(Secret::new),
             order_ttl_secs: bounded(&get, "ORDER_TTL_SECONDS", 600, 1, 86_400)?,
+            delivery_timeout_ms: bounded(&get, "DELIVERY_TIMEOUT_MS", 5_000, 10, 120_000)?,
+            delivery_backoff_base_ms: bounded(&get, "DELIVERY_BACKOFF_BASE_MS", 1_000, 1, 600_000)?,
+            delivery_max_attempts: bounded(&get, "DELIVERY_MAX_ATTEMPTS", 12, 1, 100)? as u32,
             redis_key_prefix: prefix,
             log_format,
             settlement_worker,

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod events;

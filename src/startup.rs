@@ -82,6 +82,30 @@ impl Application {
             .await?;
             tokio::spawn(worker.run(shutdown.clone()));
         }
+        if let (Some(url), Some(secret)) = (
+            state.config.external_platform_url.clone(),
+            state.config.external_platform_secret.clone(),
+        ) {
+            let relay = crate::delivery::relay::RelayConfig {
+                url,
+                secret: secret.expose().as_bytes().to_vec(),
+                timeout: std::time::Duration::from_millis(state.config.delivery_timeout_ms),
+                backoff_base: std::time::Duration::from_millis(
+                    state.config.delivery_backoff_base_ms,
+                ),
+                max_attempts: state.config.delivery_max_attempts as i32,
+                batch: 32,
+            };
+            tokio::spawn(crate::delivery::relay::run(
+                state.db.clone(),
+                relay,
+                shutdown.clone(),
+            ));
+        } else {
+            tracing::info!(
+                "EXTERNAL_PLATFORM_URL not set: paid-order deliveries wait in the outbox"
+            );
+        }
         tokio::spawn(crate::service::expiry::run(
             state.clone(),
             std::time::Duration::from_millis(500),

@@ -109,6 +109,19 @@ pub enum ReserveOutcome {
     InvalidCoupon(String),
     /// Redis does not hold this product's stock.
     StockNotLoaded(i64),
+    /// The idempotency key was used with another request.
+    KeyReused,
+}
+
+/// What makes two order requests "the same": the lines and the coupon.
+fn fingerprint(call: &ReserveCall<'_>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for line in call.items {
+        hasher.update(format!("{}x{};", line.product_id, line.quantity));
+    }
+    hasher.update(format!("c{:?}", call.coupon.map(|c| c.0)));
+    hex::encode(&hasher.finalize()[..12])
 }
 
 fn int(values: &[Value], i: usize) -> i64 {
@@ -160,6 +173,7 @@ pub async fn reserve(cache: &Cache, call: &ReserveCall<'_>) -> anyhow::Result<Re
     ];
     args.extend(call.items.iter().map(|l| l.quantity.to_string()));
     args.extend(call.items.iter().map(|l| l.product_id.to_string()));
+    args.push(fingerprint(call));
     let reply: Vec<Value> = cache
         .scripts
         .order_reserve
@@ -175,6 +189,7 @@ pub async fn reserve(cache: &Cache, call: &ReserveCall<'_>) -> anyhow::Result<Re
         },
         -2 => ReserveOutcome::InvalidCoupon(text(&reply, 1)),
         -3 => ReserveOutcome::StockNotLoaded(int(&reply, 1)),
+        -4 => ReserveOutcome::KeyReused,
         other => anyhow::bail!("order_reserve.lua returned unknown status {other}"),
     })
 }
@@ -278,6 +293,10 @@ pub async fn pay(cache: &Cache, call: &PayCall<'_>) -> anyhow::Result<PayOutcome
         -4 => PayOutcome::NotFound,
         -5 => PayOutcome::Forbidden,
         -6 => PayOutcome::KeyReused,
+        -7 => anyhow::bail!(
+            "order {} holds a coupon that is not reserved by it",
+            call.order.id
+        ),
         other => anyhow::bail!("order_pay.lua returned unknown status {other}"),
     })
 }

@@ -92,6 +92,9 @@ impl Scripts {
             &self.charge,
             &self.coupon_load,
             &self.coupon_issue,
+            &self.order_reserve,
+            &self.order_pay,
+            &self.order_release,
         ]
     }
 

@@ -78,7 +78,9 @@ pub async fn add(
 ) -> anyhow::Result<StockAdd> {
     let keys = vec![
         cache.keys.stock(product_id),
-        cache.keys.operation("restock", operation_id),
+        cache
+            .keys
+            .operation("restock", &format!("{product_id}:{operation_id}")),
         cache.keys.events(),
     ];
     let event_id = uuid::Uuid::now_v7().to_string();

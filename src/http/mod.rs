@@ -64,6 +64,8 @@ pub struct Limiters {
     pub general: ratelimit::Limiter,
     /// Tighter per-user budget on coupon issue.
     pub coupon_issue: ratelimit::Limiter,
+    /// Per-IP budget checked before authentication (so floods of bad tokens are throttled too).
+    pub per_ip: ratelimit::Limiter,
 }
 
 impl Limiters {
@@ -75,12 +77,20 @@ impl Limiters {
                 config.coupon_issue_per_second,
                 config.coupon_issue_burst,
             ),
+            per_ip: ratelimit::limiter(
+                config.rate_limit_per_second.saturating_mul(10),
+                config.rate_limit_burst.saturating_mul(10),
+            ),
         }
     }
 
     /// Every limiter, for pruning.
     pub fn all(&self) -> Vec<ratelimit::Limiter> {
-        vec![self.general.clone(), self.coupon_issue.clone()]
+        vec![
+            self.general.clone(),
+            self.coupon_issue.clone(),
+            self.per_ip.clone(),
+        ]
     }
 }
 
@@ -138,9 +148,10 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .method_not_allowed_fallback(guard::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(ratelimit::layer(&limiters.per_ip))
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(from_fn(negotiate::negotiate_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(from_fn(guard::security_headers))
@@ -158,4 +169,15 @@ async fn serve_openapi(json: Arc<String>) -> Response {
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     metrics::counter!("http_panics_total").increment(1);
     AppError::Internal(anyhow::anyhow!("request handler panicked")).into_response()
+}
+
+/// The tracing span of a request, carrying its request id so every log line can be correlated.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(),
+        request_id = %id)
 }

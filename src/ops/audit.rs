@@ -55,6 +55,7 @@ pub async fn run(
     check_stock(db, cache, &mut report).await?;
     check_coupons(db, cache, &mut report).await?;
     check_orders(db, cache, &mut report).await?;
+    check_deliveries(db, &mut report).await?;
     check_dead_letters(cache, &mut report).await?;
     Ok(report)
 }
@@ -323,6 +324,26 @@ async fn check_dead_letters(cache: &Cache, report: &mut AuditReport) -> anyhow::
             fields.get("f.type").map(String::as_str).unwrap_or("?"),
             fields.get("reason").map(String::as_str).unwrap_or("?"),
         ));
+    }
+    Ok(())
+}
+
+async fn check_deliveries(db: &MySqlPool, report: &mut AuditReport) -> anyhow::Result<()> {
+    for (status, count) in crate::store::outbox::counts(db).await? {
+        report.fact(format!("deliveries: {count} {status}"));
+        if status == "DEAD" && count > 0 {
+            report.violation(format!(
+                "{count} paid-order deliveries are DEAD (see `flashmart retry-dead-deliveries`)"
+            ));
+        }
+    }
+    let (paid, queued): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM orders WHERE status = 'PAID'), (SELECT COUNT(*) FROM outbox)",
+    )
+    .fetch_one(db)
+    .await?;
+    if paid != queued {
+        report.violation(format!("{paid} paid orders but {queued} deliveries queued"));
     }
     Ok(())
 }

@@ -77,7 +77,10 @@ pub async fn list(state: &AppState) -> Result<Vec<CampaignView>, AppError> {
     for (campaign, issued) in campaigns.into_iter().zip(counts) {
         let issued = match issued {
             Some(n) => n,
-            None => hot::load(&state.cache, &terms(&campaign), 0).await?,
+            None => {
+                let stored = stored::issued_of(&state.db, campaign.id).await?.len() as i64;
+                hot::load(&state.cache, &terms(&campaign), stored).await?
+            }
         };
         let remaining = (campaign.total_quantity - issued).max(0);
         views.push(CampaignView {

@@ -215,6 +215,7 @@ pub async fn create(
             available,
         }),
         ReserveOutcome::InvalidCoupon(reason) => Err(AppError::InvalidCoupon(reason_word(&reason))),
+        ReserveOutcome::KeyReused => Err(AppError::IdempotencyKeyReused),
         ReserveOutcome::StockNotLoaded(id) => {
             Err(anyhow::anyhow!("stock of product {id} still not in Redis").into())
         }

@@ -5,7 +5,7 @@ use sqlx::{MySqlConnection, MySqlPool};
 
 use crate::events::{at_millis, BalanceCharged, Envelope, Event, OrderSnapshot};
 use crate::store::ledger::{self, Postings};
-use crate::store::{coupons, events, orders, products, wallet};
+use crate::store::{coupons, events, orders, outbox, products, wallet};
 
 /// What a committed batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,16 @@ async fn apply_order(
             anyhow::bail!("paid order {} without payment data", order.order_id);
         };
         orders::insert_payment(tx, payment_id, order, paid_at).await?;
+        let body =
+            crate::delivery::order_paid_body(&envelope.event_id, envelope.occurred_at_ms, order);
+        outbox::enqueue(
+            tx,
+            &envelope.event_id,
+            "order.paid",
+            &body.to_string(),
+            Utc::now(),
+        )
+        .await?;
         orders::record_sales(tx, &order.items, paid_at).await?;
         let user = ledger::user_account(order.user_id);
         postings.transfer(&envelope.event_id, &user, ledger::REVENUE, order.total);

@@ -282,3 +282,32 @@ pub async fn trim_acknowledged(cache: &Cache) -> anyhow::Result<u64> {
         .xtrim(cache.keys.events(), ("MINID", "=", floor))
         .await?)
 }
+
+/// Removes consumers (other than `me`) that hold no pending entries and have been idle for
+/// `idle_ms`: the names of processes that are gone.
+pub async fn forget_idle_consumers(cache: &Cache, me: &str, idle_ms: u64) -> anyhow::Result<u64> {
+    let consumers: Vec<HashMap<String, Value>> = cache
+        .client()
+        .xinfo_consumers(cache.keys.events(), GROUP)
+        .await?;
+    let mut removed = 0;
+    for consumer in consumers {
+        let name = consumer
+            .get("name")
+            .and_then(|v| v.as_string())
+            .unwrap_or_default();
+        let pending = consumer
+            .get("pending")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1);
+        let idle = consumer.get("idle").and_then(|v| v.as_u64()).unwrap_or(0);
+        if name != me && !name.is_empty() && pending == 0 && idle >= idle_ms {
+            let _: i64 = cache
+                .client()
+                .xgroup_delconsumer(cache.keys.events(), GROUP, &name)
+                .await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

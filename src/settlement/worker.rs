@@ -90,8 +90,19 @@ impl Worker {
         })
     }
 
-    /// A consumer name unique to this process.
+    /// The consumer name: `SETTLEMENT_CONSUMER` when set (stable across restarts, so a
+    /// restarted instance drains its own pending entries at once), else unique to this process.
     pub fn consumer_name() -> String {
+        if let Ok(name) = std::env::var("SETTLEMENT_CONSUMER") {
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if valid {
+                return name;
+            }
+        }
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let short = &uuid::Uuid::new_v4().simple().to_string()[..8];
         format!("{host}-{}-{short}", std::process::id())
@@ -185,6 +196,7 @@ impl Worker {
             .unwrap_or(0.0);
         metrics::gauge!("settlement_oldest_pending_age_seconds").set(age_secs);
         stream::trim_acknowledged(&self.cache).await?;
+        stream::forget_idle_consumers(&self.cache, &self.consumer, 3_600_000).await?;
         Ok(())
     }
 
@@ -236,10 +248,14 @@ impl Worker {
                             .await?
                         }
                         Err(e) => {
-                            // A database outage is nobody's poison: stop and retry later.
+                            // A database outage, a deadlock or a lock timeout is nobody's
+                            // poison: stop and retry later without counting a failure.
                             self.database_reachable()
                                 .await
                                 .map_err(|d| d.context(e.to_string()))?;
+                            if is_transient(&e) {
+                                return Err(e.context("transient database error"));
+                            }
                             self.failed(&entry, &format!("{e:#}"), &mut outcome).await?
                         }
                     }
@@ -291,6 +307,8 @@ impl Worker {
             tracing::warn!(stream_id = %entry.id, attempts, reason, "settlement entry failed");
             outcome.failed += 1;
             self.drain_own_pending = true;
+            // Space the retries out so a slow-to-clear cause gets time before the next strike.
+            tokio::time::sleep(Duration::from_millis(100 * attempts.clamp(1, 10) as u64)).await;
         }
         Ok(())
     }
@@ -299,4 +317,17 @@ impl Worker {
         sqlx::query("SELECT 1").execute(&self.db).await?;
         Ok(())
     }
+}
+
+/// Deadlocks, lock-wait timeouts and lost connections: the same work will succeed later.
+fn is_transient(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => {
+                db.code().as_deref() == Some("40001") || db.message().contains("Lock wait timeout")
+            }
+            Some(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
+            _ => false,
+        })
 }

@@ -5,6 +5,7 @@ pub mod coupons;
 pub mod events;
 pub mod ledger;
 pub mod orders;
+pub mod outbox;
 pub mod products;
 pub mod users;
 pub mod wallet;

@@ -6,6 +6,7 @@ mod catalog;
 mod coupon_rush;
 mod coupon_script;
 mod coupons;
+mod delivery;
 mod errors;
 mod helpers;
 mod instances;

@@ -280,6 +280,16 @@ async fn the_same_idempotency_key_creates_one_order() {
         );
     }
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    let other = app
+        .http
+        .post(format!("{}/api/v1/orders", app.base))
+        .bearer_auth(&user.token)
+        .header("idempotency-key", "order-once")
+        .json(&json!({"items": [{"productId": a, "quantity": 1}]}))
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(other, 422, "IDEMPOTENCY_KEY_REUSED").await;
     assert_eq!(stock(&app, &user, a).await, 6);
     app.assert_audit_passes().await;
     assert_eq!(count(&app.state.db, "SELECT COUNT(*) FROM orders").await, 1);
@@ -342,6 +352,13 @@ async fn a_coupon_discounts_the_whole_order_and_moves_through_its_states() {
         "10% of 45,000 capped at 4,000"
     );
     assert_eq!(coupon_status(&app, &user).await, "RESERVED");
+    // The reservation reaches MySQL too (a newer version than the issue), and the audit agrees.
+    app.assert_audit_passes().await;
+    let reserved: (String,) = sqlx::query_as("SELECT status FROM user_coupons")
+        .fetch_one(&app.state.db)
+        .await
+        .expect("row");
+    assert_eq!(reserved.0, "RESERVED");
     let second = assert_problem(
         order(&app, &user, body.clone()).await,
         422,

@@ -1,0 +1,124 @@
+//! Queries on `outbox`: enqueue in the settlement transaction, claim with a lease
+//! (`FOR UPDATE SKIP LOCKED`, so instances never deliver the same row at the same time), and
+//! record the outcome of each attempt.
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{MySqlConnection, MySqlPool};
+
+/// Enqueues a delivery in the caller's transaction (once per event id).
+pub async fn enqueue(
+    tx: &mut MySqlConnection,
+    event_id: &str,
+    event_type: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT IGNORE INTO outbox (event_id, event_type, body, status, attempts, \
+         next_attempt_at, created_at) VALUES (?, ?, ?, 'PENDING', 0, ?, ?)",
+    )
+    .bind(event_id)
+    .bind(event_type)
+    .bind(body)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// A claimed delivery.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    /// Row id.
+    pub id: i64,
+    /// Event id (sent as `X-Flashmart-Event-Id`; the same on every retry).
+    pub event_id: String,
+    /// The JSON body to POST.
+    pub body: String,
+    /// Attempts made before this one.
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due deliveries for `lease` (other instances skip them meanwhile).
+pub async fn claim(
+    pool: &MySqlPool,
+    limit: u32,
+    lease: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Delivery>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let due: Vec<Delivery> = sqlx::query_as(
+        "SELECT id, event_id, body, attempts FROM outbox WHERE status = 'PENDING' \
+         AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?) \
+         ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    for d in &due {
+        sqlx::query("UPDATE outbox SET lease_until = ? WHERE id = ?")
+            .bind(now + lease)
+            .bind(d.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(due)
+}
+
+/// Marks a delivery done.
+pub async fn delivered(pool: &MySqlPool, id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE outbox SET status = 'DELIVERED', attempts = attempts + 1, delivered_at = ?, \
+         lease_until = NULL, last_error = NULL WHERE id = ?",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt: retried at `retry_at`, or DEAD when `dead`.
+pub async fn failed(
+    pool: &MySqlPool,
+    id: i64,
+    error: &str,
+    retry_at: DateTime<Utc>,
+    dead: bool,
+) -> Result<(), sqlx::Error> {
+    let error: String = error.chars().take(500).collect();
+    sqlx::query(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
+         lease_until = NULL, status = IF(?, 'DEAD', status) WHERE id = ?",
+    )
+    .bind(error)
+    .bind(retry_at)
+    .bind(dead)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Deliveries per status.
+pub async fn counts(pool: &MySqlPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        .fetch_all(pool)
+        .await
+}
+
+/// Puts every DEAD delivery back in the queue; returns how many.
+pub async fn retry_dead(pool: &MySqlPool, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE outbox SET status = 'PENDING', attempts = 0, next_attempt_at = ?, \
+         lease_until = NULL WHERE status = 'DEAD'",
+    )
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
