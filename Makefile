@@ -36,10 +36,8 @@ services-status: ## Show whether the private services are running
 build: ## Release build of the flashmart binary
 	$(CARGO) build --release --bin flashmart
 
-run: services-up ## Start services, migrate, seed demo data, then serve (release)
-	$(WITH_ENV) $(CARGO) run --release --bin flashmart -- migrate
-	$(WITH_ENV) $(CARGO) run --release --bin flashmart -- seed --demo
-	exec $(WITH_ENV) $(CARGO) run --release --bin flashmart -- serve
+run: ## Start services, migrate, seed demo data, a local platform receiver, then serve (release)
+	bash $(ROOT)/scripts/run.sh
 
 test: services-up ## Start services, debug build, cargo test --workspace (RUST_TEST_THREADS, default 4)
 	$(WITH_ENV) $(CARGO) build --bin flashmart

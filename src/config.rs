@@ -81,6 +81,8 @@ pub struct Config {
     /// `ALLOW_UNSAFE_REDIS_PERSISTENCE=acknowledged-writes-may-be-lost` lets `serve` start on a
     /// Redis without `appendfsync always`.
     pub allow_unsafe_redis_persistence: bool,
+    /// `TRUSTED_PROXIES`: comma-separated proxy IPs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// `DB_MAX_CONNECTIONS`, default 20.
     pub db_max_connections: u32,
     /// `REDIS_POOL_SIZE`, default 4.
@@ -214,6 +216,13 @@ impl Config {
                 3_600_000,
             )?,
             allow_unsafe_redis_persistence: allow_unsafe,
+            trusted_proxies: match get("TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(list) => list
+                    .split(',')
+                    .map(|ip| parse("TRUSTED_PROXIES", ip.trim()))
+                    .collect::<Result<_, _>>()?,
+            },
             db_max_connections: bounded(&get, "DB_MAX_CONNECTIONS", 20, 1, 1000)? as u32,
             redis_pool_size: bounded(&get, "REDIS_POOL_SIZE", 4, 1, 64)? as usize,
             rate_limit_per_second: bounded(&get, "RATE_LIMIT_PER_SECOND", 50, 1, 1_000_000)?,

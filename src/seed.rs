@@ -60,6 +60,8 @@ pub async fn demo(config: &Config) -> anyhow::Result<()> {
         println!("catalog already has products; left as is");
     }
 
+    seed_campaign(&db, &cache, now).await?;
+
     let admin_email = config
         .admin_email
         .clone()
@@ -184,5 +186,39 @@ pub async fn bulk_users(
         "bulk users ready: {} (password: {BULK_PASSWORD})",
         users.len()
     );
+    Ok(())
+}
+
+/// One first-come campaign open for 30 days, unless campaigns exist already.
+async fn seed_campaign(
+    db: &sqlx::MySqlPool,
+    cache: &Cache,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    if !store::coupons::list(db, 1).await?.is_empty() {
+        return Ok(());
+    }
+    let campaign = store::coupons::CampaignRow {
+        id: 0,
+        name: "Flash sale 10% off (first 100)".into(),
+        discount_type: "PERCENT".into(),
+        discount_value: 10,
+        max_discount: Some(20_000),
+        min_order_amount: 30_000,
+        total_quantity: 100,
+        issue_starts_at: now - chrono::Duration::hours(1),
+        issue_ends_at: now + chrono::Duration::days(30),
+        valid_days: 7,
+    };
+    let id = store::coupons::insert(db, &campaign, now).await?;
+    let terms = crate::cache::coupons::CampaignTerms {
+        coupon_id: id,
+        total: campaign.total_quantity,
+        starts_ms: campaign.issue_starts_at.timestamp_millis(),
+        ends_ms: campaign.issue_ends_at.timestamp_millis(),
+        valid_ms: i64::from(campaign.valid_days) * 86_400_000,
+    };
+    crate::cache::coupons::load(cache, &terms, 0).await?;
+    println!("seeded coupon campaign {id}: {}", campaign.name);
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The outbox relay: claims due deliveries with a lease, POSTs them signed, and records the
 //! outcome — delivered on any 2xx, otherwise retried with exponential backoff and jitter until
-//! the attempt limit, then DEAD (see `flashmart deliveries retry-dead`). Any number of
+//! the attempt limit, then DEAD (see `flashmart retry-dead-deliveries`). Any number of
 //! instances may run it; `FOR UPDATE SKIP LOCKED` plus the lease keep them off each other's rows.
 
 use std::time::Duration;
@@ -29,13 +29,12 @@ pub struct RelayConfig {
     pub batch: u32,
 }
 
-/// Delay before attempt `attempts + 1`.
-pub fn backoff(base: Duration, attempts: i32) -> Duration {
-    let exp = base
-        .saturating_mul(1u32 << attempts.clamp(0, 16))
-        .min(Duration::from_secs(300));
+/// Delay before the next attempt after `failed` failures: `base × 2^(failed-1)` plus up to 50 %
+/// jitter, never more than 5 minutes.
+pub fn backoff(base: Duration, failed: i32) -> Duration {
+    let exp = base.saturating_mul(1u32 << (failed - 1).clamp(0, 16));
     let jitter = rand::rng().random_range(0.0..0.5);
-    exp.mul_f64(1.0 + jitter)
+    exp.mul_f64(1.0 + jitter).min(Duration::from_secs(300))
 }
 
 /// Runs one claim-and-deliver round; returns how many deliveries were attempted.
@@ -131,11 +130,15 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
         let base = Duration::from_millis(100);
-        for attempts in 0..5 {
-            let d = backoff(base, attempts);
-            let floor = base * (1 << attempts);
-            assert!(d >= floor && d <= floor.mul_f64(1.5), "{attempts}: {d:?}");
+        for failed in 1..6 {
+            let d = backoff(base, failed);
+            let floor = base * (1 << (failed - 1));
+            assert!(d >= floor && d <= floor.mul_f64(1.5), "{failed}: {d:?}");
         }
-        assert!(backoff(base, 40) <= Duration::from_secs(450));
+        assert_eq!(
+            backoff(base, 40),
+            Duration::from_secs(300),
+            "capped after the jitter"
+        );
     }
 }

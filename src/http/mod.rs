@@ -2,6 +2,7 @@
 //! assembles them. Handlers extract and validate input, call a service and shape the answer.
 
 pub mod auth;
+pub mod client_ip;
 pub mod coupons;
 pub mod extract;
 pub mod guard;
@@ -97,6 +98,7 @@ impl Limiters {
 /// Builds the whole application router and its OpenAPI document. `extra` routes (tests only)
 /// sit behind the same layers as the real ones.
 pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> Router {
+    let trusted: client_ip::TrustedProxies = Arc::new(state.config.trusted_proxies.clone());
     let public = OpenApiRouter::new()
         .routes(routes!(auth::sign_up))
         .routes(routes!(auth::log_in))
@@ -149,6 +151,10 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(ratelimit::layer(&limiters.per_ip))
+        .layer(axum::middleware::from_fn_with_state(
+            trusted,
+            client_ip::client_ip,
+        ))
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(from_fn(negotiate::negotiate_errors))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -16,6 +16,7 @@ use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::{GovernorError, GovernorLayer};
 
+use super::client_ip::ClientIp;
 use super::extract::AuthUser;
 use crate::error::AppError;
 
@@ -28,7 +29,8 @@ pub enum ClientKey {
     Ip(IpAddr),
 }
 
-/// Extracts [`ClientKey`]: user id when authenticated, else the TCP peer address.
+/// Extracts [`ClientKey`]: user id when authenticated, else the client IP (see
+/// [`super::client_ip`]).
 #[derive(Clone, Copy, Debug)]
 pub struct ClientKeyExtractor;
 
@@ -39,11 +41,14 @@ impl KeyExtractor for ClientKeyExtractor {
         if let Some(user) = req.extensions().get::<AuthUser>() {
             return Ok(ClientKey::User(user.id.0));
         }
-        let ip = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let ip = match req.extensions().get::<ClientIp>() {
+            Some(ClientIp(ip)) => *ip,
+            None => req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        };
         Ok(ClientKey::Ip(ip))
     }
 }

@@ -73,7 +73,7 @@ pub async fn claim(
 pub async fn delivered(pool: &MySqlPool, id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE outbox SET status = 'DELIVERED', attempts = attempts + 1, delivered_at = ?, \
-         lease_until = NULL, last_error = NULL WHERE id = ?",
+         lease_until = NULL, last_error = NULL WHERE id = ? AND status = 'PENDING'",
     )
     .bind(now)
     .bind(id)
@@ -93,7 +93,8 @@ pub async fn failed(
     let error: String = error.chars().take(500).collect();
     sqlx::query(
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
-         lease_until = NULL, status = IF(?, 'DEAD', status) WHERE id = ?",
+         lease_until = NULL, status = IF(?, 'DEAD', status) \
+         WHERE id = ? AND status = 'PENDING'",
     )
     .bind(error)
     .bind(retry_at)

@@ -287,3 +287,53 @@ async fn a_client_over_its_budget_gets_429_with_retry_after_and_changes_nothing(
         .expect("count");
     assert_eq!(count.0, 3, "throttled sign-ups created nothing");
 }
+
+async fn live_from(app: &crate::helpers::TestApp, forwarded_for: &str) -> u16 {
+    app.http
+        .get(format!("{}/health/live", app.base))
+        .header("x-forwarded-for", forwarded_for)
+        .send()
+        .await
+        .expect("sent")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+    let limited = |trust: bool| {
+        move |env: &mut std::collections::HashMap<&'static str, String>| {
+            env.insert("RATE_LIMIT_PER_SECOND", "1".into());
+            env.insert("RATE_LIMIT_BURST", "2".into());
+            if trust {
+                env.insert("TRUSTED_PROXIES", "127.0.0.1".into());
+            }
+        }
+    };
+    let behind_proxy = crate::helpers::spawn_app_with(limited(true)).await;
+    let statuses_a = [
+        live_from(&behind_proxy, "198.51.100.1").await,
+        live_from(&behind_proxy, "198.51.100.1").await,
+        live_from(&behind_proxy, "198.51.100.1").await,
+    ];
+    assert_eq!(statuses_a, [200, 200, 429], "one client's budget");
+    assert_eq!(
+        live_from(&behind_proxy, "198.51.100.2").await,
+        200,
+        "another client is separate"
+    );
+    // Spoofing the left-most entry does not buy a new budget.
+    assert_eq!(live_from(&behind_proxy, "9.9.9.9, 198.51.100.1").await, 429);
+
+    let direct = crate::helpers::spawn_app_with(limited(false)).await;
+    let statuses = [
+        live_from(&direct, "198.51.100.1").await,
+        live_from(&direct, "198.51.100.2").await,
+        live_from(&direct, "198.51.100.3").await,
+    ];
+    assert_eq!(
+        statuses,
+        [200, 200, 429],
+        "without a trusted proxy the header is ignored"
+    );
+}

@@ -7,6 +7,7 @@ mod coupon_rush;
 mod coupon_script;
 mod coupons;
 mod delivery;
+mod delivery_cluster;
 mod errors;
 mod helpers;
 mod instances;
