@@ -90,50 +90,6 @@ async fn open_campaign(cluster: &Cluster, admin: &TestUser, total: i64) -> i64 {
         .expect("the campaign answer carries couponId")
 }
 
-/// Bulk-creates `count` users with `flashmart seed --users` and reads their tokens back.
-async fn seed_users(cluster: &Cluster, count: usize, prefix: &str) -> Vec<TestUser> {
-    let file = std::env::temp_dir().join(format!("flashmart-{}-{prefix}.csv", cluster.prefix));
-    let path = file.to_str().expect("the temporary directory is UTF-8");
-    let count_arg = count.to_string();
-    let seeded = cluster
-        .run_cli(&[
-            "seed",
-            "--users",
-            &count_arg,
-            "--user-prefix",
-            prefix,
-            "--tokens-out",
-            path,
-        ])
-        .await;
-    assert!(
-        seeded.status.success(),
-        "seed --users {count} failed: {}\n{}",
-        String::from_utf8_lossy(&seeded.stdout),
-        String::from_utf8_lossy(&seeded.stderr)
-    );
-    let text = std::fs::read_to_string(&file).expect("seed wrote the tokens file");
-    std::fs::remove_file(&file).expect("remove the tokens file");
-    let users: Vec<TestUser> = text
-        .lines()
-        .map(|line| {
-            let mut fields = line.splitn(3, ',');
-            let id = fields.next().expect("a userId field");
-            let email = fields.next().expect("an email field");
-            let token = fields.next().expect("an accessToken field");
-            TestUser {
-                id: id.parse().expect("userId is an integer"),
-                email: email.to_owned(),
-                token: token.to_owned(),
-            }
-        })
-        .collect();
-    assert_eq!(users.len(), count, "one token line per seeded user");
-    let distinct: HashSet<i64> = users.iter().map(|u| u.id).collect();
-    assert_eq!(distinct.len(), count, "seeded users are distinct");
-    users
-}
-
 /// `POST /api/v1/coupons/{id}/issue` as `user` on instance `instance`, with the answer parsed:
 /// a 201 must be the issued coupon, anything else a problem+json with a matching status.
 async fn issue(cluster: &Cluster, instance: usize, user: &TestUser, coupon_id: i64) -> Answer {
@@ -373,7 +329,7 @@ async fn two_instances_under_a_rush_issue_exactly_the_limit_and_one_per_user() {
     let cluster = two_instances().await;
     let admin = cluster.new_admin(0).await;
     let coupon_id = open_campaign(&cluster, &admin, TOTAL).await;
-    let users = seed_users(&cluster, USERS, "rush").await;
+    let users = cluster.seed_users(USERS, "rush").await;
 
     let rush = rush(&cluster, &users, coupon_id).await;
     report("rush of 2,000 users x 3 on 100 coupons", &rush);
@@ -412,7 +368,7 @@ async fn a_rush_where_everyone_fits_gives_each_user_exactly_one_coupon() {
     let cluster = two_instances().await;
     let admin = cluster.new_admin(0).await;
     let coupon_id = open_campaign(&cluster, &admin, TOTAL).await;
-    let users = seed_users(&cluster, USERS, "fits").await;
+    let users = cluster.seed_users(USERS, "fits").await;
 
     let rush = rush(&cluster, &users, coupon_id).await;
     report("rush of 300 users x 3 on 1,000 coupons", &rush);

@@ -318,48 +318,6 @@ async fn send(
     (status, body)
 }
 
-/// Bulk-creates `count` users with `flashmart seed --users` and reads their tokens back.
-async fn seed_users(cluster: &Cluster, count: usize, prefix: &str) -> Vec<TestUser> {
-    let file = std::env::temp_dir().join(format!("flashmart-{}-{prefix}.csv", cluster.prefix));
-    let path = file.to_str().expect("the temporary directory is UTF-8");
-    let count_arg = count.to_string();
-    let seeded = cluster
-        .run_cli(&[
-            "seed",
-            "--users",
-            &count_arg,
-            "--user-prefix",
-            prefix,
-            "--tokens-out",
-            path,
-        ])
-        .await;
-    assert!(
-        seeded.status.success(),
-        "seed --users {count} failed: {}\n{}",
-        String::from_utf8_lossy(&seeded.stdout),
-        String::from_utf8_lossy(&seeded.stderr)
-    );
-    let text = std::fs::read_to_string(&file).expect("seed wrote the tokens file");
-    std::fs::remove_file(&file).expect("remove the tokens file");
-    let users: Vec<TestUser> = text
-        .lines()
-        .map(|line| {
-            let mut fields = line.splitn(3, ',');
-            let id = fields.next().expect("a userId field");
-            let email = fields.next().expect("an email field");
-            let token = fields.next().expect("an accessToken field");
-            TestUser {
-                id: id.parse().expect("userId is an integer"),
-                email: email.to_owned(),
-                token: token.to_owned(),
-            }
-        })
-        .collect();
-    assert_eq!(users.len(), count, "one token line per seeded user");
-    users
-}
-
 /// Seeds `count` users, charges each, and has each order one unit of one product on one
 /// instance and pay on the other (alternating), `in_flight` users at a time. Returns the ids of
 /// the paid orders as the API answered them.
@@ -375,7 +333,7 @@ async fn paid_orders(
     let product_id = cluster
         .create_product(0, &admin, "Delivered Goods", PRICE, count as i64 + 10)
         .await;
-    let users = seed_users(cluster, count, prefix).await;
+    let users = cluster.seed_users(count, prefix).await;
     let n = cluster.len();
     stream::iter(users.iter().enumerate())
         .map(|(i, user)| async move {

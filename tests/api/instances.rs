@@ -7,7 +7,7 @@
 //! with real signals. Each instance writes its JSON logs to
 //! `$TMPDIR/flashmart-tests/<prefix>-<i>.log`; a failed start panics with the tail of that log.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output, Stdio};
@@ -467,5 +467,51 @@ impl Drop for Cluster {
                 let _ = child.start_kill();
             }
         }
+    }
+}
+
+impl Cluster {
+    /// Bulk-creates `count` users with `flashmart seed --users` and reads their tokens back.
+    pub async fn seed_users(&self, count: usize, prefix: &str) -> Vec<TestUser> {
+        let file = std::env::temp_dir().join(format!("flashmart-{}-{prefix}.csv", self.prefix));
+        let path = file.to_str().expect("the temporary directory is UTF-8");
+        let count_arg = count.to_string();
+        let seeded = self
+            .run_cli(&[
+                "seed",
+                "--users",
+                &count_arg,
+                "--user-prefix",
+                prefix,
+                "--tokens-out",
+                path,
+            ])
+            .await;
+        assert!(
+            seeded.status.success(),
+            "seed --users {count} failed: {}\n{}",
+            String::from_utf8_lossy(&seeded.stdout),
+            String::from_utf8_lossy(&seeded.stderr)
+        );
+        let text = std::fs::read_to_string(&file).expect("seed wrote the tokens file");
+        std::fs::remove_file(&file).expect("remove the tokens file");
+        let users: Vec<TestUser> = text
+            .lines()
+            .map(|line| {
+                let mut fields = line.splitn(3, ',');
+                let id = fields.next().expect("a userId field");
+                let email = fields.next().expect("an email field");
+                let token = fields.next().expect("an accessToken field");
+                TestUser {
+                    id: id.parse().expect("userId is an integer"),
+                    email: email.to_owned(),
+                    token: token.to_owned(),
+                }
+            })
+            .collect();
+        assert_eq!(users.len(), count, "one token line per seeded user");
+        let distinct: HashSet<i64> = users.iter().map(|u| u.id).collect();
+        assert_eq!(distinct.len(), count, "seeded users are distinct");
+        users
     }
 }

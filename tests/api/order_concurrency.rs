@@ -323,50 +323,6 @@ async fn assert_cli_audit_passes(cluster: &Cluster) {
     assert!(printed.contains("audit passed"), "audit output:\n{printed}");
 }
 
-/// Bulk-creates `count` users with `flashmart seed --users` and reads their tokens back.
-async fn seed_users(cluster: &Cluster, count: usize, prefix: &str) -> Vec<TestUser> {
-    let file = std::env::temp_dir().join(format!("flashmart-{}-{prefix}.csv", cluster.prefix));
-    let path = file.to_str().expect("the temporary directory is UTF-8");
-    let count_arg = count.to_string();
-    let seeded = cluster
-        .run_cli(&[
-            "seed",
-            "--users",
-            &count_arg,
-            "--user-prefix",
-            prefix,
-            "--tokens-out",
-            path,
-        ])
-        .await;
-    assert!(
-        seeded.status.success(),
-        "seed --users {count} failed: {}\n{}",
-        String::from_utf8_lossy(&seeded.stdout),
-        String::from_utf8_lossy(&seeded.stderr)
-    );
-    let text = std::fs::read_to_string(&file).expect("seed wrote the tokens file");
-    std::fs::remove_file(&file).expect("remove the tokens file");
-    let users: Vec<TestUser> = text
-        .lines()
-        .map(|line| {
-            let mut fields = line.splitn(3, ',');
-            let id = fields.next().expect("a userId field");
-            let email = fields.next().expect("an email field");
-            let token = fields.next().expect("an accessToken field");
-            TestUser {
-                id: id.parse().expect("userId is an integer"),
-                email: email.to_owned(),
-                token: token.to_owned(),
-            }
-        })
-        .collect();
-    assert_eq!(users.len(), count, "one token line per seeded user");
-    let distinct: HashSet<i64> = users.iter().map(|u| u.id).collect();
-    assert_eq!(distinct.len(), count, "seeded users are distinct");
-    users
-}
-
 /// Charges every user `amount`, `in_flight` at a time, alternating instances.
 async fn charge_all(cluster: &Cluster, users: &[TestUser], amount: i64, in_flight: usize) {
     let balances: Vec<i64> = stream::iter(users.iter().enumerate())
@@ -403,7 +359,7 @@ async fn no_oversell_across_two_instances() {
     let product_id = cluster
         .create_product(0, &admin, "Flash Deal", PRICE, STOCK)
         .await;
-    let users = seed_users(&cluster, USERS, "oversell").await;
+    let users = cluster.seed_users(USERS, "oversell").await;
     charge_all(&cluster, &users, CHARGE, IN_FLIGHT).await;
     let ready = started.elapsed();
 
@@ -698,7 +654,7 @@ async fn pay_versus_expire_race_has_exactly_one_winner() {
         let name = format!("Expiring {r}");
         products.push(cluster.create_product(r % 2, &admin, &name, PRICE, 1).await);
     }
-    let users = seed_users(&cluster, ROUNDS, "expiry").await;
+    let users = cluster.seed_users(ROUNDS, "expiry").await;
     charge_all(&cluster, &users, CHARGE, IN_FLIGHT).await;
 
     // Delays from 800 ms to 1,200 ms around the 1 s deadline.
