@@ -68,7 +68,6 @@ pub async fn page(
     let mut merged: Vec<Order> = stored.into_iter().map(Order::from).collect();
     for id in hot::recent(&state.cache, user.0).await? {
         if let Some(order) = hot::read(&state.cache, &id).await? {
-            let order = Order::from(order);
             if order.user_id != user.0 || !older_than(&order) {
                 continue;
             }

@@ -19,50 +19,8 @@ pub const MAX_LINES: usize = 50;
 /// Most units of one product in one order.
 pub const MAX_QUANTITY: i64 = 100;
 
-/// An order as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Order {
-    /// Order id.
-    pub id: String,
-    /// Owner.
-    pub user_id: i64,
-    /// PENDING, PAID, EXPIRED or CANCELLED.
-    pub status: String,
-    /// Lines.
-    pub items: Vec<OrderLine>,
-    /// Sum of lines.
-    pub subtotal: i64,
-    /// Discount.
-    pub discount: i64,
-    /// Total.
-    pub total: i64,
-    /// Coupon used, if any.
-    pub user_coupon_id: Option<i64>,
-    /// Unix ms.
-    pub created_at_ms: i64,
-    /// Unix ms.
-    pub expires_at_ms: i64,
-    /// Unix ms.
-    pub paid_at_ms: Option<i64>,
-}
-
-impl From<HotOrder> for Order {
-    fn from(o: HotOrder) -> Self {
-        Self {
-            id: o.id,
-            user_id: o.user_id,
-            status: o.status,
-            items: o.items,
-            subtotal: o.subtotal,
-            discount: o.discount,
-            total: o.total,
-            user_coupon_id: o.user_coupon_id,
-            created_at_ms: o.created_at_ms,
-            expires_at_ms: o.expires_at_ms,
-            paid_at_ms: o.paid_at_ms,
-        }
-    }
-}
+/// An order as clients see it: the same shape Redis holds.
+pub use crate::cache::orders::HotOrder as Order;
 
 impl From<store::orders::StoredOrder> for Order {
     fn from(s: store::orders::StoredOrder) -> Self {
@@ -242,7 +200,6 @@ fn reason_word(reason: &str) -> &'static str {
 async fn get_hot(state: &AppState, order_id: &str) -> Result<Order, AppError> {
     hot::read(&state.cache, order_id)
         .await?
-        .map(Order::from)
         .ok_or_else(|| anyhow::anyhow!("order {order_id} missing right after reservation").into())
 }
 
@@ -254,7 +211,7 @@ pub async fn get(
     order_id: &str,
 ) -> Result<Order, AppError> {
     let order = match hot::read(&state.cache, order_id).await? {
-        Some(hot) => Order::from(hot),
+        Some(hot) => hot,
         None => store::orders::find(&state.db, order_id)
             .await?
             .map(Order::from)
