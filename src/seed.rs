@@ -112,7 +112,7 @@ async fn ensure_user(
         created_at: now,
     };
     match store::users::insert(db, &user).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(()), // the wallet loads the (zero) balance into Redis on first use
         Err(e) if store::is_unique_violation(&e) => Ok(()),
         Err(e) => Err(e).context("failed to create a demo user"),
     }
