@@ -14,12 +14,15 @@ ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 CARGO ?= cargo
 # test threads for `make test`; override: make test RUST_TEST_THREADS=8
 RUST_TEST_THREADS ?= 4
+# schemathesis examples per operation inside `make test`, and for `make fuzz-api`
+SCHEMATHESIS_EXAMPLES ?= 25
+FUZZ_EXAMPLES ?= 1000
 
 SERVICES := bash $(ROOT)/scripts/services.sh
 # runs a command with .services/env loaded (caller's DATABASE_URL/REDIS_URL win)
 WITH_ENV := bash $(ROOT)/scripts/with-env.sh
 
-.PHONY: help services-up services-down services-status build run test lint fmt clean-services
+.PHONY: help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench
 
 help: ## List targets (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,9 +42,10 @@ build: ## Release build of the flashmart binary
 run: ## Start services, migrate, seed demo data, a local platform receiver, then serve (release)
 	bash $(ROOT)/scripts/run.sh
 
-test: services-up ## Start services, debug build, cargo test --workspace (RUST_TEST_THREADS, default 4)
+test: services-up ## Services up; schemathesis; every Rust test (unit, integration, properties)
 	$(WITH_ENV) $(CARGO) build --bin flashmart
-	RUST_TEST_THREADS=$(RUST_TEST_THREADS) $(WITH_ENV) $(CARGO) test --workspace
+	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) bash $(ROOT)/scripts/security/schemathesis.sh
+	RUST_TEST_THREADS=$(RUST_TEST_THREADS) $(WITH_ENV) $(CARGO) test --workspace --tests
 
 lint: ## cargo fmt --check and clippy with -D warnings
 	$(CARGO) fmt --check
@@ -53,3 +57,9 @@ fmt: ## Format the code (cargo fmt)
 clean-services: ## Stop the private services and delete .services/ (all local DB/Redis data)
 	env -u DATABASE_URL -u REDIS_URL $(SERVICES) down
 	rm -rf -- '$(ROOT)/.services'
+
+fuzz-api: services-up ## Long schemathesis run against /api/v1/openapi.json (FUZZ_EXAMPLES per operation)
+	SCHEMATHESIS_EXAMPLES=$(FUZZ_EXAMPLES) bash $(ROOT)/scripts/security/schemathesis.sh
+
+security: services-up ## sqlmap level 3 / risk 2 on every parameterised endpoint + JWT audit (~5 min)
+	bash $(ROOT)/scripts/security/sqlmap.sh

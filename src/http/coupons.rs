@@ -54,7 +54,7 @@ pub struct CampaignList {
 }
 
 /// Lists campaigns with their remaining quantities.
-#[utoipa::path(get, path = "/api/v1/coupons", tag = "coupons", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/coupons", tag = "coupons", operation_id = "listCoupons", security(("bearer" = [])),
     responses((status = 200, body = CampaignList), (status = 401)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -95,7 +95,7 @@ pub struct IssuedView {
 
 /// Issues one coupon of a first-come campaign to the caller.
 #[utoipa::path(post, path = "/api/v1/coupons/{couponId}/issue", tag = "coupons",
-    params(("couponId" = i64, Path, description = "Campaign id")), security(("bearer" = [])),
+    params(("couponId" = i64, Path, minimum = 1, maximum = 4294967295.0, description = "Campaign id")), security(("bearer" = [])),
     responses((status = 201, body = IssuedView), (status = 401), (status = 404),
         (status = 409), (status = 410), (status = 429)))]
 pub async fn issue(
@@ -140,7 +140,7 @@ pub struct HeldList {
 
 /// Lists the coupons a user holds (yours, or anyone's for admins).
 #[utoipa::path(get, path = "/api/v1/users/{userId}/coupons", tag = "coupons",
-    params(("userId" = i64, Path, description = "User id")), security(("bearer" = [])),
+    params(("userId" = i64, Path, minimum = 1, maximum = 4294967295.0, description = "User id")), security(("bearer" = [])),
     responses((status = 200, body = HeldList), (status = 401), (status = 403)))]
 pub async fn held(
     State(state): State<AppState>,
@@ -246,7 +246,7 @@ fn validate(body: &CreateCampaignRequest) -> Vec<FieldError> {
 }
 
 /// Creates a first-come coupon campaign (admin only).
-#[utoipa::path(post, path = "/api/v1/admin/coupons", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/coupons", tag = "admin", operation_id = "createCoupon",
     request_body = CreateCampaignRequest, security(("bearer" = [])),
     responses((status = 201, body = CreatedCampaign), (status = 400), (status = 401),
         (status = 403)))]

@@ -44,6 +44,56 @@ struct ApiDoc;
 
 struct BearerAuth;
 
+/// Answers every operation can give besides its own, so the document matches what the layers
+/// and extractors really send: 400 for a malformed path/query/header/body, 413/415 for bodies,
+/// 429 from the limiters. Also gives every response the description OpenAPI requires.
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                let has_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                    || op.request_body.is_some();
+                let mut codes: Vec<&str> = vec!["429"];
+                if has_input {
+                    codes.push("400");
+                }
+                if op.request_body.is_some() {
+                    codes.extend(["413", "415"]);
+                }
+                for code in codes {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| RefOr::T(ResponseBuilder::new().build()));
+                }
+                for (code, response) in op.responses.responses.iter_mut() {
+                    if let RefOr::T(response) = response {
+                        if response.description.is_empty() {
+                            response.description = code
+                                .parse::<u16>()
+                                .ok()
+                                .and_then(|c| axum::http::StatusCode::from_u16(c).ok())
+                                .and_then(|s| s.canonical_reason())
+                                .unwrap_or("Response")
+                                .to_owned();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -130,6 +180,7 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
     let mut doc = ApiDoc::openapi();
     doc.merge(public_doc);
     doc.merge(protected_doc);
+    utoipa::Modify::modify(&CommonResponses, &mut doc);
     let openapi_json: Arc<String> = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".into()));
 
     let protected = protected

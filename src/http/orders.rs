@@ -121,7 +121,7 @@ fn order_id(raw: &str) -> Result<&str, AppError> {
 }
 
 /// Creates a PENDING order that reserves stock (and the coupon) until it is paid or expires.
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = CreateOrderRequest,
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", operation_id = "createOrder", request_body = CreateOrderRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "1-64 visible ASCII")),
     security(("bearer" = [])),
     responses((status = 201, body = OrderView), (status = 400), (status = 401), (status = 404),
@@ -148,8 +148,8 @@ pub async fn create(
 }
 
 /// One order (yours, or any for admins).
-#[utoipa::path(get, path = "/api/v1/orders/{orderId}", tag = "orders",
-    params(("orderId" = String, Path, description = "Order id")), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orders/{orderId}", tag = "orders", operation_id = "getOrder",
+    params(("orderId" = String, Path, pattern = "^[0-9a-fA-F-]{36}$", description = "Order id")), security(("bearer" = [])),
     responses((status = 200, body = OrderView), (status = 400), (status = 401), (status = 403),
         (status = 404)))]
 pub async fn get_one(
@@ -163,7 +163,7 @@ pub async fn get_one(
 
 /// Cancels a PENDING order, releasing its stock and coupon.
 #[utoipa::path(post, path = "/api/v1/orders/{orderId}/cancel", tag = "orders",
-    params(("orderId" = String, Path, description = "Order id")), security(("bearer" = [])),
+    params(("orderId" = String, Path, pattern = "^[0-9a-fA-F-]{36}$", description = "Order id")), security(("bearer" = [])),
     responses((status = 200, body = OrderView), (status = 401), (status = 403), (status = 404),
         (status = 409)))]
 pub async fn cancel(
@@ -195,7 +195,7 @@ pub struct PaymentView {
 
 /// Pays a PENDING order from the balance; honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/orders/{orderId}/payment", tag = "orders",
-    params(("orderId" = String, Path, description = "Order id"),
+    params(("orderId" = String, Path, pattern = "^[0-9a-fA-F-]{36}$", description = "Order id"),
         ("Idempotency-Key" = Option<String>, Header, description = "1-64 visible ASCII")),
     security(("bearer" = [])),
     responses((status = 200, body = PaymentView), (status = 401), (status = 402), (status = 403),
@@ -219,6 +219,7 @@ pub async fn pay(
 
 /// History paging.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Cursor from a previous page.
@@ -239,7 +240,7 @@ pub struct OrderPageView {
 
 /// "My page": a user's orders, newest first.
 #[utoipa::path(get, path = "/api/v1/users/{userId}/orders", tag = "orders",
-    params(("userId" = i64, Path, description = "User id"), HistoryQuery),
+    params(("userId" = i64, Path, minimum = 1, maximum = 4294967295.0, description = "User id"), HistoryQuery),
     security(("bearer" = [])),
     responses((status = 200, body = OrderPageView), (status = 400), (status = 401),
         (status = 403)))]

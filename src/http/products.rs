@@ -58,6 +58,7 @@ pub struct ProductPageView {
 
 /// Paging parameters.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Opaque cursor from a previous page.
@@ -79,7 +80,7 @@ pub fn page_size(limit: Option<u32>) -> Result<u32, AppError> {
 }
 
 /// Lists products with their live availability.
-#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", operation_id = "listProducts", params(PageQuery),
     security(("bearer" = [])),
     responses((status = 200, body = ProductPageView), (status = 400), (status = 401)))]
 pub async fn list(
@@ -99,7 +100,8 @@ pub async fn list(
 
 /// One product.
 #[utoipa::path(get, path = "/api/v1/products/{productId}", tag = "catalog",
-    params(("productId" = i64, Path, description = "Product id")), security(("bearer" = [])),
+    operation_id = "getProduct",
+    params(("productId" = i64, Path, minimum = 1, maximum = 4294967295.0, description = "Product id")), security(("bearer" = [])),
     responses((status = 200, body = ProductView), (status = 401), (status = 404)))]
 pub async fn get_one(
     State(state): State<AppState>,
@@ -155,7 +157,7 @@ fn check_range(field: &str, value: i64, min: i64, max: i64, errors: &mut Vec<Fie
 }
 
 /// Creates a product (admin only).
-#[utoipa::path(post, path = "/api/v1/admin/products", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/products", tag = "admin", operation_id = "createProduct",
     request_body = CreateProductRequest, security(("bearer" = [])),
     responses((status = 201, body = ProductView), (status = 400), (status = 401), (status = 403)))]
 pub async fn create(
@@ -177,7 +179,7 @@ pub async fn create(
 
 /// Changes name or price, or adds stock (admin only).
 #[utoipa::path(patch, path = "/api/v1/admin/products/{productId}", tag = "admin",
-    params(("productId" = i64, Path, description = "Product id"),
+    params(("productId" = i64, Path, minimum = 1, maximum = 4294967295.0, description = "Product id"),
         ("Idempotency-Key" = Option<String>, Header, description = "1-64 visible ASCII")),
     request_body = UpdateProductRequest, security(("bearer" = [])),
     responses((status = 200, body = ProductView), (status = 400), (status = 401), (status = 403),

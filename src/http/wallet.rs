@@ -46,7 +46,7 @@ pub struct ChargeView {
 
 /// Reads a balance (yours, or anyone's for admins).
 #[utoipa::path(get, path = "/api/v1/users/{userId}/balance", tag = "wallet",
-    params(("userId" = i64, Path, description = "User id")), security(("bearer" = [])),
+    params(("userId" = i64, Path, minimum = 1, maximum = 4294967295.0, description = "User id")), security(("bearer" = [])),
     responses((status = 200, body = BalanceView), (status = 401), (status = 403),
         (status = 404)))]
 pub async fn balance(
@@ -65,7 +65,7 @@ pub async fn balance(
 
 /// Charges a balance; honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/users/{userId}/balance/charge", tag = "wallet",
-    params(("userId" = i64, Path, description = "User id"),
+    params(("userId" = i64, Path, minimum = 1, maximum = 4294967295.0, description = "User id"),
         ("Idempotency-Key" = Option<String>, Header, description = "1-64 visible ASCII")),
     request_body = ChargeRequest, security(("bearer" = [])),
     responses((status = 200, body = ChargeView), (status = 400), (status = 401), (status = 403),

@@ -55,7 +55,8 @@ pub fn decode_cursor(cursor: &str) -> Result<i64, AppError> {
         .ok_or_else(bad)?
         .parse()
         .map_err(|_| bad())?;
-    if id < 0 {
+    // only what encode_cursor makes: no sign, no leading zeros, no other spelling of the id
+    if id < 0 || encode_cursor(id) != cursor {
         return Err(bad());
     }
     Ok(id)

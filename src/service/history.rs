@@ -36,13 +36,14 @@ fn decode(cursor: &str) -> Result<(i64, String), AppError> {
         .decode(cursor)
         .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (ms, id) = text
+    let (ms_text, id) = text
         .strip_prefix(TAG)
         .and_then(|t| t.split_once(':'))
         .ok_or_else(bad)?;
-    let ms: i64 = ms.parse().map_err(|_| bad())?;
+    let ms: i64 = ms_text.parse().map_err(|_| bad())?;
     let id_ok = id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-    if ms < 0 || !id_ok {
+    // only what encode makes: no sign or leading zeros in the time
+    if ms < 0 || ms.to_string() != ms_text || !id_ok {
         return Err(bad());
     }
     Ok((ms, id.to_owned()))
