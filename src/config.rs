@@ -81,6 +81,13 @@ pub struct Config {
     /// `ALLOW_UNSAFE_REDIS_PERSISTENCE=acknowledged-writes-may-be-lost` lets `serve` start on a
     /// Redis without `appendfsync always`.
     pub allow_unsafe_redis_persistence: bool,
+    /// `HSTS_MAX_AGE_SECS`: send `Strict-Transport-Security` (only when served behind TLS).
+    pub hsts_max_age_secs: Option<u64>,
+    /// `AUTH_RATE_PER_SECOND` / `AUTH_RATE_BURST`: per-IP budget on sign-up and login
+    /// (default 2 / 20).
+    pub auth_rate: (u64, u32),
+    /// `LOGIN_ATTEMPTS_PER_MINUTE`: login attempts per account (default 10, burst the same).
+    pub login_attempts_per_minute: u32,
     /// `TRUSTED_PROXIES`: comma-separated proxy IPs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// `DB_MAX_CONNECTIONS`, default 20.
@@ -216,6 +223,16 @@ impl Config {
                 3_600_000,
             )?,
             allow_unsafe_redis_persistence: allow_unsafe,
+            hsts_max_age_secs: match get("HSTS_MAX_AGE_SECS") {
+                Some(v) => Some(parse("HSTS_MAX_AGE_SECS", &v)?),
+                None => None,
+            },
+            auth_rate: (
+                bounded(&get, "AUTH_RATE_PER_SECOND", 2, 1, 1_000_000)?,
+                bounded(&get, "AUTH_RATE_BURST", 20, 1, 1_000_000)? as u32,
+            ),
+            login_attempts_per_minute: bounded(&get, "LOGIN_ATTEMPTS_PER_MINUTE", 10, 1, 100_000)?
+                as u32,
             trusted_proxies: match get("TRUSTED_PROXIES") {
                 None => Vec::new(),
                 Some(list) => list

@@ -55,6 +55,7 @@ impl Application {
         let listener = TcpListener::bind(config.bind_addr)
             .await
             .with_context(|| format!("failed to bind {}", config.bind_addr))?;
+        let config_login_attempts = config.login_attempts_per_minute;
         let state = AppState {
             db,
             cache,
@@ -62,10 +63,24 @@ impl Application {
             clock,
             config: Arc::new(config),
             popular: Default::default(),
+            login_attempts: Arc::new(crate::service::login::attempt_limiter(
+                config_login_attempts,
+            )),
         };
         let limiters = Limiters::from_config(&state.config);
         let shutdown = CancellationToken::new();
         ratelimit::spawn_pruner(limiters.all(), shutdown.clone());
+        let attempts = state.login_attempts.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => attempts.retain_recent(),
+                }
+            }
+        });
         crate::settlement::stream::ensure_group(&state.cache).await?;
         if state.config.settlement_worker {
             let worker = Worker::new(

@@ -22,6 +22,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Process configuration.
     pub config: Arc<Config>,
+    /// Login attempts per account (normalised e-mail), on this instance.
+    pub login_attempts: Arc<crate::service::login::AttemptLimiter>,
     /// This instance's cache of the popular-products ranking.
     pub popular: Arc<crate::service::popular::PopularCache>,
 }

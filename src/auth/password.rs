@@ -10,8 +10,22 @@ use argon2::Argon2;
 const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$\
     Vs4yc/QSoVBv3XQqV8tmnGd6oJkTtdCOqaHr2fxQGb4";
 
+/// At most one hash per core at a time: a flood of logins queues here instead of taking every
+/// blocking thread and the whole CPU.
+fn permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
 /// Hashes a password to a PHC string (argon2id, default parameters, random salt).
 pub async fn hash(password: String) -> anyhow::Result<String> {
+    let _permit = permits()
+        .acquire()
+        .await
+        .context("hashing permits closed")?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -24,6 +38,10 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 
 /// Checks a password against a stored PHC hash; `None` verifies against a decoy and fails.
 pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
+    let _permit = permits()
+        .acquire()
+        .await
+        .context("hashing permits closed")?;
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| DECOY_HASH.to_owned());

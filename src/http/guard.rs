@@ -28,10 +28,18 @@ pub async fn require_auth(
     }
 }
 
-/// Middleware: headers every response carries, and no banner headers.
-pub async fn security_headers(request: Request, next: Next) -> Response {
+/// Middleware: headers every response carries, and no banner headers. `hsts` is the
+/// `Strict-Transport-Security` value when the service is served over TLS (`HSTS_MAX_AGE_SECS`).
+pub async fn security_headers(
+    State(hsts): State<Option<HeaderValue>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if let Some(value) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, value);
+    }
     headers.remove(header::SERVER);
     headers.remove(HeaderName::from_static("x-powered-by"));
     headers.insert(

@@ -117,6 +117,8 @@ pub struct Limiters {
     pub coupon_issue: ratelimit::Limiter,
     /// Per-IP budget checked before authentication (so floods of bad tokens are throttled too).
     pub per_ip: ratelimit::Limiter,
+    /// Tighter per-IP budget on sign-up and login.
+    pub auth: ratelimit::Limiter,
 }
 
 impl Limiters {
@@ -128,6 +130,7 @@ impl Limiters {
                 config.coupon_issue_per_second,
                 config.coupon_issue_burst,
             ),
+            auth: ratelimit::limiter(config.auth_rate.0, config.auth_rate.1),
             per_ip: ratelimit::limiter(
                 config.rate_limit_per_second.saturating_mul(10),
                 config.rate_limit_burst.saturating_mul(10),
@@ -141,6 +144,7 @@ impl Limiters {
             self.general.clone(),
             self.coupon_issue.clone(),
             self.per_ip.clone(),
+            self.auth.clone(),
         ]
     }
 }
@@ -149,9 +153,17 @@ impl Limiters {
 /// sit behind the same layers as the real ones.
 pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> Router {
     let trusted: client_ip::TrustedProxies = Arc::new(state.config.trusted_proxies.clone());
+    let hsts = state
+        .config
+        .hsts_max_age_secs
+        .and_then(|secs| HeaderValue::from_str(&format!("max-age={secs}; includeSubDomains")).ok());
     let public = OpenApiRouter::new()
-        .routes(routes!(auth::sign_up))
-        .routes(routes!(auth::log_in))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(auth::sign_up))
+                .routes(routes!(auth::log_in))
+                .layer(ratelimit::layer(&limiters.auth)),
+        )
         .routes(routes!(health::live))
         .routes(routes!(health::ready));
     let protected = OpenApiRouter::new()
@@ -211,7 +223,7 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(from_fn(guard::security_headers))
+        .layer(from_fn_with_state(hsts, guard::security_headers))
 }
 
 async fn serve_openapi(json: Arc<String>) -> Response {

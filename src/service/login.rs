@@ -8,6 +8,16 @@ use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
 
+/// Login attempts per account: a keyed token bucket (per instance).
+pub type AttemptLimiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// A limiter allowing `per_minute` attempts per account per minute (bursts of the same size).
+pub fn attempt_limiter(per_minute: u32) -> AttemptLimiter {
+    let per_minute =
+        std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute))
+}
+
 /// A successful login.
 pub struct LoggedIn {
     /// The user.
@@ -19,6 +29,12 @@ pub struct LoggedIn {
 /// Checks the credentials and issues a token, or `INVALID_CREDENTIALS`.
 pub async fn log_in(state: &AppState, email: &str, password: &str) -> Result<LoggedIn, AppError> {
     let normalised = email.trim().to_ascii_lowercase();
+    if state.login_attempts.check_key(&normalised).is_err() {
+        metrics::counter!("logins_total", "result" => "throttled").increment(1);
+        return Err(AppError::RateLimited {
+            retry_after_secs: 60,
+        });
+    }
     let user = if normalised.len() <= 254 {
         store::users::find_by_email(&state.db, &normalised).await?
     } else {

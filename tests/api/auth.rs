@@ -252,3 +252,56 @@ async fn a_forged_admin_token_cannot_escalate() {
         .await;
     assert_problem(response, 401, "UNAUTHORIZED").await;
 }
+
+#[tokio::test]
+async fn login_is_throttled_per_account_whatever_the_password() {
+    let app = crate::helpers::spawn_app_with(|env| {
+        env.insert("LOGIN_ATTEMPTS_PER_MINUTE", "3".into());
+    })
+    .await;
+    let user = app.new_user().await; // one login already
+    for _ in 0..2 {
+        assert_eq!(app.login(&user.email, "wrong-password").await.status(), 401);
+    }
+    let right = app.login(&user.email, crate::helpers::TEST_PASSWORD).await;
+    assert_problem(right, 429, "RATE_LIMITED").await;
+    let other = app.new_user().await; // another account is not affected
+    assert!(!other.token.is_empty());
+}
+
+#[tokio::test]
+async fn sign_up_and_login_have_a_tighter_per_ip_budget() {
+    let app = crate::helpers::spawn_app_with(|env| {
+        env.insert("AUTH_RATE_PER_SECOND", "1".into());
+        env.insert("AUTH_RATE_BURST", "2".into());
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        statuses.push(
+            app.login(&format!("x{i}@example.com"), "whatever-pass")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, vec![401, 401, 429]);
+    let products = app.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!(products.status(), 200, "other routes keep their own budget");
+}
+
+#[tokio::test]
+async fn hsts_is_sent_only_when_configured() {
+    let plain = spawn_app().await;
+    let response = plain.call(Method::GET, "/health/live", None, None).await;
+    assert!(!response.headers().contains_key("strict-transport-security"));
+    let tls = crate::helpers::spawn_app_with(|env| {
+        env.insert("HSTS_MAX_AGE_SECS", "31536000".into());
+    })
+    .await;
+    let response = tls.call(Method::GET, "/health/live", None, None).await;
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+}

@@ -95,6 +95,8 @@ pub fn test_env(database_url: &str, prefix: &str) -> HashMap<&'static str, Strin
         ("REDIS_KEY_PREFIX", prefix.to_owned()),
         ("RATE_LIMIT_PER_SECOND", "100000".to_owned()),
         ("RATE_LIMIT_BURST", "100000".to_owned()),
+        ("AUTH_RATE_PER_SECOND", "100000".to_owned()),
+        ("AUTH_RATE_BURST", "100000".to_owned()),
         ("DB_MAX_CONNECTIONS", "10".to_owned()),
     ])
 }
