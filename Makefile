@@ -42,9 +42,10 @@ build: ## Release build of the flashmart binary
 run: ## Start services, migrate, seed demo data, a local platform receiver, then serve (release)
 	bash $(ROOT)/scripts/run.sh
 
-test: services-up ## Services up; schemathesis; every Rust test (unit, integration, properties)
+test: services-up ## Services up; schemathesis; k6 smoke of every scenario; every Rust test
 	$(WITH_ENV) $(CARGO) build --bin flashmart
 	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) bash $(ROOT)/scripts/security/schemathesis.sh
+	bash $(ROOT)/scripts/loadtest-smoke.sh
 	RUST_TEST_THREADS=$(RUST_TEST_THREADS) $(WITH_ENV) $(CARGO) test --workspace --tests
 
 lint: ## cargo fmt --check and clippy with -D warnings
@@ -63,3 +64,6 @@ fuzz-api: services-up ## Long schemathesis run against /api/v1/openapi.json (FUZ
 
 security: services-up ## sqlmap level 3 / risk 2 on every parameterised endpoint + JWT audit (~5 min)
 	bash $(ROOT)/scripts/security/sqlmap.sh
+
+bench: services-up ## Release build, two instances, every k6 scenario + wrk/redis-benchmark/MariaDB limits; table in bench/results/
+	bash $(ROOT)/scripts/bench.sh
