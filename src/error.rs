@@ -351,6 +351,14 @@ impl AppError {
                     "Service unavailable",
                     "The service is temporarily unavailable; retry shortly.".into(),
                 ),
+                E::Internal(cause) if is_overload(cause) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVICE_UNAVAILABLE",
+                    "Service unavailable",
+                    "The service is overloaded; retry shortly (with the same Idempotency-Key, \
+                     which makes a retry safe)."
+                        .into(),
+                ),
                 E::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "INTERNAL_ERROR",
@@ -398,12 +406,17 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match &self {
+            AppError::Internal(cause) if is_overload(cause) => {
+                metrics::counter!("http_overload_total").increment(1);
+                tracing::warn!(error = format!("{cause:#}"), "overloaded: answered 503");
+            }
             AppError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
             AppError::Unavailable => tracing::warn!("dependency unavailable"),
             _ => {}
         }
         let retry_after = match &self {
             AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            AppError::Internal(cause) if is_overload(cause) => Some(1),
             _ => None,
         };
         let mut response = problem_response(self.problem());
@@ -414,6 +427,19 @@ impl IntoResponse for AppError {
         }
         response
     }
+}
+
+/// Whether an internal error is only overload: a Redis command or a database connection that
+/// timed out. Answered 503 with `Retry-After` instead of 500.
+pub fn is_overload(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        if let Some(sqlx::Error::PoolTimedOut) = cause.downcast_ref::<sqlx::Error>() {
+            return true;
+        }
+        cause
+            .downcast_ref::<fred::error::Error>()
+            .is_some_and(|e| *e.kind() == fred::error::ErrorKind::Timeout)
+    })
 }
 
 /// Renders a problem as `application/problem+json`, keeping the [`Problem`] in the extensions
@@ -451,6 +477,18 @@ mod tests {
         let body = err.problem().to_json().to_string();
         assert!(!body.contains("SELECT"), "{body}");
         assert!(body.contains("INTERNAL_ERROR"));
+    }
+
+    #[test]
+    fn timeouts_of_dependencies_are_503_not_500() {
+        let timeout =
+            fred::error::Error::new(fred::error::ErrorKind::Timeout, "Request timed out.");
+        let err = AppError::Internal(anyhow::Error::new(timeout).context("lua script failed"));
+        assert_eq!(err.problem().status, StatusCode::SERVICE_UNAVAILABLE);
+        let pool = AppError::from(sqlx::Error::PoolTimedOut);
+        assert_eq!(pool.problem().code, "SERVICE_UNAVAILABLE");
+        let other = AppError::Internal(anyhow::anyhow!("boom"));
+        assert_eq!(other.problem().status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]
