@@ -301,6 +301,21 @@ rss_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null ||
 
 # ------------------------------------------------------------------ main
 
+# wrk and jq come from Debian; installed with apt-get when missing and we are root
+ensure_tools() {
+  local missing=() c
+  for c in wrk jq; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+  ((${#missing[@]} == 0)) && return 0
+  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    lt_log "installing ${missing[*]} with apt-get"
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
+      --no-install-recommends "${missing[@]}" </dev/null >/dev/null ||
+      lt_die "apt-get install ${missing[*]} failed"
+  else
+    lt_die "missing ${missing[*]}: sudo apt-get install -y ${missing[*]}"
+  fi
+}
+
 bench_cleanup() {
   local rc=$?
   [[ -n "${BG_K6:-}" ]] && kill -TERM "$BG_K6" 2>/dev/null
@@ -320,6 +335,7 @@ bench_cleanup() {
 
 main() {
   local started=$SECONDS
+  ensure_tools
   lt_require python3 curl mariadb redis-cli redis-benchmark wrk jq cargo
   lt_ensure_k6
   lt_services

@@ -410,7 +410,11 @@ impl IntoResponse for AppError {
                 metrics::counter!("http_overload_total").increment(1);
                 tracing::warn!(error = format!("{cause:#}"), "overloaded: answered 503");
             }
-            AppError::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            // `{:#}` (the cause chain), not `{:?}`: Debug would symbolise a captured backtrace
+            // inside the request task, costing ~200 MiB and a blocked worker (see bench/README).
+            AppError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error")
+            }
             AppError::Unavailable => tracing::warn!("dependency unavailable"),
             _ => {}
         }
