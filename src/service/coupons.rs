@@ -63,7 +63,7 @@ async fn load_campaign(state: &AppState, coupon_id: i64) -> Result<CampaignRow, 
     let campaign = stored::find(&state.db, coupon_id)
         .await?
         .ok_or(AppError::CouponNotFound)?;
-    let issued = stored::issued_of(&state.db, coupon_id).await?.len() as i64;
+    let issued = stored::issued_count(&state.db, coupon_id).await?;
     hot::load(&state.cache, &terms(&campaign), issued).await?;
     Ok(campaign)
 }
@@ -78,7 +78,7 @@ pub async fn list(state: &AppState) -> Result<Vec<CampaignView>, AppError> {
         let issued = match issued {
             Some(n) => n,
             None => {
-                let stored = stored::issued_of(&state.db, campaign.id).await?.len() as i64;
+                let stored = stored::issued_count(&state.db, campaign.id).await?;
                 hot::load(&state.cache, &terms(&campaign), stored).await?
             }
         };

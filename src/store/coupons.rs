@@ -211,3 +211,12 @@ pub async fn issued_of(
     .fetch_all(pool)
     .await
 }
+
+/// How many coupons of a campaign MySQL has recorded (loading a campaign into Redis).
+pub async fn issued_count(pool: &MySqlPool, coupon_id: i64) -> Result<i64, sqlx::Error> {
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM user_coupons WHERE coupon_id = ?")
+        .bind(coupon_id)
+        .fetch_one(pool)
+        .await?;
+    Ok(count)
+}
