@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::{Config, UNSAFE_REDIS_PHRASE};
 use crate::http::{self, ratelimit, Limiters};
 use crate::settlement::{Worker, WorkerConfig};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store;
 
 /// A built, bound, not yet running application.
@@ -56,7 +56,7 @@ impl Application {
             .await
             .with_context(|| format!("failed to bind {}", config.bind_addr))?;
         let config_login_attempts = config.login_attempts_per_minute;
-        let state = AppState {
+        let state = AppState::new(Shared {
             db,
             cache,
             tokens,
@@ -66,7 +66,7 @@ impl Application {
             login_attempts: Arc::new(crate::service::login::attempt_limiter(
                 config_login_attempts,
             )),
-        };
+        });
         let limiters = Limiters::from_config(&state.config);
         let shutdown = CancellationToken::new();
         ratelimit::spawn_pruner(limiters.all(), shutdown.clone());

@@ -1,5 +1,6 @@
 //! Shared application state handed to every handler.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use sqlx::MySqlPool;
@@ -9,9 +10,15 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::Config;
 
-/// Cheap-to-clone handle to everything a request may need.
+/// Handle to everything a request may need. One `Arc`: axum clones the state for every
+/// extractor and every `from_fn_with_state` layer of every request, so a clone must be one
+/// reference-count bump, not one per field (the bench measured 2.5–7 % of CPU in field-wise
+/// clones and drops).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares; reached through `Deref` (`state.db`, `state.cache`, …).
+pub struct Shared {
     /// MySQL pool (source of truth).
     pub db: MySqlPool,
     /// Redis hot path.
@@ -26,4 +33,19 @@ pub struct AppState {
     pub login_attempts: Arc<crate::service::login::AttemptLimiter>,
     /// This instance's cache of the popular-products ranking.
     pub popular: Arc<crate::service::popular::PopularCache>,
+}
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }

@@ -4,14 +4,14 @@
 /// Builds keys under one prefix.
 #[derive(Clone, Debug)]
 pub struct Keys {
-    base: String,
+    base: std::sync::Arc<str>,
 }
 
 impl Keys {
     /// A key builder for `prefix` (validated by the configuration: `[A-Za-z0-9_-]{1,64}`).
     pub fn new(prefix: &str) -> Self {
         Self {
-            base: format!("{{{prefix}}}"),
+            base: format!("{{{prefix}}}").into(),
         }
     }
 

@@ -25,8 +25,8 @@ pub struct Cache {
     pub pool: Pool,
     /// Key schema under the configured prefix.
     pub keys: Keys,
-    /// The loaded Lua scripts.
-    pub scripts: Scripts,
+    /// The loaded Lua scripts (shared: a `Cache` clone must stay cheap).
+    pub scripts: std::sync::Arc<Scripts>,
 }
 
 impl Cache {
@@ -38,7 +38,7 @@ impl Cache {
         Ok(Self {
             pool,
             keys: Keys::new(prefix),
-            scripts,
+            scripts: std::sync::Arc::new(scripts),
         })
     }
 

@@ -1,11 +1,16 @@
 //! Applies a batch of events to MySQL in one transaction, skipping events already applied.
+//!
+//! The batch is first aggregated into a [`Plan`], then written with a fixed, small number of
+//! statements: multi-row inserts for the per-event rows, and one statement per shared row
+//! (product, sales hour, account) with the summed change, in key order and at the end of the
+//! transaction. Statements per batch grow with the distinct products touched, not with events.
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlConnection, MySqlPool};
+use sqlx::MySqlPool;
 
-use crate::events::{at_millis, BalanceCharged, Envelope, Event, OrderSnapshot};
-use crate::store::ledger::{self, Postings};
-use crate::store::{coupons, events, orders, outbox, products, wallet};
+use super::plan::Plan;
+use crate::events::Envelope;
+use crate::store::{coupons, events, ledger, orders, outbox, products, wallet};
 
 /// What a committed batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,106 +27,60 @@ pub async fn apply_batch(
     batch: &[Envelope],
     now: DateTime<Utc>,
 ) -> anyhow::Result<BatchOutcome> {
-    let mut outcome = BatchOutcome::default();
-    let mut postings = Postings::default();
+    let decoded = batch
+        .iter()
+        .map(|envelope| envelope.decode())
+        .collect::<Result<Vec<_>, _>>()?;
     let mut tx = db.begin().await?;
-    for envelope in batch {
-        let event = envelope.decode()?;
-        if !events::mark_applied(&mut tx, envelope, now).await? {
+    let fresh = events::mark_applied(&mut tx, batch, now).await?;
+    let mut plan = Plan::default();
+    let mut outcome = BatchOutcome::default();
+    for ((envelope, event), fresh) in batch.iter().zip(decoded).zip(fresh) {
+        if fresh {
+            plan.add(envelope, event)?;
+            outcome.applied += 1;
+        } else {
             outcome.duplicates += 1;
-            continue;
         }
-        apply_one(&mut tx, envelope, &event, &mut postings).await?;
-        outcome.applied += 1;
     }
-    ledger::write(&mut tx, &postings, now).await?;
+    write(&mut tx, &plan, now).await?;
     tx.commit().await?;
     Ok(outcome)
 }
 
-async fn apply_one(
-    tx: &mut MySqlConnection,
-    envelope: &Envelope,
-    event: &Event,
-    postings: &mut Postings,
+/// Writes a plan: per-event rows first, shared rows last (see the module doc).
+async fn write(
+    tx: &mut sqlx::MySqlConnection,
+    plan: &Plan,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    match event {
-        Event::BalanceCharged(charged) => apply_charge(tx, envelope, charged, postings).await,
-        Event::CouponIssued(c) => {
-            let (issued, expires) = (at_millis(c.issued_at_ms), at_millis(c.expires_at_ms));
-            coupons::insert_user_coupon(
-                tx,
-                c.user_coupon_id,
-                c.coupon_id,
-                c.user_id,
-                issued,
-                expires,
-            )
-            .await
-        }
-        Event::Order(order) => apply_order(tx, envelope, order, postings).await,
-        Event::StockAdded(added) => {
-            products::add_stock(tx, added.product_id, added.units, envelope.occurred_at()).await
-        }
-    }
-}
+    wallet::insert_charges(tx, &plan.charges).await?;
+    coupons::insert_issued(tx, &plan.issued).await?;
 
-/// Writes the order's new state; a payment also moves the money (user → revenue), records the
-/// payment and the units sold.
-async fn apply_order(
-    tx: &mut MySqlConnection,
-    envelope: &Envelope,
-    order: &OrderSnapshot,
-    postings: &mut Postings,
-) -> anyhow::Result<()> {
-    orders::upsert(tx, order).await?;
-    let paid_at = order.paid_at_ms.map(at_millis);
-    if let Some(coupon) = &order.coupon {
-        let used_at = if coupon.status == "USED" {
-            paid_at
-        } else {
-            None
-        };
-        coupons::upsert_state(tx, coupon, used_at).await?;
-    }
-    if order.status == "PAID" {
-        let (Some(paid_at), Some(payment_id)) = (paid_at, order.payment_id.as_deref()) else {
-            anyhow::bail!("paid order {} without payment data", order.order_id);
-        };
-        orders::insert_payment(tx, payment_id, order, paid_at).await?;
-        let body =
-            crate::delivery::order_paid_body(&envelope.event_id, envelope.occurred_at_ms, order);
-        outbox::enqueue(
-            tx,
-            &envelope.event_id,
-            "order.paid",
-            &body.to_string(),
-            Utc::now(),
+    let mut order_rows: Vec<_> = plan.orders.iter().collect();
+    order_rows.sort_by(|a, b| (&a.order_id, a.version).cmp(&(&b.order_id, b.version)));
+    orders::upsert(tx, &order_rows).await?;
+
+    let mut states: Vec<_> = plan.coupon_states.iter().map(|(c, at)| (c, *at)).collect();
+    states.sort_by_key(|(c, _)| (c.user_coupon_id, c.version));
+    coupons::upsert_states(tx, &states).await?;
+    let held: Vec<(i64, i64, i64)> = plan
+        .issued
+        .iter()
+        .map(|c| (c.user_coupon_id, c.coupon_id, c.user_id))
+        .chain(
+            states
+                .iter()
+                .map(|(c, _)| (c.user_coupon_id, c.coupon_id, c.user_id)),
         )
-        .await?;
-        orders::record_sales(tx, &order.items, paid_at).await?;
-        let user = ledger::user_account(order.user_id);
-        postings.transfer(&envelope.event_id, &user, ledger::REVENUE, order.total);
-    }
-    Ok(())
-}
+        .collect();
+    coupons::ensure_held(tx, &held).await?;
 
-async fn apply_charge(
-    tx: &mut MySqlConnection,
-    envelope: &Envelope,
-    charged: &BalanceCharged,
-    postings: &mut Postings,
-) -> anyhow::Result<()> {
-    wallet::insert_charge(
-        tx,
-        &envelope.event_id,
-        charged.user_id,
-        charged.amount,
-        charged.balance_after,
-        envelope.occurred_at(),
-    )
-    .await?;
-    let user = ledger::user_account(charged.user_id);
-    postings.transfer(&envelope.event_id, ledger::CASH_IN, &user, charged.amount);
+    orders::insert_payments(tx, &plan.payments).await?;
+    outbox::enqueue(tx, &plan.outbox, Utc::now()).await?;
+
+    products::apply_deltas(tx, &plan.products).await?;
+    orders::add_sales(tx, &plan.sales).await?;
+    ledger::write(tx, &plan.postings, now).await?;
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! - the stream is trimmed only below what the group has acknowledged.
 
 pub mod apply;
+pub mod plan;
 pub mod stream;
 pub mod worker;
 

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{MySqlConnection, MySqlPool, Row};
 
+use crate::events::{at_millis, CouponIssued, CouponState};
+
 /// A campaign as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignRow {
@@ -99,82 +101,102 @@ pub async fn all(pool: &MySqlPool) -> Result<Vec<CampaignRow>, sqlx::Error> {
     list(pool, u32::MAX).await
 }
 
-/// Records an issued coupon in the worker's transaction. A later state of the same coupon may
-/// already be there (applied first by another worker); a different coupon of the same campaign
-/// for the same user is an error: (coupon, user) is unique, the final one-per-user fence.
-pub async fn insert_user_coupon(
+/// Records issued coupons in the worker's transaction (multi-row `INSERT IGNORE`). A later
+/// state of the same coupon may already be there (applied first by another worker); a
+/// different coupon of the same campaign for the same user is caught by [`ensure_held`].
+pub async fn insert_issued(
     tx: &mut MySqlConnection,
-    id: i64,
-    coupon_id: i64,
-    user_id: i64,
-    issued_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    sqlx::query(
+    issued: &[CouponIssued],
+) -> Result<(), sqlx::Error> {
+    super::insert_rows(
+        tx,
         "INSERT IGNORE INTO user_coupons \
-         (id, coupon_id, user_id, status, issued_at, expires_at, version) \
-         VALUES (?, ?, ?, 'AVAILABLE', ?, ?, 1)",
+         (id, coupon_id, user_id, status, issued_at, expires_at, version)",
+        issued,
+        "",
+        |mut row, c| {
+            row.push_bind(c.user_coupon_id)
+                .push_bind(c.coupon_id)
+                .push_bind(c.user_id)
+                .push_bind("AVAILABLE")
+                .push_bind(at_millis(c.issued_at_ms))
+                .push_bind(at_millis(c.expires_at_ms))
+                .push_bind(1);
+        },
     )
-    .bind(id)
-    .bind(coupon_id)
-    .bind(user_id)
-    .bind(issued_at)
-    .bind(expires_at)
-    .execute(&mut *tx)
     .await?;
-    ensure_one_per_user(tx, id, coupon_id, user_id).await
+    Ok(())
 }
 
-async fn ensure_one_per_user(
+/// Writes coupons' new states (from order events), multi-row; an older version never
+/// overwrites a newer one. Pass them sorted by id (one lock order for every worker).
+pub async fn upsert_states(
     tx: &mut MySqlConnection,
-    id: i64,
-    coupon_id: i64,
-    user_id: i64,
-) -> anyhow::Result<()> {
-    let held: Option<(i64,)> =
-        sqlx::query_as("SELECT id FROM user_coupons WHERE coupon_id = ? AND user_id = ?")
-            .bind(coupon_id)
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    match held {
-        Some((held_id,)) if held_id == id => Ok(()),
-        Some((held_id,)) => anyhow::bail!(
-            "user {user_id} already holds coupon {held_id} of campaign {coupon_id}; refusing {id}"
-        ),
-        None => anyhow::bail!("user coupon {id} conflicts with another row"),
-    }
-}
-
-/// Writes a coupon's new state (from an order event); an older version never overwrites a
-/// newer one.
-pub async fn upsert_state(
-    tx: &mut MySqlConnection,
-    c: &crate::events::CouponState,
-    used_at: Option<DateTime<Utc>>,
-) -> anyhow::Result<()> {
-    use crate::events::at_millis;
-    sqlx::query(
+    states: &[(&CouponState, Option<DateTime<Utc>>)],
+) -> Result<(), sqlx::Error> {
+    super::insert_rows(
+        tx,
         "INSERT INTO user_coupons (id, coupon_id, user_id, status, issued_at, expires_at, \
-         order_id, used_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON DUPLICATE KEY UPDATE \
+         order_id, used_at, version)",
+        states,
+        "ON DUPLICATE KEY UPDATE \
          status = IF(VALUES(version) > version, VALUES(status), status), \
          order_id = IF(VALUES(version) > version, VALUES(order_id), order_id), \
          used_at = IF(VALUES(version) > version, VALUES(used_at), used_at), \
          version = GREATEST(version, VALUES(version))",
+        |mut row, (c, used_at)| {
+            row.push_bind(c.user_coupon_id)
+                .push_bind(c.coupon_id)
+                .push_bind(c.user_id)
+                .push_bind(&c.status)
+                .push_bind(at_millis(c.issued_at_ms))
+                .push_bind(at_millis(c.expires_at_ms))
+                .push_bind(&c.order_id)
+                .push_bind(*used_at)
+                .push_bind(c.version);
+        },
     )
-    .bind(c.user_coupon_id)
-    .bind(c.coupon_id)
-    .bind(c.user_id)
-    .bind(&c.status)
-    .bind(at_millis(c.issued_at_ms))
-    .bind(at_millis(c.expires_at_ms))
-    .bind(&c.order_id)
-    .bind(used_at)
-    .bind(c.version)
-    .execute(&mut *tx)
     .await?;
-    ensure_one_per_user(tx, c.user_coupon_id, c.coupon_id, c.user_id).await
+    Ok(())
+}
+
+/// The one-per-user fence, checked after the writes of a batch: every `(userCouponId,
+/// couponId, userId)` must be stored as exactly that row. (coupon, user) is unique, so a row
+/// that is missing or belongs to another campaign or user means a second coupon of the same
+/// campaign for the same user was refused by MySQL — an error that fails the batch.
+pub async fn ensure_held(
+    tx: &mut MySqlConnection,
+    expected: &[(i64, i64, i64)],
+) -> anyhow::Result<()> {
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = expected.iter().map(|(id, _, _)| *id).collect();
+    let mut stored = std::collections::HashMap::new();
+    for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
+        let mut select = sqlx::QueryBuilder::<sqlx::MySql>::new(
+            "SELECT id, coupon_id, user_id FROM user_coupons WHERE id IN ",
+        );
+        super::push_in_list(&mut select, chunk);
+        let rows: Vec<(i64, i64, i64)> = select.build_query_as().fetch_all(&mut *tx).await?;
+        stored.extend(
+            rows.into_iter()
+                .map(|(id, coupon, user)| (id, (coupon, user))),
+        );
+    }
+    for (id, coupon_id, user_id) in expected {
+        match stored.get(id) {
+            Some((c, u)) if c == coupon_id && u == user_id => {}
+            Some((c, u)) => anyhow::bail!(
+                "user coupon {id} is stored for campaign {c} and user {u}, \
+                 not campaign {coupon_id} and user {user_id}"
+            ),
+            None => anyhow::bail!(
+                "user {user_id} already holds a coupon of campaign {coupon_id}; refusing {id}"
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// An issued coupon as stored.

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySqlConnection, MySqlPool, QueryBuilder};
+use sqlx::{MySqlConnection, MySqlPool};
 
 /// Money entering the system from outside (charges). Goes negative by what was charged.
 pub const CASH_IN: &str = "cash_in";
@@ -66,7 +66,10 @@ impl Postings {
     }
 }
 
-/// Writes the entries and updates the accounts, inside the caller's transaction.
+/// Writes the entries and updates the accounts, inside the caller's transaction: the entries
+/// (no shared rows), then one multi-row upsert of the net change per account, in account
+/// order — a fixed lock order, so workers never deadlock on the shared `cash_in` / `revenue`
+/// rows, and those locks are taken at the very end of the transaction.
 pub async fn write(
     tx: &mut MySqlConnection,
     postings: &Postings,
@@ -75,30 +78,31 @@ pub async fn write(
     if postings.is_empty() {
         return Ok(());
     }
-    for (account, delta) in postings.deltas() {
-        sqlx::query(
-            "INSERT INTO accounts (code, balance, updated_at) VALUES (?, ?, ?) \
-             ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), \
-             updated_at = VALUES(updated_at)",
-        )
-        .bind(account)
-        .bind(delta)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for chunk in postings.entries.chunks(500) {
-        let mut insert = QueryBuilder::new(
-            "INSERT INTO ledger_entries (event_id, account, amount, created_at) ",
-        );
-        insert.push_values(chunk, |mut row, p| {
+    super::insert_rows(
+        tx,
+        "INSERT INTO ledger_entries (event_id, account, amount, created_at)",
+        &postings.entries,
+        "",
+        |mut row, p| {
             row.push_bind(&p.event_id)
                 .push_bind(&p.account)
                 .push_bind(p.amount)
                 .push_bind(now);
-        });
-        insert.build().execute(&mut *tx).await?;
-    }
+        },
+    )
+    .await?;
+    let deltas: Vec<(&str, i64)> = postings.deltas().into_iter().collect();
+    super::insert_rows(
+        tx,
+        "INSERT INTO accounts (code, balance, updated_at)",
+        &deltas,
+        "ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance), \
+         updated_at = VALUES(updated_at)",
+        |mut row, (account, delta)| {
+            row.push_bind(*account).push_bind(*delta).push_bind(now);
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::query_builder::Separated;
+use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
 /// Opens the connection pool (UTC session time zone, utf8mb4).
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<MySqlPool> {
@@ -41,4 +43,43 @@ pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
 /// Whether a sqlx error is a unique-key violation (MySQL error 1062).
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23000"))
+}
+
+/// Most rows one multi-row statement carries: well under MySQL's 65,535 placeholders even for
+/// the widest row we write, and small enough to keep a statement's packet modest.
+pub const ROWS_PER_STATEMENT: usize = 500;
+
+/// Runs `{head} VALUES (…), (…) {tail}` over `rows`, [`ROWS_PER_STATEMENT`] at a time, in the
+/// caller's transaction; `bind` pushes one row's values. Returns the rows affected (as MySQL
+/// counts them: an upsert that updates counts 2). No statement is sent for no rows.
+pub async fn insert_rows<'a, T: 'a>(
+    tx: &mut MySqlConnection,
+    head: &str,
+    rows: &'a [T],
+    tail: &str,
+    mut bind: impl FnMut(Separated<'_, MySql, &'static str>, &'a T),
+) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut statement = QueryBuilder::<MySql>::new(head);
+        statement.push(" ");
+        statement.push_values(chunk, &mut bind);
+        statement.push(" ");
+        statement.push(tail);
+        affected += statement.build().execute(&mut *tx).await?.rows_affected();
+    }
+    Ok(affected)
+}
+
+/// Appends `(?, ?, …)` binding every value, for `… IN (…)` lists.
+pub fn push_in_list<T>(statement: &mut QueryBuilder<MySql>, values: &[T])
+where
+    T: Copy + for<'t> sqlx::Encode<'t, MySql> + sqlx::Type<MySql>,
+{
+    statement.push("(");
+    let mut list = statement.separated(", ");
+    for value in values {
+        list.push_bind(*value);
+    }
+    list.push_unseparated(")");
 }

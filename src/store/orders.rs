@@ -4,72 +4,108 @@
 //! incoming state when its version is higher, so events applied out of order by different
 //! workers still converge on the latest state.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Timelike, Utc};
-use sqlx::{MySqlConnection, MySqlPool, QueryBuilder};
+use sqlx::{MySqlConnection, MySqlPool};
+
+use super::insert_rows;
 
 use crate::events::{at_millis, OrderLine, OrderSnapshot};
 
-/// Writes an order snapshot (and its lines, once) in the worker's transaction.
-pub async fn upsert(tx: &mut MySqlConnection, o: &OrderSnapshot) -> Result<(), sqlx::Error> {
-    let user_coupon_id = o.coupon.as_ref().map(|c| c.user_coupon_id);
-    sqlx::query(
+/// Writes order snapshots (and their lines, once) in the worker's transaction: one multi-row
+/// upsert of the orders, one multi-row insert of the lines. Pass them sorted by order id
+/// (one lock order for every worker); two snapshots of one order may both be there, the
+/// higher version wins whichever comes first.
+pub async fn upsert(
+    tx: &mut MySqlConnection,
+    orders: &[&OrderSnapshot],
+) -> Result<(), sqlx::Error> {
+    insert_rows(
+        tx,
         "INSERT INTO orders (id, user_id, status, subtotal, discount, total, user_coupon_id, \
-         created_at, expires_at, paid_at, ended_at, payment_id, version) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+         created_at, expires_at, paid_at, ended_at, payment_id, version)",
+        orders,
+        "ON DUPLICATE KEY UPDATE \
          status = IF(VALUES(version) > version, VALUES(status), status), \
          paid_at = IF(VALUES(version) > version, VALUES(paid_at), paid_at), \
          ended_at = IF(VALUES(version) > version, VALUES(ended_at), ended_at), \
          payment_id = IF(VALUES(version) > version, VALUES(payment_id), payment_id), \
          user_coupon_id = COALESCE(user_coupon_id, VALUES(user_coupon_id)), \
          version = GREATEST(version, VALUES(version))",
+        |mut row, o| {
+            row.push_bind(&o.order_id)
+                .push_bind(o.user_id)
+                .push_bind(&o.status)
+                .push_bind(o.subtotal)
+                .push_bind(o.discount)
+                .push_bind(o.total)
+                .push_bind(o.coupon.as_ref().map(|c| c.user_coupon_id))
+                .push_bind(at_millis(o.created_at_ms))
+                .push_bind(at_millis(o.expires_at_ms))
+                .push_bind(o.paid_at_ms.map(at_millis))
+                .push_bind(o.ended_at_ms.map(at_millis))
+                .push_bind(&o.payment_id)
+                .push_bind(o.version);
+        },
     )
-    .bind(&o.order_id)
-    .bind(o.user_id)
-    .bind(&o.status)
-    .bind(o.subtotal)
-    .bind(o.discount)
-    .bind(o.total)
-    .bind(user_coupon_id)
-    .bind(at_millis(o.created_at_ms))
-    .bind(at_millis(o.expires_at_ms))
-    .bind(o.paid_at_ms.map(at_millis))
-    .bind(o.ended_at_ms.map(at_millis))
-    .bind(&o.payment_id)
-    .bind(o.version)
-    .execute(&mut *tx)
     .await?;
-    let mut insert = QueryBuilder::new(
+    let lines: Vec<(&str, &OrderLine)> = orders
+        .iter()
+        .flat_map(|o| o.items.iter().map(|line| (o.order_id.as_str(), line)))
+        .collect();
+    insert_rows(
+        tx,
         "INSERT IGNORE INTO order_lines (order_id, product_id, name, unit_price, quantity, \
-         line_total) ",
-    );
-    insert.push_values(&o.items, |mut row, line: &OrderLine| {
-        row.push_bind(&o.order_id)
-            .push_bind(line.product_id)
-            .push_bind(&line.name)
-            .push_bind(line.unit_price)
-            .push_bind(line.quantity)
-            .push_bind(line.line_total);
-    });
-    insert.build().execute(&mut *tx).await?;
+         line_total)",
+        &lines,
+        "",
+        |mut row, (order_id, line)| {
+            row.push_bind(*order_id)
+                .push_bind(line.product_id)
+                .push_bind(&line.name)
+                .push_bind(line.unit_price)
+                .push_bind(line.quantity)
+                .push_bind(line.line_total);
+        },
+    )
+    .await?;
     Ok(())
 }
 
-/// Records a payment (once per event; the order id is unique as a second fence).
-pub async fn insert_payment(
+/// A payment to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRow {
+    /// Payment id.
+    pub payment_id: String,
+    /// Order id (unique: a second fence against paying twice).
+    pub order_id: String,
+    /// Payer.
+    pub user_id: i64,
+    /// Won paid.
+    pub amount: i64,
+    /// When it was paid.
+    pub paid_at: DateTime<Utc>,
+}
+
+/// Records payments in the worker's transaction (multi-row).
+pub async fn insert_payments(
     tx: &mut MySqlConnection,
-    payment_id: &str,
-    o: &OrderSnapshot,
-    paid_at: DateTime<Utc>,
+    payments: &[PaymentRow],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO payments (id, order_id, user_id, amount, paid_at) VALUES (?, ?, ?, ?, ?)",
+    insert_rows(
+        tx,
+        "INSERT INTO payments (id, order_id, user_id, amount, paid_at)",
+        payments,
+        "",
+        |mut row, p| {
+            row.push_bind(&p.payment_id)
+                .push_bind(&p.order_id)
+                .push_bind(p.user_id)
+                .push_bind(p.amount)
+                .push_bind(p.paid_at);
+        },
     )
-    .bind(payment_id)
-    .bind(&o.order_id)
-    .bind(o.user_id)
-    .bind(o.total)
-    .bind(paid_at)
-    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -82,36 +118,27 @@ pub fn hour_start(at: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(at)
 }
 
-/// Adds sold units to the products and to the hourly sales table.
-pub async fn record_sales(
+/// Adds summed units to the hourly sales table: one multi-row upsert in (product, hour) order.
+pub async fn add_sales(
     tx: &mut MySqlConnection,
-    items: &[OrderLine],
-    paid_at: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let hour = hour_start(paid_at);
-    let mut lines: Vec<&OrderLine> = items.iter().collect();
-    lines.sort_by_key(|l| l.product_id); // one lock order for every worker
-    for line in lines {
-        let sold = sqlx::query("UPDATE products SET sold = sold + ? WHERE id = ?")
-            .bind(line.quantity)
-            .bind(line.product_id)
-            .execute(&mut *tx)
-            .await?;
-        anyhow::ensure!(
-            sold.rows_affected() == 1,
-            "paid units for unknown product {}",
-            line.product_id
-        );
-        sqlx::query(
-            "INSERT INTO sales_hourly (product_id, hour_start, quantity) VALUES (?, ?, ?) \
-             ON DUPLICATE KEY UPDATE quantity = quantity + VALUES(quantity)",
-        )
-        .bind(line.product_id)
-        .bind(hour)
-        .bind(line.quantity)
-        .execute(&mut *tx)
-        .await?;
-    }
+    sales: &BTreeMap<(i64, DateTime<Utc>), i64>,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<(i64, DateTime<Utc>, i64)> = sales
+        .iter()
+        .map(|((product_id, hour), units)| (*product_id, *hour, *units))
+        .collect();
+    insert_rows(
+        tx,
+        "INSERT INTO sales_hourly (product_id, hour_start, quantity)",
+        &rows,
+        "ON DUPLICATE KEY UPDATE quantity = quantity + VALUES(quantity)",
+        |mut row, (product_id, hour, units)| {
+            row.push_bind(*product_id)
+                .push_bind(*hour)
+                .push_bind(*units);
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -5,24 +5,39 @@
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{MySqlConnection, MySqlPool};
 
-/// Enqueues a delivery in the caller's transaction (once per event id).
+/// A delivery to enqueue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// Event id (the receiver's de-duplication key; unique in the outbox).
+    pub event_id: String,
+    /// Event type.
+    pub event_type: &'static str,
+    /// The JSON body to POST.
+    pub body: String,
+}
+
+/// Enqueues deliveries in the caller's transaction (multi-row; once per event id).
 pub async fn enqueue(
     tx: &mut MySqlConnection,
-    event_id: &str,
-    event_type: &str,
-    body: &str,
+    deliveries: &[NewDelivery],
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    super::insert_rows(
+        tx,
         "INSERT IGNORE INTO outbox (event_id, event_type, body, status, attempts, \
-         next_attempt_at, created_at) VALUES (?, ?, ?, 'PENDING', 0, ?, ?)",
+         next_attempt_at, created_at)",
+        deliveries,
+        "",
+        |mut row, d| {
+            row.push_bind(&d.event_id)
+                .push_bind(d.event_type)
+                .push_bind(&d.body)
+                .push_bind("PENDING")
+                .push_bind(0)
+                .push_bind(now)
+                .push_bind(now);
+        },
     )
-    .bind(event_id)
-    .bind(event_type)
-    .bind(body)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
     .await?;
     Ok(())
 }

@@ -101,24 +101,38 @@ pub async fn update(
     Ok(result.rows_affected() == 1)
 }
 
-/// Raises a product's total stock (a settled `stock.added`), in the worker's transaction.
-pub async fn add_stock(
+/// Net change of one product row in a settlement batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProductDelta {
+    /// Units sold in paid orders.
+    pub sold: i64,
+    /// Units added by restocks (settled `stock.added`).
+    pub stocked: i64,
+    /// Latest restock time, if any (becomes `updated_at`).
+    pub restocked_at: Option<DateTime<Utc>>,
+}
+
+/// Applies summed deltas in the worker's transaction: one `UPDATE` per product, in id order
+/// (the `BTreeMap`), so concurrent workers lock product rows in the same order.
+pub async fn apply_deltas(
     tx: &mut sqlx::MySqlConnection,
-    id: i64,
-    units: i64,
-    at: DateTime<Utc>,
+    deltas: &std::collections::BTreeMap<i64, ProductDelta>,
 ) -> anyhow::Result<()> {
-    let result = sqlx::query(
-        "UPDATE products SET stock_total = stock_total + ?, updated_at = ? WHERE id = ?",
-    )
-    .bind(units)
-    .bind(at)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    anyhow::ensure!(
-        result.rows_affected() == 1,
-        "stock.added for unknown product {id}"
-    );
+    for (id, delta) in deltas {
+        let result = sqlx::query(
+            "UPDATE products SET sold = sold + ?, stock_total = stock_total + ?, \
+             updated_at = COALESCE(?, updated_at) WHERE id = ?",
+        )
+        .bind(delta.sold)
+        .bind(delta.stocked)
+        .bind(delta.restocked_at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        anyhow::ensure!(
+            result.rows_affected() == 1,
+            "settled units for unknown product {id}"
+        );
+    }
     Ok(())
 }
