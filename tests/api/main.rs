@@ -18,5 +18,6 @@ mod orders;
 mod popular;
 mod security;
 mod settlement;
+mod settlement_batch;
 mod wallet;
 mod wallet_concurrency;

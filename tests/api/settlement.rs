@@ -19,10 +19,10 @@ use crate::helpers::{count, spawn_app_with, TestApp, TestUser};
 /// How long a worker's read for new entries blocks in these tests.
 const BLOCK_MS: u64 = 100;
 /// Most entries a test consumer reads at once (more than any test appends).
-const READ_COUNT: u64 = 100;
+const READ_COUNT: u64 = 1_000;
 
 /// An app whose settlement worker is off, so only the test's workers consume the stream.
-async fn app_without_worker() -> TestApp {
+pub(crate) async fn app_without_worker() -> TestApp {
     spawn_app_with(|env| {
         env.insert("SETTLEMENT_WORKER", "off".into());
     })
@@ -56,7 +56,7 @@ async fn worker(app: &TestApp, consumer: &str, config: WorkerConfig) -> Worker {
 }
 
 /// Reads every undelivered entry as `consumer` without applying or acknowledging anything.
-async fn read_as(app: &TestApp, consumer: &str) -> Vec<RawEntry> {
+pub(crate) async fn read_as(app: &TestApp, consumer: &str) -> Vec<RawEntry> {
     let reader = flashmart::cache::build_client(&redis_url())
         .await
         .expect("a dedicated reader connects");
@@ -67,7 +67,7 @@ async fn read_as(app: &TestApp, consumer: &str) -> Vec<RawEntry> {
     entries
 }
 
-fn envelopes(entries: &[RawEntry]) -> Vec<Envelope> {
+pub(crate) fn envelopes(entries: &[RawEntry]) -> Vec<Envelope> {
     entries
         .iter()
         .map(|e| Envelope::from_fields(&e.id, &e.fields).expect("a charge entry is an envelope"))
