@@ -20,6 +20,11 @@ impl Keys {
         format!("{}:stock:{product_id}", self.base)
     }
 
+    /// `{p}:product:{product}` — a product's name, price and version (hash; pricing cache).
+    pub fn product(&self, product_id: i64) -> String {
+        format!("{}:product:{product_id}", self.base)
+    }
+
     /// `{p}:op:{scope}:{operation}` — marker that an operation was applied (idempotency).
     pub fn operation(&self, scope: &str, operation_id: &str) -> String {
         format!("{}:op:{scope}:{operation_id}", self.base)

@@ -6,6 +6,7 @@ pub mod coupons;
 pub mod keys;
 pub mod orders;
 pub mod popular;
+pub mod products;
 pub mod scripts;
 pub mod stock;
 pub mod wallet;

@@ -58,6 +58,8 @@ pub struct Scripts {
     pub order_pay: LuaScript,
     /// `lua/order_release.lua`: expire or cancel a pending order.
     pub order_release: LuaScript,
+    /// `lua/product_put.lua`: cache a product's name and price, newest version wins.
+    pub product_put: LuaScript,
 }
 
 impl Scripts {
@@ -83,6 +85,10 @@ impl Scripts {
                 "order_release.lua",
                 include_str!("../../lua/order_release.lua"),
             ),
+            product_put: LuaScript::new(
+                "product_put.lua",
+                include_str!("../../lua/product_put.lua"),
+            ),
         }
     }
 
@@ -95,6 +101,7 @@ impl Scripts {
             &self.order_reserve,
             &self.order_pay,
             &self.order_release,
+            &self.product_put,
         ]
     }
 

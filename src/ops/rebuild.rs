@@ -1,4 +1,4 @@
-//! `flashmart rebuild-cache`: rebuilds Redis's hot state (balances, stock) from MySQL, the
+//! `flashmart rebuild-cache`: rebuilds Redis's hot state (balances, stock, pricing) from MySQL, the
 //! source of truth. Refuses while the stream holds events MySQL has not applied, because then
 //! MySQL is behind Redis and the rebuild would lose those decisions.
 
@@ -6,7 +6,7 @@ use sqlx::MySqlPool;
 
 use fred::prelude::*;
 
-use crate::cache::{coupons, stock, wallet, Cache};
+use crate::cache::{coupons, products, stock, wallet, Cache};
 use crate::ops::audit::reserved_units;
 use crate::settlement::stream;
 
@@ -46,6 +46,11 @@ pub async fn run(db: &MySqlPool, cache: &Cache) -> anyhow::Result<Rebuilt> {
     for p in &products {
         let units = p.stock_total - p.sold - reserved.get(&p.id).copied().unwrap_or(0);
         stock::put(cache, p.id, units).await?;
+        let terms = products::ProductTerms {
+            name: p.name.clone(),
+            price: p.price,
+        };
+        products::put(cache, p.id, &terms, p.version).await?;
     }
     let coupons = rebuild_coupons(db, cache).await?;
     rebuild_pending_orders(db, cache).await?;

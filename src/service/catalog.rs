@@ -2,6 +2,7 @@
 
 use base64::Engine;
 
+use crate::cache::products::{self as product_cache, ProductTerms};
 use crate::cache::stock;
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
@@ -87,6 +88,31 @@ pub async fn get(state: &AppState, id: i64) -> Result<Product, AppError> {
         .await?
         .ok_or(AppError::ProductNotFound)?;
     Ok(with_stock(state, vec![row]).await?.remove(0))
+}
+
+/// Name and price of each product, in the same order (`None`: no such product), from the
+/// Redis pricing cache; misses are read from MySQL and cached. One Redis round trip when every
+/// product is cached, which is the hot path of creating an order.
+pub async fn terms(state: &AppState, ids: &[i64]) -> Result<Vec<Option<ProductTerms>>, AppError> {
+    let mut terms = product_cache::get_many(&state.cache, ids).await?;
+    for (id, slot) in ids.iter().zip(terms.iter_mut()) {
+        if slot.is_none() {
+            if let Some(row) = store::products::find(&state.db, *id).await? {
+                *slot = Some(cache_terms(state, &row).await?);
+            }
+        }
+    }
+    Ok(terms)
+}
+
+/// Writes a row's name and price into the pricing cache (the newest version wins there).
+pub async fn cache_terms(state: &AppState, row: &ProductRow) -> Result<ProductTerms, AppError> {
+    let terms = ProductTerms {
+        name: row.name.clone(),
+        price: row.price,
+    };
+    product_cache::put(&state.cache, row.id, &terms, row.version).await?;
+    Ok(terms)
 }
 
 /// Joins rows with Redis availability; a product Redis does not know yet is loaded into it.

@@ -1,5 +1,6 @@
 //! Catalog administration: create products, change name/price, add stock.
 
+use crate::cache::products::{self as product_cache, ProductTerms};
 use crate::cache::stock::{self, StockAdd};
 use crate::error::AppError;
 use crate::service::catalog::{self, Product};
@@ -17,7 +18,13 @@ pub async fn create(
     let now = state.clock.now();
     let id = store::products::insert(&state.db, name, price, stock_units, now).await?;
     stock::init_if_missing(&state.cache, id, stock_units).await?;
-    catalog::get(state, id).await
+    let product = catalog::get(state, id).await?;
+    let terms = ProductTerms {
+        name: product.name.clone(),
+        price: product.price,
+    };
+    product_cache::put(&state.cache, id, &terms, 1).await?;
+    Ok(product)
 }
 
 /// Changes a product's name or price (MySQL) and adds stock. Added stock is decided in Redis
@@ -31,9 +38,16 @@ pub async fn update(
     add_stock: i64,
     operation_id: Option<String>,
 ) -> Result<Product, AppError> {
-    let found = store::products::update(&state.db, id, name, price, state.clock.now()).await?;
-    if !found {
-        return Err(AppError::ProductNotFound);
+    if name.is_some() || price.is_some() {
+        // Forget first: until the new terms are cached, a reader misses and reads MySQL.
+        product_cache::forget(&state.cache, id).await?;
+        let found = store::products::update(&state.db, id, name, price, state.clock.now()).await?;
+        if !found {
+            return Err(AppError::ProductNotFound);
+        }
+        if let Some(row) = store::products::find(&state.db, id).await? {
+            catalog::cache_terms(state, &row).await?;
+        }
     }
     if add_stock > 0 {
         let operation = operation_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());

@@ -77,22 +77,25 @@ pub fn validate_lines(lines: &[RequestedLine]) -> Result<(), AppError> {
     }
 }
 
-/// Prices the lines from the catalog; an unknown product → `PRODUCT_NOT_FOUND`.
+/// Prices the lines from the catalog (the pricing cache, see [`catalog::terms`]); an unknown
+/// product → `PRODUCT_NOT_FOUND`.
 async fn price(state: &AppState, lines: &[RequestedLine]) -> Result<Vec<OrderLine>, AppError> {
-    let mut priced = Vec::with_capacity(lines.len());
-    for (product_id, quantity) in lines {
-        let product = store::products::find(&state.db, *product_id)
-            .await?
-            .ok_or(AppError::ProductNotFound)?;
-        priced.push(OrderLine {
-            product_id: product.id,
-            name: product.name,
-            unit_price: product.price,
-            quantity: *quantity,
-            line_total: product.price * quantity,
-        });
-    }
-    Ok(priced)
+    let ids: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
+    let terms = catalog::terms(state, &ids).await?;
+    lines
+        .iter()
+        .zip(terms)
+        .map(|((product_id, quantity), terms)| {
+            let terms = terms.ok_or(AppError::ProductNotFound)?;
+            Ok(OrderLine {
+                product_id: *product_id,
+                line_total: terms.price * quantity,
+                name: terms.name,
+                unit_price: terms.price,
+                quantity: *quantity,
+            })
+        })
+        .collect()
 }
 
 /// The coupon terms for an order: (userCouponId, couponId, minimum) and the discount.

@@ -16,6 +16,8 @@ pub struct ProductRow {
     pub stock_total: i64,
     /// Units sold in paid orders.
     pub sold: i64,
+    /// Grows with every change of name or price (the pricing cache keeps the newest).
+    pub version: i64,
 }
 
 fn from_row(row: &sqlx::mysql::MySqlRow) -> Result<ProductRow, sqlx::Error> {
@@ -25,6 +27,7 @@ fn from_row(row: &sqlx::mysql::MySqlRow) -> Result<ProductRow, sqlx::Error> {
         price: row.try_get("price")?,
         stock_total: row.try_get("stock_total")?,
         sold: row.try_get("sold")?,
+        version: row.try_get("version")?,
     })
 }
 
@@ -52,7 +55,7 @@ pub async fn insert(
 
 /// One product by id.
 pub async fn find(pool: &MySqlPool, id: i64) -> Result<Option<ProductRow>, sqlx::Error> {
-    let sql = "SELECT id, name, price, stock_total, sold FROM products WHERE id = ?";
+    let sql = "SELECT id, name, price, stock_total, sold, version FROM products WHERE id = ?";
     let row = sqlx::query(sql).bind(id).fetch_optional(pool).await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -64,7 +67,7 @@ pub async fn page_after(
     limit: u32,
 ) -> Result<Vec<ProductRow>, sqlx::Error> {
     let sql =
-        "SELECT id, name, price, stock_total, sold FROM products WHERE id > ? ORDER BY id LIMIT ?";
+        "SELECT id, name, price, stock_total, sold, version FROM products WHERE id > ? ORDER BY id LIMIT ?";
     let rows = sqlx::query(sql)
         .bind(after_id)
         .bind(limit)
@@ -75,12 +78,13 @@ pub async fn page_after(
 
 /// Every product (for loading Redis stock at start-up and rebuilds).
 pub async fn all(pool: &MySqlPool) -> Result<Vec<ProductRow>, sqlx::Error> {
-    let sql = "SELECT id, name, price, stock_total, sold FROM products ORDER BY id";
+    let sql = "SELECT id, name, price, stock_total, sold, version FROM products ORDER BY id";
     let rows = sqlx::query(sql).fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
 }
 
-/// Changes name and/or price; returns false when the product does not exist.
+/// Changes name and/or price and bumps the version; returns false when the product does not
+/// exist.
 pub async fn update(
     pool: &MySqlPool,
     id: i64,
@@ -90,7 +94,7 @@ pub async fn update(
 ) -> Result<bool, sqlx::Error> {
     let result = sqlx::query(
         "UPDATE products SET name = COALESCE(?, name), price = COALESCE(?, price), \
-         updated_at = ? WHERE id = ?",
+         version = version + 1, updated_at = ? WHERE id = ?",
     )
     .bind(name)
     .bind(price)

@@ -16,6 +16,7 @@ mod multi_instance;
 mod order_concurrency;
 mod orders;
 mod popular;
+mod pricing;
 mod security;
 mod settlement;
 mod settlement_batch;

@@ -1,0 +1,89 @@
+//! The pricing cache: each product's name, price and version in Redis, so creating an order
+//! prices its lines without a MySQL read. MySQL stays the source of truth; an entry is
+//! (re)loaded from it on a miss and rewritten after every change, and product_put.lua keeps
+//! only the newest version.
+
+use fred::prelude::*;
+
+use super::Cache;
+
+/// How long an entry lives without being rewritten. Every change rewrites it at once; the
+/// lifetime only bounds how long a change that never reached Redis (the changing instance
+/// died between MySQL and Redis) can be missed.
+pub const PRODUCT_TTL_SECS: i64 = 300;
+
+/// What pricing needs of a product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductTerms {
+    /// Name at order time.
+    pub name: String,
+    /// Unit price in won.
+    pub price: i64,
+}
+
+/// Caches a product's terms at `version`; `false` when Redis already holds this version or a
+/// newer one (then nothing changed).
+pub async fn put(
+    cache: &Cache,
+    product_id: i64,
+    terms: &ProductTerms,
+    version: i64,
+) -> anyhow::Result<bool> {
+    let args: Vec<String> = vec![
+        terms.name.clone(),
+        terms.price.to_string(),
+        version.to_string(),
+        PRODUCT_TTL_SECS.to_string(),
+    ];
+    let written: i64 = cache
+        .scripts
+        .product_put
+        .call(cache.client(), vec![cache.keys.product(product_id)], args)
+        .await?;
+    Ok(written == 1)
+}
+
+/// Drops a product's entry (before its terms change in MySQL, so a reader that misses loads
+/// the new terms rather than keeping the old ones).
+pub async fn forget(cache: &Cache, product_id: i64) -> anyhow::Result<()> {
+    let _: i64 = cache.client().del(cache.keys.product(product_id)).await?;
+    Ok(())
+}
+
+fn terms_of(fields: Vec<Option<String>>) -> Option<ProductTerms> {
+    let mut fields = fields.into_iter();
+    let name = fields.next().flatten()?;
+    let price = fields.next().flatten()?.parse().ok()?;
+    Some(ProductTerms { name, price })
+}
+
+/// Cached terms of many products in one round trip, in the same order; `None` for a miss.
+pub async fn get_many(
+    cache: &Cache,
+    product_ids: &[i64],
+) -> anyhow::Result<Vec<Option<ProductTerms>>> {
+    const FIELDS: [&str; 2] = ["name", "price"];
+    match product_ids {
+        [] => Ok(Vec::new()),
+        [one] => {
+            let fields: Vec<Option<String>> = cache
+                .client()
+                .hmget(cache.keys.product(*one), FIELDS.to_vec())
+                .await?;
+            Ok(vec![terms_of(fields)])
+        }
+        many => {
+            let pipeline = cache.client().pipeline();
+            for id in many {
+                let () = pipeline
+                    .hmget(cache.keys.product(*id), FIELDS.to_vec())
+                    .await?;
+            }
+            let replies: Vec<Value> = pipeline.all().await?;
+            replies
+                .into_iter()
+                .map(|reply| Ok(terms_of(reply.convert()?)))
+                .collect()
+        }
+    }
+}
