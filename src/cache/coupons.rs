@@ -109,17 +109,30 @@ pub async fn issue(
     })
 }
 
-/// Issued counts of many campaigns (`None` where Redis does not hold the campaign).
+/// Issued counts of many campaigns (`None` where Redis does not hold the campaign), in one
+/// round trip (a pipeline of HGETs).
 pub async fn issued_counts(cache: &Cache, coupon_ids: &[i64]) -> anyhow::Result<Vec<Option<i64>>> {
-    let mut counts = Vec::with_capacity(coupon_ids.len());
-    for id in coupon_ids {
-        let issued: Option<i64> = cache
-            .client()
-            .hget(cache.keys.coupon(*id), "issued")
-            .await?;
-        counts.push(issued);
+    match coupon_ids {
+        [] => Ok(Vec::new()),
+        [one] => {
+            let issued: Option<i64> = cache
+                .client()
+                .hget(cache.keys.coupon(*one), "issued")
+                .await?;
+            Ok(vec![issued])
+        }
+        many => {
+            let pipeline = cache.client().pipeline();
+            for id in many {
+                let () = pipeline.hget(cache.keys.coupon(*id), "issued").await?;
+            }
+            let replies: Vec<Value> = pipeline.all().await?;
+            replies
+                .into_iter()
+                .map(|reply| Ok(reply.convert::<Option<i64>>()?))
+                .collect()
+        }
     }
-    Ok(counts)
 }
 
 /// A coupon a user holds, as Redis has it.
