@@ -201,6 +201,9 @@ db_up() {
   fi
 
   log "starting mariadb on 127.0.0.1:$DB_PORT"
+  # A 1 GiB buffer pool and 512 MiB redo log instead of the 128/96 MiB defaults: under
+  # settlement load the small defaults force checkpoint flush storms that stall every
+  # fsync on the disk (Redis AOF included). innodb_flush_log_at_trx_commit stays 1.
   # setsid + nohup + redirected stdio: the server outlives this script and the
   # shell (or make) that called it, and holds none of their pipes. 9>&- closes
   # the lock fd so the server does not keep our flock forever.
@@ -215,6 +218,8 @@ db_up() {
     --skip-log-bin \
     --max-connections=2000 \
     --innodb-flush-log-at-trx-commit=1 \
+    --innodb-buffer-pool-size=1G \
+    --innodb-log-file-size=512M \
     --character-set-server=utf8mb4 \
     --collation-server=utf8mb4_unicode_ci \
     --default-time-zone=+00:00 \

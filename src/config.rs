@@ -78,6 +78,9 @@ pub struct Config {
     /// `SETTLEMENT_CLAIM_IDLE_MS`, default 30000: entries idle this long in a dead consumer's
     /// list are reclaimed by another worker.
     pub settlement_claim_idle_ms: u64,
+    /// `SETTLEMENT_BATCH_SIZE`, default 1000: most events one settlement transaction applies
+    /// (writes are aggregated per batch, so larger batches cost fewer statements per event).
+    pub settlement_batch_size: u64,
     /// `ALLOW_UNSAFE_REDIS_PERSISTENCE=acknowledged-writes-may-be-lost` lets `serve` start on a
     /// Redis without `appendfsync always`.
     pub allow_unsafe_redis_persistence: bool,
@@ -222,6 +225,7 @@ impl Config {
                 10,
                 3_600_000,
             )?,
+            settlement_batch_size: bounded(&get, "SETTLEMENT_BATCH_SIZE", 1_000, 1, 5_000)?,
             allow_unsafe_redis_persistence: allow_unsafe,
             hsts_max_age_secs: match get("HSTS_MAX_AGE_SECS") {
                 Some(v) => Some(parse("HSTS_MAX_AGE_SECS", &v)?),

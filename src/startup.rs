@@ -91,6 +91,7 @@ impl Application {
                 Worker::consumer_name(),
                 WorkerConfig {
                     claim_idle_ms: state.config.settlement_claim_idle_ms,
+                    batch_size: state.config.settlement_batch_size,
                     ..WorkerConfig::default()
                 },
             )

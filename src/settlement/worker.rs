@@ -30,7 +30,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            batch_size: 256,
+            batch_size: 1_000,
             block_ms: 1_000,
             claim_idle_ms: 30_000,
             housekeeping_every: Duration::from_secs(5),
