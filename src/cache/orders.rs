@@ -46,6 +46,34 @@ pub struct HotOrder {
 pub async fn read(cache: &Cache, order_id: &str) -> anyhow::Result<Option<HotOrder>> {
     let fields: HashMap<String, String> =
         cache.client().hgetall(cache.keys.order(order_id)).await?;
+    from_fields(&fields)
+}
+
+/// Many orders in one round trip (a pipeline of HGETALLs), in the same order; `None` where
+/// Redis no longer holds the order.
+pub async fn read_many(
+    cache: &Cache,
+    order_ids: &[String],
+) -> anyhow::Result<Vec<Option<HotOrder>>> {
+    if order_ids.len() <= 1 {
+        let mut orders = Vec::with_capacity(1);
+        for id in order_ids {
+            orders.push(read(cache, id).await?);
+        }
+        return Ok(orders);
+    }
+    let pipeline = cache.client().pipeline();
+    for id in order_ids {
+        let () = pipeline.hgetall(cache.keys.order(id)).await?;
+    }
+    let replies: Vec<Value> = pipeline.all().await?;
+    replies
+        .into_iter()
+        .map(|reply| from_fields(&reply.convert::<HashMap<String, String>>()?))
+        .collect()
+}
+
+fn from_fields(fields: &HashMap<String, String>) -> anyhow::Result<Option<HotOrder>> {
     if fields.is_empty() {
         return Ok(None);
     }

@@ -67,14 +67,17 @@ pub async fn page(
     };
     let stored = store::orders::history_page(&state.db, user.0, before.clone(), limit + 1).await?;
     let mut merged: Vec<Order> = stored.into_iter().map(Order::from).collect();
-    for id in hot::recent(&state.cache, user.0).await? {
-        if let Some(order) = hot::read(&state.cache, &id).await? {
-            if order.user_id != user.0 || !older_than(&order) {
-                continue;
-            }
-            merged.retain(|o| o.id != order.id);
-            merged.push(order);
+    let recent = hot::recent(&state.cache, user.0).await?;
+    for order in hot::read_many(&state.cache, &recent)
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        if order.user_id != user.0 || !older_than(&order) {
+            continue;
         }
+        merged.retain(|o| o.id != order.id);
+        merged.push(order);
     }
     merged.sort_by(newer_first);
     let has_more = merged.len() > limit as usize;

@@ -129,6 +129,23 @@ pub async fn ack(cache: &Cache, ids: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Acknowledges committed entries and forgets their failure counts, in one round trip (a
+/// pipeline of `XACK` and `HDEL`).
+pub async fn ack_committed(cache: &Cache, ids: &[String]) -> anyhow::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let pipeline = cache.client().pipeline();
+    let () = pipeline
+        .xack(cache.keys.events(), GROUP, ids.to_vec())
+        .await?;
+    let () = pipeline
+        .hdel(cache.keys.event_failures(), ids.to_vec())
+        .await?;
+    let _: Vec<i64> = pipeline.all().await?;
+    Ok(())
+}
+
 /// Counts one more failed attempt at an entry, across all workers; returns the total.
 pub async fn record_failure(cache: &Cache, id: &str) -> anyhow::Result<i64> {
     Ok(cache

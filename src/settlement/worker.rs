@@ -273,20 +273,21 @@ impl Worker {
         duplicates: usize,
         outcome: &mut Outcome,
     ) -> anyhow::Result<()> {
-        let ids: Vec<String> = envelopes.iter().map(|e| e.stream_id.clone()).collect();
-        stream::ack(&self.cache, &ids).await?;
-        stream::clear_failures(&self.cache, &ids).await?;
-        outcome.applied += applied;
-        outcome.duplicates += duplicates;
+        // The lag ends at the MySQL commit, which just happened: taken before the round trip
+        // that acknowledges the entries in Redis, so Redis's latency is not counted as MySQL's.
+        let committed_ms = self.clock.now_ms();
         metrics::histogram!("settlement_batch_size").record(envelopes.len() as f64);
         metrics::histogram!("settlement_commit_seconds").record(started.elapsed().as_secs_f64());
-        let now_ms = self.clock.now_ms();
         for envelope in envelopes {
             metrics::counter!("settlement_events_applied_total", "type" => envelope.event_type.clone())
                 .increment(1);
-            let lag_secs = (now_ms - envelope.occurred_at_ms).max(0) as f64 / 1000.0;
+            let lag_secs = (committed_ms - envelope.occurred_at_ms).max(0) as f64 / 1000.0;
             metrics::histogram!("ledger_lag_seconds").record(lag_secs);
         }
+        let ids: Vec<String> = envelopes.iter().map(|e| e.stream_id.clone()).collect();
+        stream::ack_committed(&self.cache, &ids).await?;
+        outcome.applied += applied;
+        outcome.duplicates += duplicates;
         Ok(())
     }
 

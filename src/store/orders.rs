@@ -171,27 +171,31 @@ async fn with_lines(
     pool: &MySqlPool,
     rows: Vec<OrderRow>,
 ) -> Result<Vec<StoredOrder>, sqlx::Error> {
+    let mut lines_of: std::collections::HashMap<String, Vec<OrderLine>> =
+        std::collections::HashMap::new();
+    let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    for chunk in ids.chunks(super::ROWS_PER_STATEMENT) {
+        let mut select = sqlx::QueryBuilder::<sqlx::MySql>::new(
+            "SELECT order_id, product_id, name, unit_price, quantity, line_total \
+             FROM order_lines WHERE order_id IN ",
+        );
+        super::push_in_list(&mut select, chunk);
+        select.push(" ORDER BY order_id, product_id");
+        let found: Vec<(String, i64, String, i64, i32, i64)> =
+            select.build_query_as().fetch_all(pool).await?;
+        for (order_id, product_id, name, unit_price, quantity, line_total) in found {
+            lines_of.entry(order_id).or_default().push(OrderLine {
+                product_id,
+                name,
+                unit_price,
+                quantity: i64::from(quantity),
+                line_total,
+            });
+        }
+    }
     let mut orders = Vec::with_capacity(rows.len());
     for r in rows {
-        let items: Vec<(i64, String, i64, i32, i64)> = sqlx::query_as(
-            "SELECT product_id, name, unit_price, quantity, line_total FROM order_lines \
-             WHERE order_id = ? ORDER BY product_id",
-        )
-        .bind(&r.0)
-        .fetch_all(pool)
-        .await?;
-        let items = items
-            .into_iter()
-            .map(
-                |(product_id, name, unit_price, quantity, line_total)| OrderLine {
-                    product_id,
-                    name,
-                    unit_price,
-                    quantity: i64::from(quantity),
-                    line_total,
-                },
-            )
-            .collect();
+        let items = lines_of.remove(&r.0).unwrap_or_default();
         orders.push(StoredOrder {
             user_coupon_id: r.6,
             order: OrderSnapshot {
