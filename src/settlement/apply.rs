@@ -57,12 +57,15 @@ async fn write(
     wallet::insert_charges(tx, &plan.charges).await?;
     coupons::insert_issued(tx, &plan.issued).await?;
 
+    // Only the newest snapshot of each order and coupon: an older one would lose anyway.
     let mut order_rows: Vec<_> = plan.orders.iter().collect();
-    order_rows.sort_by(|a, b| (&a.order_id, a.version).cmp(&(&b.order_id, b.version)));
+    order_rows.sort_by(|a, b| (&a.order_id, b.version).cmp(&(&b.order_id, a.version)));
+    order_rows.dedup_by(|later, kept| later.order_id == kept.order_id);
     orders::upsert(tx, &order_rows).await?;
 
     let mut states: Vec<_> = plan.coupon_states.iter().map(|(c, at)| (c, *at)).collect();
-    states.sort_by_key(|(c, _)| (c.user_coupon_id, c.version));
+    states.sort_by_key(|(c, _)| (c.user_coupon_id, std::cmp::Reverse(c.version)));
+    states.dedup_by_key(|(c, _)| c.user_coupon_id);
     coupons::upsert_states(tx, &states).await?;
     let held: Vec<(i64, i64, i64)> = plan
         .issued
