@@ -14,6 +14,12 @@ pub const LATENCY_BUCKETS_SECS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Buckets of `ledger_lag_seconds` (decision in Redis → commit in MySQL): finer around the
+/// 1-second target than [`LATENCY_BUCKETS_SECS`], and wide enough to show a backlog.
+pub const LEDGER_LAG_BUCKETS_SECS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 /// Installs the global tracing subscriber (`RUST_LOG` filters, default `info`).
 pub fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
@@ -36,6 +42,11 @@ pub fn init_metrics(addr: Option<SocketAddr>) -> anyhow::Result<()> {
         return Ok(());
     }
     let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("ledger_lag_seconds".into()),
+            LEDGER_LAG_BUCKETS_SECS,
+        )
+        .context("invalid histogram buckets")?
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_SECS)
         .context("invalid histogram buckets")?
         .upkeep_timeout(Duration::from_secs(5));
