@@ -15,6 +15,7 @@ use crate::cache::{stock, Cache};
 use crate::clock::Clock;
 use crate::config::{Config, UNSAFE_REDIS_PHRASE};
 use crate::http::{self, ratelimit, Limiters};
+use crate::settlement::runner::{self, RunnerConfig};
 use crate::settlement::{Worker, WorkerConfig};
 use crate::state::{AppState, Shared};
 use crate::store;
@@ -83,20 +84,18 @@ impl Application {
         });
         crate::settlement::stream::ensure_group(&state.cache).await?;
         if state.config.settlement_worker {
-            let worker = Worker::new(
-                state.db.clone(),
-                state.cache.clone(),
-                state.config.redis_url.expose(),
-                state.clock.clone(),
-                Worker::consumer_name(),
-                WorkerConfig {
+            let runner = RunnerConfig {
+                database_url: state.config.database_url.expose().to_owned(),
+                redis_url: state.config.redis_url.expose().to_owned(),
+                key_prefix: state.config.redis_key_prefix.clone(),
+                consumer: Worker::consumer_name(),
+                worker: WorkerConfig {
                     claim_idle_ms: state.config.settlement_claim_idle_ms,
                     batch_size: state.config.settlement_batch_size,
                     ..WorkerConfig::default()
                 },
-            )
-            .await?;
-            tokio::spawn(worker.run(shutdown.clone()));
+            };
+            runner::spawn(runner, state.clock.clone(), shutdown.clone()).await?;
         }
         if let (Some(url), Some(secret)) = (
             state.config.external_platform_url.clone(),

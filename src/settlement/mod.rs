@@ -8,10 +8,12 @@
 //!   consumers (`XAUTOCLAIM`), so any number of instances may run it;
 //! - an entry that keeps failing goes to the dead-letter stream after
 //!   [`WorkerConfig::max_failures`] attempts, counted across all workers;
-//! - the stream is trimmed only below what the group has acknowledged.
+//! - the stream is trimmed only below what the group has acknowledged;
+//! - `serve` runs it on a thread of its own ([`runner`]), so HTTP load cannot starve it.
 
 pub mod apply;
 pub mod plan;
+pub mod runner;
 pub mod stream;
 pub mod worker;
 

@@ -1,0 +1,86 @@
+//! Runs the settlement worker on its own OS thread, with its own single-threaded tokio runtime
+//! and its own Redis and MySQL connections.
+//!
+//! Why not a task on the server's runtime: tokio has no priorities, so when HTTP saturates the
+//! runtime (the bench's wrk phases) the worker is one task among thousands and the ledger lag
+//! grows with the request load. On its own thread the operating system gives it a fair share of
+//! a core whatever the HTTP load, and its I/O is driven by its own reactor.
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Worker, WorkerConfig};
+use crate::cache::Cache;
+use crate::clock::Clock;
+
+/// MySQL connections of the worker: one transaction at a time, plus the reachability check.
+const DB_CONNECTIONS: u32 = 2;
+/// Redis connections of the worker's pool (acknowledgements, failure counts, housekeeping);
+/// the blocking stream read has its own connection besides.
+const REDIS_CONNECTIONS: usize = 1;
+
+/// Where the worker connects and how it runs.
+pub struct RunnerConfig {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// `REDIS_KEY_PREFIX`.
+    pub key_prefix: String,
+    /// Consumer name in the group.
+    pub consumer: String,
+    /// Worker tuning.
+    pub worker: WorkerConfig,
+}
+
+/// Starts the worker thread; returns once the worker has connected and joined the group (or
+/// with the error that stopped it). The thread ends when `shutdown` is cancelled.
+pub async fn spawn(
+    config: RunnerConfig,
+    clock: Clock,
+    shutdown: CancellationToken,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let (ready, started) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+    let thread = std::thread::Builder::new()
+        .name("settlement".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready.send(Err(e.into()));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match connect(&config, clock).await {
+                    Ok(worker) => {
+                        let _ = ready.send(Ok(()));
+                        worker.run(shutdown).await;
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                    }
+                }
+            });
+        })?;
+    started
+        .await
+        .map_err(|_| anyhow::anyhow!("the settlement thread ended before it started"))??;
+    Ok(thread)
+}
+
+async fn connect(config: &RunnerConfig, clock: Clock) -> anyhow::Result<Worker> {
+    let db = crate::store::connect(&config.database_url, DB_CONNECTIONS).await?;
+    let cache = Cache::connect(&config.redis_url, REDIS_CONNECTIONS, &config.key_prefix).await?;
+    Worker::new(
+        db,
+        cache,
+        &config.redis_url,
+        clock,
+        config.consumer.clone(),
+        config.worker.clone(),
+    )
+    .await
+}
