@@ -390,8 +390,9 @@ main() {
     -e COUPON_ID="$rush" -e COUPON_LIMIT="$RUSH_LIMIT" -e EXPECT_SOLD_OUT=1
   phase_end
 
-  # 2. wrk coupon issue: 10 campaigns of 10M, distinct user×campaign pairs
-  run_k6 prep-coupons prepare -e CAMPAIGNS=10 -e CAMPAIGN_QUANTITY=10000000
+  # 2. wrk coupon issue: 25 campaigns of 10M, distinct user×campaign pairs (500k with 20k
+  #    users: more than wrk can issue in a phase at ~14k/s, so every call really issues)
+  run_k6 prep-coupons prepare -e CAMPAIGNS=25 -e CAMPAIGN_QUANTITY=10000000
   local campaigns
   campaigns="$(jq -r '.digest.setup.campaigns | join(",")' "$W/k6-prep-coupons.json")"
   [[ -n "$campaigns" ]] || lt_die "preparing campaigns failed"
