@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{count, json_of, spawn_app_with, wait_for_drain, TestApp, TestUser};
+use crate::helpers::{count, spawn_app_with, wait_for_drain, TestApp, TestUser};
 
 const SECRET: &str = "platform-secret-0123456789abcdef";
 
@@ -57,16 +57,7 @@ async fn receiver() -> (String, Seen) {
 async fn paid_order(app: &TestApp, admin: &TestUser, user: &TestUser) -> String {
     let product = app.create_product(admin, "Thing", 2_500, 10).await;
     let _ = app.charge(user, json!(10_000), None).await;
-    let body = json!({"items": [{"productId": product, "quantity": 2}]});
-    let created = app
-        .call(
-            Method::POST,
-            "/api/v1/orders",
-            Some(&user.token),
-            Some(body),
-        )
-        .await;
-    let id = json_of(created).await["orderId"]
+    let id = app.order_one(user, product, 2).await["orderId"]
         .as_str()
         .expect("id")
         .to_owned();

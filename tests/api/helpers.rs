@@ -310,6 +310,22 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// `POST /api/v1/orders` for `quantity` units of one product as `user`; asserts `201` and
+    /// returns the created order.
+    pub async fn order_one(&self, user: &TestUser, product_id: i64, quantity: i64) -> Value {
+        let body = json!({"items": [{"productId": product_id, "quantity": quantity}]});
+        let response = self
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/orders",
+                Some(&user.token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "order created");
+        json_of(response).await
+    }
+
     /// `GET /api/v1/users/{id}/balance` as `user`; returns the balance.
     pub async fn balance(&self, user: &TestUser) -> i64 {
         let path = format!("/api/v1/users/{}/balance", user.id);

@@ -9,17 +9,7 @@ use crate::helpers::{json_of, spawn_app, TestApp, TestUser};
 const HOUR_MS: i64 = 3_600_000;
 
 async fn buy(app: &TestApp, user: &TestUser, product: i64, units: i64, pay: bool) -> String {
-    let body = json!({"items": [{"productId": product, "quantity": units}]});
-    let response = app
-        .call(
-            Method::POST,
-            "/api/v1/orders",
-            Some(&user.token),
-            Some(body),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let id = json_of(response).await["orderId"]
+    let id = app.order_one(user, product, units).await["orderId"]
         .as_str()
         .expect("id")
         .to_owned();

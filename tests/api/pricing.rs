@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use flashmart::cache::products::{self, ProductTerms, PRODUCT_TTL_SECS};
 
-use crate::helpers::{json_of, spawn_app};
+use crate::helpers::{json_of, spawn_app, TestApp, TestUser};
 use crate::instances::spawn_cluster;
 
 fn terms(name: &str, price: i64) -> ProductTerms {
@@ -54,6 +54,12 @@ async fn product_put_keeps_only_the_newest_version() {
     assert!(products::put(cache, 9, &terms("bad", 1), 0).await.is_err());
 }
 
+/// Orders `quantity` units of one product in-process; returns the total.
+async fn order_total(app: &TestApp, user: &TestUser, id: i64, quantity: i64) -> i64 {
+    let order = app.order_one(user, id, quantity).await;
+    order["total"].as_i64().expect("total")
+}
+
 #[tokio::test]
 async fn an_order_is_priced_from_the_cache_and_a_lost_entry_is_reloaded_from_mysql() {
     let app = spawn_app().await;
@@ -73,34 +79,18 @@ async fn an_order_is_priced_from_the_cache_and_a_lost_entry_is_reloaded_from_mys
         .hset(cache.keys.product(id), ("price", 30_000))
         .await
         .expect("hset");
-    let body = json!({"items": [{"productId": id, "quantity": 2}]});
-    let order = app
-        .call(
-            Method::POST,
-            "/api/v1/orders",
-            Some(&user.token),
-            Some(body),
-        )
-        .await;
-    assert_eq!(order.status(), 201);
-    assert_eq!(json_of(order).await["total"], 60_000);
+    assert_eq!(order_total(&app, &user, id, 2).await, 60_000);
 
     let _: i64 = cache
         .client()
         .del(cache.keys.product(id))
         .await
         .expect("del");
-    let body = json!({"items": [{"productId": id, "quantity": 1}]});
-    let order = app
-        .call(
-            Method::POST,
-            "/api/v1/orders",
-            Some(&user.token),
-            Some(body),
-        )
-        .await;
-    assert_eq!(order.status(), 201);
-    assert_eq!(json_of(order).await["total"], 31_000, "MySQL's price");
+    assert_eq!(
+        order_total(&app, &user, id, 1).await,
+        31_000,
+        "MySQL's price"
+    );
     assert_eq!(
         products::get_many(cache, &[id]).await.expect("get"),
         vec![Some(terms("Teapot", 31_000))],
@@ -120,7 +110,12 @@ async fn an_order_is_priced_from_the_cache_and_a_lost_entry_is_reloaded_from_mys
     assert_eq!(unknown.status(), 404);
 }
 
-async fn order_total(cluster: &crate::instances::Cluster, i: usize, token: &str, id: i64) -> i64 {
+async fn cluster_order_total(
+    cluster: &crate::instances::Cluster,
+    i: usize,
+    token: &str,
+    id: i64,
+) -> i64 {
     let body = json!({"items": [{"productId": id, "quantity": 1}]});
     let response = cluster
         .call(i, Method::POST, "/api/v1/orders", Some(token), Some(body))
@@ -138,7 +133,10 @@ async fn a_price_change_on_one_instance_prices_the_next_order_on_the_other_and_t
     let id = cluster
         .create_product(0, &admin, "Lantern", 10_000, 1_000)
         .await;
-    assert_eq!(order_total(&cluster, 1, &user.token, id).await, 10_000);
+    assert_eq!(
+        cluster_order_total(&cluster, 1, &user.token, id).await,
+        10_000
+    );
 
     let path = format!("/api/v1/admin/products/{id}");
     for price in [12_000, 9_000, 15_500] {
@@ -153,7 +151,7 @@ async fn a_price_change_on_one_instance_prices_the_next_order_on_the_other_and_t
             .await;
         assert_eq!(patched.status(), 200);
         assert_eq!(
-            order_total(&cluster, 1, &user.token, id).await,
+            cluster_order_total(&cluster, 1, &user.token, id).await,
             price,
             "the other instance prices the next order at the new price"
         );
@@ -172,7 +170,7 @@ async fn a_price_change_on_one_instance_prices_the_next_order_on_the_other_and_t
                 Some(body),
             )
         });
-        let orders = (0..2).map(|i| order_total(&cluster, i, &user.token, id));
+        let orders = (0..2).map(|i| cluster_order_total(&cluster, i, &user.token, id));
         let (changed, _) = tokio::join!(join_all(changes), join_all(orders));
         assert!(changed.iter().all(|r| r.status() == 200));
         let (price, version): (i64, i64) =
@@ -191,7 +189,7 @@ async fn a_price_change_on_one_instance_prices_the_next_order_on_the_other_and_t
             "round {round}: the cache holds MySQL's final price (v{version})"
         );
         assert_eq!(
-            order_total(&cluster, round as usize % 2, &user.token, id).await,
+            cluster_order_total(&cluster, round as usize % 2, &user.token, id).await,
             price
         );
     }

@@ -97,17 +97,7 @@ async fn create_campaign(app: &TestApp, admin: &TestUser, name: &str) -> i64 {
 }
 
 async fn create_order(app: &TestApp, user: &TestUser, product: i64) -> String {
-    let body = json!({"items": [{"productId": product, "quantity": 1}]});
-    let response = app
-        .call(
-            Method::POST,
-            "/api/v1/orders",
-            Some(&user.token),
-            Some(body),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED, "create order");
-    json_of(response).await["orderId"]
+    app.order_one(user, product, 1).await["orderId"]
         .as_str()
         .expect("orderId")
         .to_owned()
