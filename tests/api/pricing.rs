@@ -194,3 +194,31 @@ async fn a_price_change_on_one_instance_prices_the_next_order_on_the_other_and_t
         );
     }
 }
+
+#[tokio::test]
+async fn the_audit_catches_a_cached_price_that_differs_from_mysql() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let id = app.create_product(&admin, "Kettle", 20_000, 3).await;
+    app.assert_audit_passes().await;
+
+    let cache = &app.state.cache;
+    let _: i64 = cache
+        .client()
+        .hset(cache.keys.product(id), ("price", 1))
+        .await
+        .expect("hset");
+    let wait = std::time::Duration::from_secs(5);
+    let report = flashmart::ops::audit::run(&app.state.db, cache, wait)
+        .await
+        .expect("audit runs");
+    assert!(!report.passed());
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.contains(&format!("product {id}: pricing cache"))),
+        "{:?}",
+        report.violations
+    );
+}
