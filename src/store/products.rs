@@ -116,26 +116,49 @@ pub struct ProductDelta {
     pub restocked_at: Option<DateTime<Utc>>,
 }
 
-/// Applies summed deltas in the worker's transaction: one `UPDATE` per product, in id order
-/// (the `BTreeMap`), so concurrent workers lock product rows in the same order.
+/// Applies summed deltas in the worker's transaction: one `UPDATE … CASE id …` for all the
+/// batch's products (up to [`super::ROWS_PER_STATEMENT`] per statement), so a batch costs one
+/// round trip here however many products it touched. The `WHERE id IN (…)` scan walks the
+/// primary key in id order, so concurrent workers lock product rows in the same order.
 pub async fn apply_deltas(
     tx: &mut sqlx::MySqlConnection,
     deltas: &std::collections::BTreeMap<i64, ProductDelta>,
 ) -> anyhow::Result<()> {
-    for (id, delta) in deltas {
-        let result = sqlx::query(
-            "UPDATE products SET sold = sold + ?, stock_total = stock_total + ?, \
-             updated_at = COALESCE(?, updated_at) WHERE id = ?",
-        )
-        .bind(delta.sold)
-        .bind(delta.stocked)
-        .bind(delta.restocked_at)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    let rows: Vec<(i64, ProductDelta)> = deltas.iter().map(|(id, d)| (*id, *d)).collect();
+    for chunk in rows.chunks(super::ROWS_PER_STATEMENT) {
+        let mut update =
+            sqlx::QueryBuilder::<sqlx::MySql>::new("UPDATE products SET sold = sold + CASE id");
+        for (id, delta) in chunk {
+            update
+                .push(" WHEN ")
+                .push_bind(*id)
+                .push(" THEN ")
+                .push_bind(delta.sold);
+        }
+        update.push(" ELSE 0 END, stock_total = stock_total + CASE id");
+        for (id, delta) in chunk {
+            update
+                .push(" WHEN ")
+                .push_bind(*id)
+                .push(" THEN ")
+                .push_bind(delta.stocked);
+        }
+        update.push(" ELSE 0 END, updated_at = CASE id");
+        for (id, delta) in chunk {
+            update
+                .push(" WHEN ")
+                .push_bind(*id)
+                .push(" THEN COALESCE(")
+                .push_bind(delta.restocked_at)
+                .push(", updated_at)");
+        }
+        update.push(" ELSE updated_at END WHERE id IN ");
+        let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        super::push_in_list(&mut update, &ids);
+        let result = update.build().execute(&mut *tx).await?;
         anyhow::ensure!(
-            result.rows_affected() == 1,
-            "settled units for unknown product {id}"
+            result.rows_affected() == chunk.len() as u64,
+            "settled units for an unknown product among {ids:?}"
         );
     }
     Ok(())
