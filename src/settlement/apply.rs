@@ -1,9 +1,9 @@
 //! Applies a batch of events to MySQL in one transaction, skipping events already applied.
 //!
 //! The batch is first aggregated into a [`Plan`], then written with a fixed, small number of
-//! statements: multi-row inserts for the per-event rows, and one statement per shared row
-//! (product, sales hour, account) with the summed change, in key order and at the end of the
-//! transaction. Statements per batch grow with the distinct products touched, not with events.
+//! statements: multi-row inserts for the per-event rows, and one statement per table of shared
+//! rows (products, sales hours, accounts) with the summed changes, in key order and at the end
+//! of the transaction. A batch is about a dozen round trips whatever its size.
 
 use chrono::{DateTime, Utc};
 use sqlx::MySqlPool;
