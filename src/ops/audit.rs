@@ -53,7 +53,6 @@ pub async fn run(
     check_ledger(db, &mut report).await?;
     check_balances(db, cache, &mut report).await?;
     check_stock(db, cache, &mut report).await?;
-    check_pricing(db, cache, &mut report).await?;
     check_coupons(db, cache, &mut report).await?;
     check_orders(db, cache, &mut report).await?;
     check_deliveries(db, &mut report).await?;
@@ -233,8 +232,21 @@ async fn check_stock(
     let reserved = reserved_units(db).await?;
     let ids: Vec<i64> = products.iter().map(|p| p.id).collect();
     let live = crate::cache::stock::available(cache, &ids).await?;
+    let priced = crate::cache::products::get_many(cache, &ids).await?;
     report.fact(format!("stock: {} products compared", products.len()));
-    for (product, hot) in products.iter().zip(live) {
+    let mut cached_terms = 0;
+    for ((product, hot), terms) in products.iter().zip(live).zip(priced) {
+        // The pricing cache may miss a product (it is loaded on demand) but never price it
+        // differently from MySQL.
+        if let Some(terms) = terms {
+            cached_terms += 1;
+            if terms.name != product.name || terms.price != product.price {
+                report.violation(format!(
+                    "product {}: pricing cache has {:?} at {} won, MySQL {:?} at {} won",
+                    product.id, terms.name, terms.price, product.name, product.price
+                ));
+            }
+        }
         if product.sold > product.stock_total {
             report.violation(format!(
                 "product {}: {} sold but only {} stocked (oversold)",
@@ -255,32 +267,8 @@ async fn check_stock(
             _ => {}
         }
     }
-    Ok(())
-}
-
-/// The pricing cache may miss a product (it is loaded on demand) but never price it
-/// differently from MySQL.
-async fn check_pricing(
-    db: &MySqlPool,
-    cache: &Cache,
-    report: &mut AuditReport,
-) -> anyhow::Result<()> {
-    let products = crate::store::products::all(db).await?;
-    let ids: Vec<i64> = products.iter().map(|p| p.id).collect();
-    let cached = crate::cache::products::get_many(cache, &ids).await?;
-    let mut compared = 0;
-    for (product, terms) in products.iter().zip(cached) {
-        let Some(terms) = terms else { continue };
-        compared += 1;
-        if terms.name != product.name || terms.price != product.price {
-            report.violation(format!(
-                "product {}: pricing cache has {:?} at {} won, MySQL {:?} at {} won",
-                product.id, terms.name, terms.price, product.name, product.price
-            ));
-        }
-    }
     report.fact(format!(
-        "pricing cache: {compared} cached products compared"
+        "pricing cache: {cached_terms} cached products compared"
     ));
     Ok(())
 }
