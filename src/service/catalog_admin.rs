@@ -1,6 +1,6 @@
 //! Catalog administration: create products, change name/price, add stock.
 
-use crate::cache::products::{self as product_cache, ProductTerms};
+use crate::cache::products as product_cache;
 use crate::cache::stock::{self, StockAdd};
 use crate::error::AppError;
 use crate::service::catalog::{self, Product};
@@ -18,13 +18,11 @@ pub async fn create(
     let now = state.clock.now();
     let id = store::products::insert(&state.db, name, price, stock_units, now).await?;
     stock::init_if_missing(&state.cache, id, stock_units).await?;
-    let product = catalog::get(state, id).await?;
-    let terms = ProductTerms {
-        name: product.name.clone(),
-        price: product.price,
-    };
-    product_cache::put(&state.cache, id, &terms, 1).await?;
-    Ok(product)
+    let row = store::products::find(&state.db, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("product {id} missing right after its insert"))?;
+    catalog::cache_terms(state, &row).await?;
+    Ok(catalog::with_stock(state, vec![row]).await?.remove(0))
 }
 
 /// Changes a product's name or price (MySQL) and adds stock. Added stock is decided in Redis
