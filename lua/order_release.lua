@@ -12,14 +12,19 @@
 -- ARGV[4]  event id     ARGV[5]  caller's user id (cancel) or ''  ARGV[6]  retention s
 -- ARGV[7]  n (lines)    ARGV[8..7+n]  quantities, in line order
 --
+-- Safe to re-send: the ending call's event id is kept on the order (`endEvent`), so the same
+-- call run again (fred re-sends a command in flight when the connection drops) finds the order
+-- ended by itself and answers what the first run answered, without a second event.
+--
 -- Returns:
---   {1, status}    ended now (EXPIRED or CANCELLED; a cancel past the deadline expires it)
+--   {1, status}    ended now (EXPIRED or CANCELLED; a cancel past the deadline expires it), or
+--                  this very call (same event id) ended it before
 --   {-2, status}   not PENDING any more (nothing changed)
 --   {-3}           expire: not due yet (nothing changed)
 --   {-4}           no such order
 --   {-5}           cancel: someone else's order
 local o = redis.call('HMGET', KEYS[1], 'status', 'expiresAt', 'userId', 'items', 'subtotal',
-  'discount', 'total', 'createdAt', 'userCouponId')
+  'discount', 'total', 'createdAt', 'userCouponId', 'endEvent')
 if not o[1] then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return {-4}
@@ -29,6 +34,9 @@ if ARGV[2] == 'cancel' and o[3] ~= ARGV[5] then
 end
 if o[1] ~= 'PENDING' then
   redis.call('ZREM', KEYS[2], ARGV[1])
+  if o[10] == ARGV[4] then
+    return {1, o[1]}
+  end
   return {-2, o[1]}
 end
 local now = tonumber(ARGV[3])
@@ -61,7 +69,7 @@ if ARGV[2] == 'cancel' and not expired then
   status = 'CANCELLED'
   kind = 'order.cancelled'
 end
-redis.call('HSET', KEYS[1], 'status', status, 'endedAt', ARGV[3], 'ver', 2)
+redis.call('HSET', KEYS[1], 'status', status, 'endedAt', ARGV[3], 'ver', 2, 'endEvent', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[1])
 local data = '{"orderId":"' .. ARGV[1] .. '","userId":' .. o[3] .. ',"status":"' .. status ..

@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::dependency::is_dependency_failure;
+
 /// One invalid input field.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
@@ -351,12 +353,12 @@ impl AppError {
                     "Service unavailable",
                     "The service is temporarily unavailable; retry shortly.".into(),
                 ),
-                E::Internal(cause) if is_overload(cause) => (
+                E::Internal(cause) if is_dependency_failure(cause) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "SERVICE_UNAVAILABLE",
                     "Service unavailable",
-                    "The service is overloaded; retry shortly (with the same Idempotency-Key, \
-                     which makes a retry safe)."
+                    "A service we depend on is unavailable or overloaded; retry shortly (with \
+                     the same Idempotency-Key, which makes a retry safe)."
                         .into(),
                 ),
                 E::Internal(_) => (
@@ -406,9 +408,12 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match &self {
-            AppError::Internal(cause) if is_overload(cause) => {
+            AppError::Internal(cause) if is_dependency_failure(cause) => {
                 metrics::counter!("http_overload_total").increment(1);
-                tracing::warn!(error = format!("{cause:#}"), "overloaded: answered 503");
+                tracing::warn!(
+                    error = format!("{cause:#}"),
+                    "dependency unavailable or overloaded: answered 503"
+                );
             }
             // `{:#}` (the cause chain), not `{:?}`: Debug would symbolise a captured backtrace
             // inside the request task, costing ~200 MiB and a blocked worker (see bench/README).
@@ -420,7 +425,8 @@ impl IntoResponse for AppError {
         }
         let retry_after = match &self {
             AppError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            AppError::Internal(cause) if is_overload(cause) => Some(1),
+            AppError::Internal(cause) if is_dependency_failure(cause) => Some(1),
+            AppError::Unavailable => Some(1),
             _ => None,
         };
         let mut response = problem_response(self.problem());
@@ -431,19 +437,6 @@ impl IntoResponse for AppError {
         }
         response
     }
-}
-
-/// Whether an internal error is only overload: a Redis command or a database connection that
-/// timed out. Answered 503 with `Retry-After` instead of 500.
-pub fn is_overload(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        if let Some(sqlx::Error::PoolTimedOut) = cause.downcast_ref::<sqlx::Error>() {
-            return true;
-        }
-        cause
-            .downcast_ref::<fred::error::Error>()
-            .is_some_and(|e| *e.kind() == fred::error::ErrorKind::Timeout)
-    })
 }
 
 /// Renders a problem as `application/problem+json`, keeping the [`Problem`] in the extensions

@@ -9,7 +9,8 @@
 //! - [`store`]: MySQL, the source of truth — sqlx queries with bound parameters only.
 //! - [`domain`]: validated value types (money, e-mail, ids) built at the edge.
 //! - [`auth`]: password hashing and signed access tokens.
-//! - [`error`]: the one error type and its mapping to problem+json / HTML.
+//! - [`error`]: the one error type and its mapping to problem+json / HTML; [`dependency`]
+//!   tells a dependency's failure (503, retry) from our own bug (500).
 //! - [`startup`], [`config`], [`telemetry`], [`cli`]: process wiring.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod dependency;
 pub mod domain;
 pub mod error;
 pub mod events;

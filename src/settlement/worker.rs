@@ -320,15 +320,8 @@ impl Worker {
     }
 }
 
-/// Deadlocks, lock-wait timeouts and lost connections: the same work will succeed later.
+/// Deadlocks, lock-wait timeouts and lost connections (MySQL error numbers, not message text):
+/// the same work will succeed later.
 fn is_transient(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| match cause.downcast_ref::<sqlx::Error>() {
-            Some(sqlx::Error::Database(db)) => {
-                db.code().as_deref() == Some("40001") || db.message().contains("Lock wait timeout")
-            }
-            Some(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => true,
-            _ => false,
-        })
+    crate::dependency::is_dependency_failure(error)
 }

@@ -40,9 +40,11 @@ pub async fn migrate(pool: &MySqlPool) -> anyhow::Result<()> {
         .context("failed to run migrations")
 }
 
-/// Whether a sqlx error is a unique-key violation (MySQL error 1062).
+/// Whether a sqlx error is a unique-key violation (MySQL 1062 and its kin), and not any other
+/// integrity error of SQLSTATE 23000 (a foreign-key or NOT NULL violation is a bug, not a
+/// duplicate).
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23000"))
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// Most rows one multi-row statement carries: well under MySQL's 65,535 placeholders even for

@@ -347,3 +347,13 @@ pub async fn count(db: &MySqlPool, sql: &'static str) -> i64 {
         .expect("count query");
     row.0
 }
+
+/// A single BIGINT from a query with one `?` bound to `id` (e.g. rows of one user).
+pub async fn count_for(app: &TestApp, sql: &'static str, id: i64) -> i64 {
+    let row: (i64,) = sqlx::query_as(sql)
+        .bind(id)
+        .fetch_one(&app.state.db)
+        .await
+        .expect("count query");
+    row.0
+}

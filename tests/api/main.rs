@@ -17,6 +17,8 @@ mod order_concurrency;
 mod orders;
 mod popular;
 mod pricing;
+mod redis_proxy;
+mod replay;
 mod security;
 mod settlement;
 mod settlement_batch;
