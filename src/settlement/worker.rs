@@ -126,6 +126,9 @@ impl Worker {
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     tracing::warn!(error = format!("{e:#}"), "settlement step failed; retrying");
+                    // Entries read before the failure are pending at this consumer now: read
+                    // them again first (else they wait for the idle reclaim, 30 s by default).
+                    self.drain_own_pending = true;
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}

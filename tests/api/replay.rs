@@ -9,13 +9,13 @@ use chrono::{Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::fault_proxy::FaultProxy;
 use crate::helpers::{count_for, json_of, spawn_app_with, TestApp, TestUser};
-use crate::redis_proxy::RedisProxy;
 
 /// An app whose Redis connections all go through a fresh proxy.
-async fn app_behind_proxy() -> (TestApp, RedisProxy) {
+async fn app_behind_proxy() -> (TestApp, FaultProxy) {
     let upstream = std::env::var("REDIS_URL").expect("REDIS_URL");
-    let proxy = RedisProxy::start(&upstream).await;
+    let proxy = FaultProxy::start(&upstream).await;
     let url = proxy.url.clone();
     let app = spawn_app_with(|env| {
         env.insert("REDIS_URL", url);
