@@ -205,7 +205,16 @@ impl Lag {
     }
 }
 
-/// Measures the group's backlog.
+/// Most undelivered entries [`lag`] counts one by one; a longer backlog reports this number.
+pub const UNDELIVERED_COUNT_CAP: u64 = 10_000;
+
+/// Measures the group's backlog from what cannot go stale.
+///
+/// `XINFO GROUPS` reports `lag` from the group's `entries-read` counter, which Redis 7.0
+/// restores stale after an AOF rewrite followed by a crash (a phantom backlog that never goes
+/// away). So "undelivered" is decided from ids instead: nothing is undelivered when the group's
+/// last-delivered id is the stream's last id; otherwise the entries after it are counted (up to
+/// [`UNDELIVERED_COUNT_CAP`]). "Pending" is the size of the group's pending list (`XPENDING`).
 pub async fn lag(cache: &Cache) -> anyhow::Result<Lag> {
     let groups: Vec<HashMap<String, Value>> =
         cache.client().xinfo_groups(cache.keys.events()).await?;
@@ -220,17 +229,12 @@ pub async fn lag(cache: &Cache) -> anyhow::Result<Lag> {
             oldest_pending_ms: None,
         });
     };
-    let number = |name: &str| group.get(name).and_then(|v| v.as_u64());
-    let pending = number("pending").unwrap_or(0);
-    let undelivered = match number("lag") {
-        Some(lag) => lag,
-        None => undelivered_by_range(cache, group.get("last-delivered-id")).await?,
-    };
-    let oldest_pending_ms = if pending > 0 {
-        oldest_pending(cache).await?
-    } else {
-        None
-    };
+    let last_delivered = group
+        .get("last-delivered-id")
+        .and_then(|v| v.as_string())
+        .unwrap_or_else(|| "0-0".into());
+    let undelivered = undelivered_after(cache, &last_delivered).await?;
+    let (pending, oldest_pending_ms) = pending_summary(cache).await?;
     Ok(Lag {
         pending,
         undelivered,
@@ -238,29 +242,44 @@ pub async fn lag(cache: &Cache) -> anyhow::Result<Lag> {
     })
 }
 
-async fn undelivered_by_range(cache: &Cache, last: Option<&Value>) -> anyhow::Result<u64> {
-    let last = last
-        .and_then(|v| v.as_string())
-        .unwrap_or_else(|| "0-0".into());
+/// Entries after `last_delivered` (0 when it is the stream's newest entry).
+async fn undelivered_after(cache: &Cache, last_delivered: &str) -> anyhow::Result<u64> {
+    let newest: Vec<(String, HashMap<String, String>)> = cache
+        .client()
+        .xrevrange(cache.keys.events(), "+", "-", Some(1))
+        .await?;
+    match newest.first() {
+        None => return Ok(0),
+        Some((id, _)) if id == last_delivered => return Ok(0),
+        Some(_) => {}
+    }
     let entries: Vec<(String, HashMap<String, String>)> = cache
         .client()
-        .xrange(cache.keys.events(), format!("({last}"), "+", Some(10_000))
+        .xrange(
+            cache.keys.events(),
+            format!("({last_delivered}"),
+            "+",
+            Some(UNDELIVERED_COUNT_CAP),
+        )
         .await?;
     Ok(entries.len() as u64)
 }
 
-async fn oldest_pending(cache: &Cache) -> anyhow::Result<Option<i64>> {
+/// Size of the group's pending list and the Unix ms of its oldest entry, from `XPENDING`.
+async fn pending_summary(cache: &Cache) -> anyhow::Result<(u64, Option<i64>)> {
     let summary: Value = cache
         .client()
         .xpending(cache.keys.events(), GROUP, ())
         .await?;
     let Value::Array(parts) = summary else {
-        return Ok(None);
+        return Ok((0, None));
     };
-    Ok(parts
+    let count = parts.first().and_then(|v| v.as_u64()).unwrap_or(0);
+    let oldest = parts
         .get(1)
         .and_then(|v| v.as_string())
-        .and_then(|id| millis_of(&id)))
+        .and_then(|id| millis_of(&id));
+    Ok((count, if count > 0 { oldest } else { None }))
 }
 
 /// The millisecond part of a stream id.

@@ -23,5 +23,6 @@ mod replay;
 mod security;
 mod settlement;
 mod settlement_batch;
+mod stream_lag;
 mod wallet;
 mod wallet_concurrency;
