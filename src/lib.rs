@@ -11,7 +11,8 @@
 //! - [`auth`]: password hashing and signed access tokens.
 //! - [`error`]: the one error type and its mapping to problem+json / HTML; [`dependency`]
 //!   tells a dependency's failure (503, retry) from our own bug (500).
-//! - [`startup`], [`config`], [`telemetry`], [`cli`]: process wiring.
+//! - [`startup`], [`serve`], [`config`], [`telemetry`], [`cli`]: process wiring ([`serve`] waits
+//!   for MySQL and Redis at start, answering `/health/ready` 503 meanwhile).
 
 pub mod auth;
 pub mod cache;
@@ -26,6 +27,7 @@ pub mod events;
 pub mod http;
 pub mod ops;
 pub mod seed;
+pub mod serve;
 pub mod service;
 pub mod settlement;
 pub mod startup;
