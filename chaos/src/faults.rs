@@ -127,6 +127,8 @@ pub struct FaultLog {
     pub recoveries: BTreeMap<&'static str, Vec<f64>>,
     /// Faults that did not recover within the limit.
     pub stuck: Vec<String>,
+    /// Longest time Redis was down or stopped, in seconds.
+    pub longest_redis_outage: f64,
 }
 
 impl World {
@@ -149,7 +151,16 @@ impl World {
                 format!("{:?}", planned.fault),
                 planned.hold.as_secs_f64()
             );
-            if let Err(e) = self.inflict(planned.fault, planned.hold).await {
+            let inflicted = Instant::now();
+            let result = self.inflict(planned.fault, planned.hold).await;
+            if matches!(
+                planned.fault,
+                Fault::KillRedis | Fault::PauseRedis | Fault::RestartInstanceWhileRedisDown(_)
+            ) {
+                let outage = inflicted.elapsed().as_secs_f64();
+                log.longest_redis_outage = log.longest_redis_outage.max(outage);
+            }
+            if let Err(e) = result {
                 log.stuck.push(format!("{:?}: {e:#}", planned.fault));
                 continue;
             }

@@ -43,6 +43,9 @@ use crate::services::{MariaDb, Redis};
 const PLATFORM_SECRET: &str = "chaos-platform-secret-0123456789abcdef";
 /// Admin of the run.
 const ADMIN: (&str, &str) = ("chaos-admin@chaos.test", "chaos-admin-password");
+/// How late past its deadline an order may be released while Redis is up: the sweeper's 0.5 s
+/// period plus generous room for sweeps delayed on a busy machine.
+const EXPIRY_SLACK_SECS: f64 = 5.0;
 /// Orders unpaid this long expire (short, so expiry happens during the run).
 const ORDER_TTL_SECS: u64 = 10;
 
@@ -412,6 +415,15 @@ async fn run(args: &Args, seed: u64, workdir: &Path) -> anyhow::Result<Vec<Strin
         &receiver,
         &proxy_dropped(&world),
     );
+    let latest = report_expiry_lateness(&pool).await?;
+    let bound = EXPIRY_SLACK_SECS + fault_log.longest_redis_outage;
+    if latest > bound {
+        violations.push(format!(
+            "an order was released {latest:.2}s after its deadline; the bound is {bound:.2}s \
+             ({EXPIRY_SLACK_SECS}s + the longest Redis outage, {:.2}s)",
+            fault_log.longest_redis_outage
+        ));
+    }
     Ok(violations)
 }
 
@@ -469,6 +481,31 @@ fn report(
         "== money: charged {charged}, paid {paid} in {orders} orders; platform: {} orders seen, answers {:?}",
         delivered.0, delivered.1
     );
+}
+
+/// How long past their deadline expired orders were released (stock and coupon back), from
+/// MySQL's `expires_at` and `ended_at` (the release's own time in Redis); returns the latest.
+async fn report_expiry_lateness(pool: &sqlx::MySqlPool) -> anyhow::Result<f64> {
+    let mut late: Vec<f64> = sqlx::query_as::<_, (i64,)>(
+        "SELECT CAST(TIMESTAMPDIFF(MICROSECOND, expires_at, ended_at) AS SIGNED) FROM orders \
+         WHERE status = 'EXPIRED' AND ended_at IS NOT NULL",
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|(us,)| us as f64 / 1e6)
+    .collect();
+    late.sort_by(f64::total_cmp);
+    if let Some(max) = late.last() {
+        let p99 = late[(late.len() * 99 / 100).min(late.len() - 1)];
+        let median = late[late.len() / 2];
+        println!(
+            "== expiry: {} orders expired, released after their deadline by median {median:.2}s, \
+             p99 {p99:.2}s, max {max:.2}s",
+            late.len()
+        );
+    }
+    Ok(late.last().copied().unwrap_or(0.0))
 }
 
 async fn wait_no_pending(
