@@ -43,7 +43,7 @@ pub async fn run(config: Config, clock: Clock) -> anyhow::Result<()> {
         ServerLimits::from_config(&config),
         warming_stop.clone(),
     ));
-    tracing::info!(addr = %config.bind_addr, "listening; connecting to MySQL and Redis");
+    tracing::info!(addr = %socket.local_addr()?, "listening; connecting to MySQL and Redis");
     let built = tokio::select! {
         built = build_when_ready(&config, &clock, &socket) => Some(built),
         _ = stop.cancelled() => None,

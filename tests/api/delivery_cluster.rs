@@ -68,6 +68,8 @@ struct Seen {
     answers: BTreeMap<u16, usize>,
     /// Valid requests per event id: the `order.orderId` of each (failed ones too).
     requests_by_event: HashMap<String, Vec<String>>,
+    /// When each valid request of an event arrived (wall clock, as the relay's `delivered_at`).
+    arrivals_by_event: HashMap<String, Vec<chrono::DateTime<chrono::Utc>>>,
     /// Event ids of valid requests per order id (failed ones too).
     events_by_order: HashMap<String, HashSet<String>>,
     /// Accepted (2xx) events: event id → (times accepted, order id). A slow answer counts as
@@ -187,6 +189,10 @@ impl Platform {
             .entry(event_id.to_owned())
             .or_default()
             .push(order_id.to_owned());
+        seen.arrivals_by_event
+            .entry(event_id.to_owned())
+            .or_default()
+            .push(chrono::Utc::now());
         seen.events_by_order
             .entry(order_id.to_owned())
             .or_default()
@@ -384,30 +390,43 @@ struct Row {
     attempts: i32,
     order_id: String,
     last_error: Option<String>,
+    delivered_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+type RowColumns = (
+    String,
+    String,
+    i32,
+    String,
+    Option<String>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
 async fn outbox_rows(cluster: &Cluster) -> Vec<Row> {
-    let rows: Vec<(String, String, i32, String, Option<String>)> = sqlx::query_as(
-        "SELECT event_id, status, attempts, body, last_error FROM outbox ORDER BY id",
+    let rows: Vec<RowColumns> = sqlx::query_as(
+        "SELECT event_id, status, attempts, body, last_error, delivered_at FROM outbox ORDER BY id",
     )
     .fetch_all(&cluster.db)
     .await
     .expect("read the outbox");
     rows.into_iter()
-        .map(|(event_id, status, attempts, body, last_error)| {
-            let body: Value = serde_json::from_str(&body).expect("an outbox body is JSON");
-            let order_id = body["order"]["orderId"]
-                .as_str()
-                .expect("body has orderId")
-                .to_owned();
-            Row {
-                event_id,
-                status,
-                attempts,
-                order_id,
-                last_error,
-            }
-        })
+        .map(
+            |(event_id, status, attempts, body, last_error, delivered_at)| {
+                let body: Value = serde_json::from_str(&body).expect("an outbox body is JSON");
+                let order_id = body["order"]["orderId"]
+                    .as_str()
+                    .expect("body has orderId")
+                    .to_owned();
+                Row {
+                    event_id,
+                    status,
+                    attempts,
+                    order_id,
+                    last_error,
+                    delivered_at,
+                }
+            },
+        )
         .collect()
 }
 
@@ -537,6 +556,16 @@ fn assert_all_delivered(seen: &Seen, rows: &[Row], paid: &HashSet<String>) {
             "event {} of a DELIVERED row was never answered 2xx in time: {row:?}",
             row.event_id
         );
+        // No attempt after the row was marked DELIVERED (the relay stops at the first 2xx it
+        // hears, and no other instance holds the row's lease).
+        if let Some(delivered_at) = row.delivered_at {
+            let arrivals = &seen.arrivals_by_event[&row.event_id];
+            assert!(
+                arrivals.iter().all(|at| *at <= delivered_at),
+                "event {} was sent again after it was DELIVERED at {delivered_at}: {arrivals:?}",
+                row.event_id
+            );
+        }
         assert!(
             requests.len() <= row.attempts as usize,
             "the platform saw {} requests for {} but the outbox counts {} attempts",
