@@ -23,6 +23,8 @@ use crate::startup::{cancel_on_signal, Application};
 
 /// First pause between two start-up attempts; doubles up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Connections the kernel queues before `accept` (tokio's own default).
+const LISTEN_BACKLOG: u32 = 1024;
 /// Longest pause between two start-up attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 
@@ -30,9 +32,8 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// dependencies are still unavailable after `STARTUP_TIMEOUT_SECS`, or at once on an error that
 /// waiting cannot cure (a Redis without durable persistence, a bad URL).
 pub async fn run(config: Config, clock: Clock) -> anyhow::Result<()> {
-    let socket = std::net::TcpListener::bind(config.bind_addr)
-        .with_context(|| format!("failed to bind {}", config.bind_addr))?;
-    socket.set_nonblocking(true)?;
+    let socket =
+        bind(config.bind_addr).with_context(|| format!("failed to bind {}", config.bind_addr))?;
     let stop = CancellationToken::new();
     cancel_on_signal(stop.clone());
 
@@ -62,6 +63,20 @@ pub async fn run(config: Config, clock: Clock) -> anyhow::Result<()> {
     });
     tracing::info!(addr = %app.local_addr()?, "flashmart serving");
     app.run_until_stopped().await
+}
+
+/// Binds like `tokio::net::TcpListener::bind` (address reuse, an accept queue of 1024, where
+/// std's 128 makes a connection rush see resets) and returns the socket as a std listener,
+/// which can be cloned for the warming server and each start-up attempt.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 /// Builds the application, retrying while MySQL or Redis is unavailable (with backoff, logging
