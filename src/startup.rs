@@ -126,6 +126,7 @@ impl Application {
             std::time::Duration::from_millis(500),
             shutdown.clone(),
         ));
+        let extra = extra.merge(crate::web::router(&state, &limiters)); // the storefront pages
         let router = http::router(state.clone(), &limiters, extra);
         Ok(Self {
             listener,

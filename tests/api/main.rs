@@ -23,6 +23,7 @@ mod replay;
 mod security;
 mod settlement;
 mod settlement_batch;
+mod storefront;
 mod stream_lag;
 mod wallet;
 mod wallet_concurrency;
