@@ -12,7 +12,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::form::CsrfForm;
-use super::layout::{self, csrf_field};
+use super::layout::{self, csrf_field, Nav};
 use super::session::{SignedIn, Visitor, WebSettings};
 use crate::domain::Role;
 use crate::error::AppError;
@@ -84,7 +84,7 @@ pub async fn login_page(visitor: Visitor, AppQuery(query): AppQuery<LoginQuery>)
         (login_form(&visitor, "", None))
     };
     with_cookie(
-        layout::respond(StatusCode::OK, layout::page("Log in", None, body)),
+        layout::respond(StatusCode::OK, layout::page("Log in", Nav::Anonymous, body)),
         &visitor,
     )
 }
@@ -104,7 +104,7 @@ pub async fn log_in(
             let body = login_form(&visitor, &form.email, Some(&problem));
             Ok(layout::respond(
                 problem.status,
-                layout::page("Log in", None, body),
+                layout::page("Log in", Nav::Anonymous, body),
             ))
         }
         Err(other) => Err(other),
@@ -151,7 +151,10 @@ pub async fn signup_page(visitor: Visitor) -> Response {
     }
     let body = signup_form(&visitor, "", "", None);
     with_cookie(
-        layout::respond(StatusCode::OK, layout::page("Sign up", None, body)),
+        layout::respond(
+            StatusCode::OK,
+            layout::page("Sign up", Nav::Anonymous, body),
+        ),
         &visitor,
     )
 }
@@ -178,7 +181,7 @@ pub async fn sign_up(
             let body = signup_form(&visitor, &form.email, &form.name, Some(&problem));
             Ok(layout::respond(
                 problem.status,
-                layout::page("Sign up", None, body),
+                layout::page("Sign up", Nav::Anonymous, body),
             ))
         }
         Err(other) => Err(other),

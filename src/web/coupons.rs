@@ -11,7 +11,7 @@ use maud::{html, Markup};
 
 use super::auth::EmptyForm;
 use super::form::CsrfForm;
-use super::layout::{self, csrf_field, won};
+use super::layout::{self, csrf_field, won, Nav};
 use super::session::SignedIn;
 use crate::error::{AppError, Problem};
 use crate::http::extract::AppPath;
@@ -83,7 +83,7 @@ async fn render(
     };
     Ok(layout::respond(
         status,
-        layout::page("Coupons", Some(viewer), body),
+        layout::page("Coupons", Nav::SignedIn(viewer), body),
     ))
 }
 

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use maud::html;
 
-use super::layout;
+use super::layout::{self, Nav};
 use crate::error::Problem;
 
 /// Middleware: replaces a problem+json answer with the storefront's error page, keeping the
@@ -37,7 +37,7 @@ pub fn error_page(problem: &Problem) -> maud::Markup {
     let title = format!("{} {}", problem.status.as_u16(), problem.title);
     layout::page(
         &title,
-        None,
+        Nav::Unknown,
         html! {
             h1 { (title) }
             (layout::problem_box(problem))

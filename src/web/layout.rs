@@ -15,8 +15,18 @@ use crate::events::at_millis;
 pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// A whole page: `title`, the navigation (with log-out when signed in) and `body`.
-pub fn page(title: &str, viewer: Option<&SignedIn>, body: Markup) -> Markup {
+/// Who the navigation is for.
+pub enum Nav<'a> {
+    /// A signed-in shopper: shop links and a log-out button.
+    SignedIn(&'a SignedIn),
+    /// Nobody signed in: log-in and sign-up links.
+    Anonymous,
+    /// Not known (error pages): the shop links only.
+    Unknown,
+}
+
+/// A whole page: `title`, the navigation and `body`.
+pub fn page(title: &str, nav: Nav<'_>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -32,23 +42,33 @@ pub fn page(title: &str, viewer: Option<&SignedIn>, body: Markup) -> Markup {
                 header.top {
                     a.brand href="/" { "flashmart" }
                     nav aria-label="Main" {
-                        @if let Some(viewer) = viewer {
-                            a href="/" { "Shop" }
-                            a href="/coupons" { "Coupons" }
-                            a href="/me" { "My page" }
-                            form.inline method="post" action="/logout" {
-                                (csrf_field(&viewer.csrf))
-                                button.link type="submit" { "Log out" }
+                        @match nav {
+                            Nav::SignedIn(viewer) => {
+                                (shop_links())
+                                form.inline method="post" action="/logout" {
+                                    (csrf_field(&viewer.csrf))
+                                    button.link type="submit" { "Log out" }
+                                }
                             }
-                        } @else {
-                            a href="/login" { "Log in" }
-                            a href="/signup" { "Sign up" }
+                            Nav::Anonymous => {
+                                a href="/login" { "Log in" }
+                                a href="/signup" { "Sign up" }
+                            }
+                            Nav::Unknown => { (shop_links()) }
                         }
                     }
                 }
                 main #main { (body) }
             }
         }
+    }
+}
+
+fn shop_links() -> Markup {
+    html! {
+        a href="/" { "Shop" }
+        a href="/coupons" { "Coupons" }
+        a href="/me" { "My page" }
     }
 }
 
@@ -151,7 +171,7 @@ mod tests {
 
     #[test]
     fn text_is_escaped_in_pages() {
-        let markup = page("<x>", None, html! { p { ("<script>") } }).into_string();
+        let markup = page("<x>", Nav::Anonymous, html! { p { ("<script>") } }).into_string();
         assert!(markup.contains("&lt;script&gt;"));
         assert!(!markup.contains("<script>alert"));
         assert!(markup.contains("<title>&lt;x&gt; · flashmart</title>"));

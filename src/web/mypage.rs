@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::form::CsrfForm;
-use super::layout::{self, csrf_field, key_field, won};
+use super::layout::{self, csrf_field, key_field, won, Nav};
 use super::orders::{lines_table, short_id};
 use super::session::SignedIn;
 use super::shop::totals;
@@ -113,7 +113,7 @@ pub async fn page(
     };
     Ok(layout::respond(
         StatusCode::OK,
-        layout::page("My page", Some(&viewer), body),
+        layout::page("My page", Nav::SignedIn(&viewer), body),
     ))
 }
 

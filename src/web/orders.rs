@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::auth::EmptyForm;
 use super::form::CsrfForm;
-use super::layout::{self, csrf_field, key_field, won};
+use super::layout::{self, csrf_field, key_field, won, Nav};
 use super::session::SignedIn;
 use super::shop::totals;
 use crate::error::AppError;
@@ -98,7 +98,7 @@ pub async fn page(
     };
     Ok(layout::respond(
         StatusCode::OK,
-        layout::page("Order", Some(&viewer), body),
+        layout::page("Order", Nav::SignedIn(&viewer), body),
     ))
 }
 
@@ -189,7 +189,7 @@ fn charge_first(
     };
     layout::respond(
         problem.status,
-        layout::page("Please charge first", Some(viewer), body),
+        layout::page("Please charge first", Nav::SignedIn(viewer), body),
     )
 }
 

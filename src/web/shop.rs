@@ -8,7 +8,7 @@ use axum::response::Response;
 use maud::{html, Markup};
 
 use super::form::CsrfForm;
-use super::layout::{self, csrf_field, key_field, won};
+use super::layout::{self, csrf_field, key_field, won, Nav};
 use super::session::SignedIn;
 use crate::error::{AppError, FieldError};
 use crate::http::extract::{AppQuery, IdempotencyKey};
@@ -137,7 +137,7 @@ pub async fn catalogue(
     };
     Ok(layout::respond(
         StatusCode::OK,
-        layout::page("Shop", Some(&viewer), body),
+        layout::page("Shop", Nav::SignedIn(&viewer), body),
     ))
 }
 
@@ -222,7 +222,7 @@ pub async fn review(
     };
     Ok(layout::respond(
         StatusCode::OK,
-        layout::page("Review order", Some(&viewer), body),
+        layout::page("Review order", Nav::SignedIn(&viewer), body),
     ))
 }
 

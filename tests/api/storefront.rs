@@ -470,3 +470,79 @@ async fn the_review_shows_what_the_placed_order_then_costs() {
     assert_eq!(order["total"], 40_690);
     assert_eq!(order["status"], "PENDING");
 }
+
+#[tokio::test]
+async fn a_campaign_that_has_not_started_says_so_and_issues_nothing() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let (user, mut browser) = signed_in(&app).await;
+    let now = chrono::Utc::now();
+    let campaign = json!({"name": "Web tomorrow", "discountType": "FIXED", "discountValue": 1000,
+        "totalQuantity": 3,
+        "issueStartsAt": (now + chrono::Duration::days(1)).to_rfc3339(),
+        "issueEndsAt": (now + chrono::Duration::days(2)).to_rfc3339(), "validDays": 7});
+    let created = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/admin/coupons",
+            Some(&admin.token),
+            Some(campaign),
+        )
+        .await;
+    let coupon_id = crate::helpers::json_of(created).await["couponId"]
+        .as_i64()
+        .expect("id");
+    let list = browser.page("/coupons").await;
+    assert!(list.contains("Not started yet"), "{list}");
+    let csrf = browser.csrf().await;
+    let early = browser
+        .post(&format!("/coupons/{coupon_id}/issue"), &[("csrf", &csrf)])
+        .await;
+    let body = assert_error_page(early, 409, "COUPON_NOT_ACTIVE").await;
+    assert!(body.contains("This event has not started yet."), "{body}");
+    let held = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/users/{}/coupons", user.id),
+            Some(&user.token),
+            None,
+        )
+        .await;
+    assert_eq!(crate::helpers::json_of(held).await["items"], json!([]));
+}
+
+#[tokio::test]
+async fn my_page_lists_orders_newest_first_a_page_at_a_time() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let (user, mut browser) = signed_in(&app).await;
+    let product = app.create_product(&admin, "Web Pen", 1_000, 50).await;
+    let per_page = flashmart::web::mypage::ORDERS_PER_PAGE as i64;
+    let mut ids = Vec::new();
+    for quantity in 1..=per_page + 1 {
+        let order = app.order_one(&user, product, quantity).await;
+        ids.push(order["orderId"].as_str().expect("id").to_owned());
+    }
+    let first = browser.page("/me").await;
+    let shown = |page: &str| -> Vec<String> {
+        page.split("data-order-id=\"")
+            .skip(1)
+            .map(|rest| rest.split('"').next().expect("id").to_owned())
+            .collect()
+    };
+    let newest: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(shown(&first), newest[..per_page as usize].to_vec());
+    assert!(
+        first.contains("₩6,000"),
+        "the newest order's total: 6 × ₩1,000"
+    );
+    let older = first
+        .split("href=\"/me?cursor=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to older orders");
+    let second = browser.page(&format!("/me?cursor={older}")).await;
+    assert_eq!(shown(&second), newest[per_page as usize..].to_vec());
+    assert!(!second.contains("Older orders"));
+    assert!(second.contains("Newest orders"));
+}
