@@ -5,7 +5,8 @@
 # What it does: starts the private services, builds the debug binary, creates a FRESH database
 # (migrated + `seed --demo`) and a random Redis key prefix, starts ONE `flashmart serve` on a
 # free loopback port, runs web-tests/storefront.test.mjs with node's test runner, and stops the
-# server (by its PID), drops the database and deletes the prefix's keys on exit.
+# server (by its PID), runs `flashmart audit` (ledger, Redis = MySQL), drops the database and
+# deletes the prefix's keys on exit.
 # Screenshots of the main pages: web-tests/artifacts/*.png (git-ignored).
 #
 # Needs: node >= 20 with npm, /usr/bin/chromium (`apt-get install -y chromium`; .ci/run does it).
@@ -118,4 +119,9 @@ if grep -q '"level":"ERROR"' "$WORK/server.log"; then
   grep '"level":"ERROR"' "$WORK/server.log" | head -n 20 >&2
   exit 1
 fi
-log "passed; screenshots in $ARTIFACTS_DIR"
+# everything the pages did went through the services: the books must balance afterwards
+"$BIN" audit --wait-secs 30 >"$WORK/audit.log" 2>&1 || {
+  cat "$WORK/audit.log" >&2
+  die "flashmart audit found violations after the browser tests"
+}
+log "passed (audit clean); screenshots in $ARTIFACTS_DIR"

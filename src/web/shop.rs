@@ -86,6 +86,10 @@ pub async fn catalogue(
     let ranking = popular::ranking(&state).await?;
     let held = coupons::held(&state, viewer.user.id).await?;
     let available: Vec<_> = held.iter().filter(|c| c.status == "AVAILABLE").collect();
+    let chosen_coupon = pairs
+        .iter()
+        .find(|(k, _)| k == "coupon")
+        .and_then(|(_, v)| v.parse::<i64>().ok());
     let body = html! {
         h1 { "Shop" }
         section aria-labelledby="popular-title" {
@@ -121,7 +125,8 @@ pub async fn catalogue(
                         select #coupon name="coupon" {
                             option value="" { "No coupon" }
                             @for coupon in &available {
-                                option value=(coupon.user_coupon_id) {
+                                option value=(coupon.user_coupon_id)
+                                    selected[chosen_coupon == Some(coupon.user_coupon_id)] {
                                     (coupon.name) " (#" (coupon.user_coupon_id) ")"
                                 }
                             }
@@ -179,6 +184,9 @@ pub async fn review(
     let mut back = String::from("/?");
     for (id, quantity) in &cart.lines {
         back.push_str(&format!("qty-{id}={quantity}&"));
+    }
+    if let Some(coupon) = cart.coupon {
+        back.push_str(&format!("coupon={coupon}&"));
     }
     if let Some(cursor) = &cart.cursor {
         back.push_str(&format!("cursor={cursor}"));
