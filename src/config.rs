@@ -75,6 +75,18 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `SETTLEMENT_WORKER`: `on` (default) or `off` for this instance.
     pub settlement_worker: bool,
+    /// `STARTUP_TIMEOUT_SECS`, default 300 (0 = wait for ever): how long `serve` waits for MySQL
+    /// and Redis at start (answering `/health/ready` 503) before it gives up and exits 1.
+    pub startup_timeout_secs: u64,
+    /// `HEADER_READ_TIMEOUT_SECS`, default 10: a connection that has not sent a whole request
+    /// head this long after it opened (or after its last response) is closed.
+    pub header_read_timeout_secs: u64,
+    /// `REQUEST_TIMEOUT_SECS`, default 30: a request still unanswered after this long answers
+    /// 503 with Retry-After (its work is dropped; a client re-sends with its Idempotency-Key).
+    pub request_timeout_secs: u64,
+    /// `MAX_CONNECTIONS`, default 20000: open client connections per instance; more wait in the
+    /// kernel's accept queue until one closes.
+    pub max_connections: u64,
     /// `SETTLEMENT_CLAIM_IDLE_MS`, default 30000: entries idle this long in a dead consumer's
     /// list are reclaimed by another worker.
     pub settlement_claim_idle_ms: u64,
@@ -218,6 +230,10 @@ impl Config {
             redis_key_prefix: prefix,
             log_format,
             settlement_worker,
+            startup_timeout_secs: bounded(&get, "STARTUP_TIMEOUT_SECS", 300, 0, 86_400)?,
+            header_read_timeout_secs: bounded(&get, "HEADER_READ_TIMEOUT_SECS", 10, 1, 600)?,
+            request_timeout_secs: bounded(&get, "REQUEST_TIMEOUT_SECS", 30, 1, 3_600)?,
+            max_connections: bounded(&get, "MAX_CONNECTIONS", 20_000, 16, 1_000_000)?,
             settlement_claim_idle_ms: bounded(
                 &get,
                 "SETTLEMENT_CLAIM_IDLE_MS",

@@ -13,7 +13,8 @@
 //!   tells a dependency's failure (503, retry) from our own bug (500).
 //! - [`web`]: the storefront — server-rendered pages (session cookie, CSRF-checked forms) on
 //!   the same services as the API.
-//! - [`startup`], [`config`], [`telemetry`], [`cli`]: process wiring.
+//! - [`startup`], [`serve`], [`config`], [`telemetry`], [`cli`]: process wiring ([`serve`] waits
+//!   for MySQL and Redis at start, answering `/health/ready` 503 meanwhile).
 
 pub mod auth;
 pub mod cache;
@@ -28,6 +29,7 @@ pub mod events;
 pub mod http;
 pub mod ops;
 pub mod seed;
+pub mod serve;
 pub mod service;
 pub mod settlement;
 pub mod startup;

@@ -14,6 +14,7 @@ use crate::auth::TokenKeys;
 use crate::cache::{stock, Cache};
 use crate::clock::Clock;
 use crate::config::{Config, UNSAFE_REDIS_PHRASE};
+use crate::http::server::{self, ServerLimits};
 use crate::http::{self, ratelimit, Limiters};
 use crate::settlement::runner::{self, RunnerConfig};
 use crate::settlement::{Worker, WorkerConfig};
@@ -25,6 +26,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    limits: ServerLimits,
     shutdown: CancellationToken,
 }
 
@@ -40,22 +42,41 @@ impl Application {
         clock: Clock,
         extra: Router<AppState>,
     ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind_addr)
+            .await
+            .with_context(|| format!("failed to bind {}", config.bind_addr))?;
+        Self::build_on(config, clock, listener, extra).await
+    }
+
+    /// Builds the application on a listener the caller bound (`serve` binds before MySQL and
+    /// Redis are up). Every dependency is checked before any background task starts, and a
+    /// build that fails half-way stops whatever it had started.
+    pub async fn build_on(
+        config: Config,
+        clock: Clock,
+        listener: TcpListener,
+        extra: Router<AppState>,
+    ) -> anyhow::Result<Self> {
         let db = store::connect(config.database_url.expose(), config.db_max_connections).await?;
         let cache = Cache::connect(
             config.redis_url.expose(),
             config.redis_pool_size,
             &config.redis_key_prefix,
         )
-        .await?;
+        .await
+        .context("failed to connect to Redis")?;
         check_redis_durability(&cache, config.allow_unsafe_redis_persistence).await?;
-        load_missing_stock(&db, &cache).await?;
+        load_missing_stock(&db, &cache)
+            .await
+            .context("failed to load product stock into Redis")?;
+        crate::settlement::stream::ensure_group(&cache)
+            .await
+            .context("failed to create the settlement consumer group")?;
         let tokens = Arc::new(TokenKeys::new(
             config.jwt_secret.expose().as_bytes(),
             config.access_token_ttl_secs,
         ));
-        let listener = TcpListener::bind(config.bind_addr)
-            .await
-            .with_context(|| format!("failed to bind {}", config.bind_addr))?;
+        let limits = ServerLimits::from_config(&config);
         let config_login_attempts = config.login_attempts_per_minute;
         let state = AppState::new(Shared {
             db,
@@ -70,6 +91,8 @@ impl Application {
         });
         let limiters = Limiters::from_config(&state.config);
         let shutdown = CancellationToken::new();
+        // Stops the tasks spawned below if a later step fails; disarmed on success.
+        let stop_on_failure = shutdown.clone().drop_guard();
         ratelimit::spawn_pruner(limiters.all(), shutdown.clone());
         let attempts = state.login_attempts.clone();
         let stop = shutdown.clone();
@@ -82,7 +105,6 @@ impl Application {
                 }
             }
         });
-        crate::settlement::stream::ensure_group(&state.cache).await?;
         if state.config.settlement_worker {
             let runner = RunnerConfig {
                 database_url: state.config.database_url.expose().to_owned(),
@@ -128,10 +150,12 @@ impl Application {
         ));
         let extra = extra.merge(crate::web::router(&state, &limiters)); // the storefront pages
         let router = http::router(state.clone(), &limiters, extra);
+        stop_on_failure.disarm();
         Ok(Self {
             listener,
             router,
             state,
+            limits,
             shutdown,
         })
     }
@@ -151,16 +175,16 @@ impl Application {
         self.shutdown.clone()
     }
 
-    /// Serves until the shutdown token is cancelled, finishing in-flight requests.
+    /// Serves until the shutdown token is cancelled, finishing in-flight requests (for at most
+    /// the drain timeout), then stops the background tasks.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let shutdown = self.shutdown.clone();
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("server failed")?;
+        server::serve(
+            self.listener,
+            self.router,
+            self.limits,
+            self.shutdown.clone(),
+        )
+        .await;
         self.shutdown.cancel();
         Ok(())
     }

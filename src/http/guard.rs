@@ -1,7 +1,7 @@
 //! Cross-cutting request guards: authentication for protected routes, security headers,
 //! request metrics and the fallbacks for unknown routes and methods.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue};
@@ -25,6 +25,24 @@ pub async fn require_auth(
             next.run(request).await
         }
         None => AppError::Unauthorized.into_response(),
+    }
+}
+
+/// Middleware: a request still unanswered after `limit` (`REQUEST_TIMEOUT_SECS`) answers 503
+/// with Retry-After and its handler is dropped; every state change behind it is idempotent, so
+/// the client's re-send with the same Idempotency-Key gets the first outcome.
+pub async fn request_timeout(
+    State(limit): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("http_request_timeouts_total").increment(1);
+            tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
+            AppError::Unavailable.into_response()
+        }
     }
 }
 

@@ -11,9 +11,11 @@ pub mod negotiate;
 pub mod orders;
 pub mod products;
 pub mod ratelimit;
+pub mod server;
 pub mod wallet;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
@@ -29,6 +31,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::config::Config;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -153,10 +156,8 @@ impl Limiters {
 /// sit behind the same layers as the real ones.
 pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> Router {
     let trusted: client_ip::TrustedProxies = Arc::new(state.config.trusted_proxies.clone());
-    let hsts = state
-        .config
-        .hsts_max_age_secs
-        .and_then(|secs| HeaderValue::from_str(&format!("max-age={secs}; includeSubDomains")).ok());
+    let hsts = hsts_header(&state.config);
+    let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
     let public = OpenApiRouter::new()
         .merge(
             OpenApiRouter::new()
@@ -219,11 +220,35 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
             client_ip::client_ip,
         ))
         .layer(CatchPanicLayer::custom(on_panic))
+        .layer(from_fn_with_state(request_timeout, guard::request_timeout))
         .layer(from_fn(negotiate::negotiate_errors))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(from_fn_with_state(hsts, guard::security_headers))
+}
+
+/// What an instance serves while it waits for MySQL and Redis at start: `GET /health/live`
+/// answers 200, everything else (`/health/ready` included) 503 with Retry-After, as negotiated
+/// problem+json or HTML, with the usual security headers.
+pub fn warming_router(config: &Config) -> Router {
+    Router::new()
+        .route("/health/live", get(health::live))
+        .fallback(|| async { AppError::Unavailable })
+        .layer(from_fn(negotiate::negotiate_errors))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(from_fn_with_state(
+            hsts_header(config),
+            guard::security_headers,
+        ))
+}
+
+/// `Strict-Transport-Security` when `HSTS_MAX_AGE_SECS` is set.
+fn hsts_header(config: &Config) -> Option<HeaderValue> {
+    config
+        .hsts_max_age_secs
+        .and_then(|secs| HeaderValue::from_str(&format!("max-age={secs}; includeSubDomains")).ok())
 }
 
 async fn serve_openapi(json: Arc<String>) -> Response {

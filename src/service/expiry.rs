@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
+use rand::seq::SliceRandom;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::orders::{self as hot, ReleaseMode, ReleaseOutcome};
@@ -12,33 +15,54 @@ use crate::state::AppState;
 
 /// Orders examined per sweep.
 const SWEEP_BATCH: i64 = 200;
+/// Releases one sweep runs at once (each is one script call; the batch would otherwise take one
+/// round trip per order in turn, and a backlog after an outage would drain slowly).
+const SWEEP_CONCURRENCY: usize = 16;
 
-/// Expires every due order once; returns how many this call ended.
+/// Expires every due order once; returns how many this call ended. A failure on one order is
+/// logged and the others still go ahead. The due orders are taken in a random order, so that
+/// instances sweeping at the same moment mostly work on different orders.
 pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
     let now_ms = state.clock.now_ms();
+    let mut due = hot::due(&state.cache, now_ms, SWEEP_BATCH).await?;
+    due.shuffle(&mut rand::rng());
+    let outcomes: Vec<anyhow::Result<bool>> = futures::stream::iter(due)
+        .map(|order_id| expire_one(state, order_id, now_ms))
+        .buffer_unordered(SWEEP_CONCURRENCY)
+        .collect()
+        .await;
     let mut ended = 0;
-    for order_id in hot::due(&state.cache, now_ms, SWEEP_BATCH).await? {
-        let Some(order) = hot::read(&state.cache, &order_id).await? else {
-            let _: i64 = fred::prelude::SortedSetsInterface::zrem(
-                state.cache.client(),
-                state.cache.keys.order_deadlines(),
-                &order_id,
-            )
-            .await?;
-            continue;
-        };
-        let coupon = orders::coupon_campaign(state, &order)
-            .await
-            .map_err(|e| anyhow::anyhow!("coupon lookup failed: {e}"))?;
-        let outcome =
-            hot::release(&state.cache, &order, coupon, ReleaseMode::Expire, now_ms).await?;
-        if let ReleaseOutcome::Released(_) = outcome {
-            ended += 1;
-            metrics::counter!("orders_ended_total", "status" => "EXPIRED").increment(1);
+    for outcome in outcomes {
+        match outcome {
+            Ok(true) => ended += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "expiring an order failed"),
         }
     }
     metrics::gauge!("orders_pending").set(hot::pending_count(&state.cache).await? as f64);
     Ok(ended)
+}
+
+/// Expires one due order; `true` when this call ended it.
+async fn expire_one(state: &AppState, order_id: String, now_ms: i64) -> anyhow::Result<bool> {
+    let Some(order) = hot::read(&state.cache, &order_id).await? else {
+        let _: i64 = fred::prelude::SortedSetsInterface::zrem(
+            state.cache.client(),
+            state.cache.keys.order_deadlines(),
+            &order_id,
+        )
+        .await?;
+        return Ok(false);
+    };
+    let coupon = orders::coupon_campaign(state, &order)
+        .await
+        .map_err(|e| anyhow::anyhow!("coupon lookup failed: {e}"))?;
+    let outcome = hot::release(&state.cache, &order, coupon, ReleaseMode::Expire, now_ms).await?;
+    if let ReleaseOutcome::Released(_) = outcome {
+        metrics::counter!("orders_ended_total", "status" => "EXPIRED").increment(1);
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 /// Sweeps every `every` until shutdown.

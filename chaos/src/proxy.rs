@@ -1,4 +1,5 @@
-//! A TCP proxy between an app and a dependency (Redis, MariaDB) that fails on purpose.
+//! A TCP proxy between an app and a dependency (Redis, MariaDB) that fails on purpose (used by
+//! `flashmart-chaos` and, through `#[path]`, by the integration tests).
 //!
 //! [`FaultProxy::cut`] resets every open connection and refuses new ones until
 //! [`FaultProxy::restore`] — a database or Redis that died or restarts.
@@ -33,6 +34,7 @@ struct Shared {
 }
 
 /// A running proxy; stops when dropped.
+#[allow(dead_code)] // shared with the integration tests, which use other parts of it
 pub struct FaultProxy {
     /// `redis://127.0.0.1:<port>` of the proxy.
     pub url: String,
