@@ -51,10 +51,11 @@ build: ## Release build of the flashmart binary
 run: ## Start services, migrate, seed demo data, a local platform receiver, then serve (release)
 	bash $(ROOT)/scripts/run.sh
 
-test: services-up k6 ## Services up; schemathesis; k6 smoke of every scenario; every Rust test
+test: services-up k6 ## Services up; schemathesis; k6 smoke of every scenario; storefront browser tests; every Rust test
 	$(WITH_ENV) $(CARGO) build --bin flashmart
 	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) bash $(ROOT)/scripts/security/schemathesis.sh
 	bash $(ROOT)/scripts/loadtest-smoke.sh
+	bash $(ROOT)/scripts/browser-tests.sh
 	RUST_TEST_THREADS=$(RUST_TEST_THREADS) $(WITH_ENV) $(CARGO) test --workspace --tests
 	$(CARGO) run -q -p flashmart-chaos -- --seed $(CHAOS_TEST_SEED) --duration $(CHAOS_TEST_SECS)
 

@@ -58,6 +58,9 @@ pub enum AppError {
     /// Authenticated, but not allowed to touch this resource.
     #[error("forbidden")]
     Forbidden,
+    /// A storefront form without a valid CSRF token (old, or posted from another site).
+    #[error("csrf token rejected")]
+    CsrfRejected,
     /// No such route.
     #[error("route not found")]
     RouteNotFound,
@@ -218,6 +221,14 @@ impl AppError {
                     "FORBIDDEN",
                     "Forbidden",
                     "You may not access this resource.".into(),
+                ),
+                E::CsrfRejected => (
+                    StatusCode::FORBIDDEN,
+                    "CSRF_REJECTED",
+                    "Form expired",
+                    "This form is no longer valid (it is old or was sent from another site). \
+                     Reload the page and try again."
+                        .into(),
                 ),
                 E::RouteNotFound => (
                     StatusCode::NOT_FOUND,

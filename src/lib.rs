@@ -11,6 +11,8 @@
 //! - [`auth`]: password hashing and signed access tokens.
 //! - [`error`]: the one error type and its mapping to problem+json / HTML; [`dependency`]
 //!   tells a dependency's failure (503, retry) from our own bug (500).
+//! - [`web`]: the storefront — server-rendered pages (session cookie, CSRF-checked forms) on
+//!   the same services as the API.
 //! - [`startup`], [`serve`], [`config`], [`telemetry`], [`cli`]: process wiring ([`serve`] waits
 //!   for MySQL and Redis at start, answering `/health/ready` 503 meanwhile).
 
@@ -34,3 +36,4 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod web;

@@ -148,6 +148,7 @@ impl Application {
             std::time::Duration::from_millis(500),
             shutdown.clone(),
         ));
+        let extra = extra.merge(crate::web::router(&state, &limiters)); // the storefront pages
         let router = http::router(state.clone(), &limiters, extra);
         stop_on_failure.disarm();
         Ok(Self {

@@ -110,6 +110,11 @@ impl Keys {
         format!("{}:pop:{hour}", self.base)
     }
 
+    /// `{p}:session:{sha256 hex of the cookie}` — a storefront session (string, with a TTL).
+    pub fn session(&self, token_hash: &str) -> String {
+        format!("{}:session:{token_hash}", self.base)
+    }
+
     /// Pattern matching every key of this prefix (tests and rebuilds only).
     pub fn pattern(&self) -> String {
         format!("{}:*", self.base)

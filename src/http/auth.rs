@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::AppJson;
-use crate::domain::{Email, Password, Role, UserName};
+use crate::domain::Role;
 use crate::error::AppError;
 use crate::service::{login, signup};
 use crate::state::AppState;
@@ -64,20 +64,7 @@ pub async fn sign_up(
     State(state): State<AppState>,
     AppJson(body): AppJson<SignUpRequest>,
 ) -> Result<(StatusCode, Json<SignUpResponse>), AppError> {
-    let mut errors = Vec::new();
-    let email = Email::parse(&body.email).map_err(|e| errors.push(e)).ok();
-    let password = Password::parse(&body.password)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let name = UserName::parse(&body.name).map_err(|e| errors.push(e)).ok();
-    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
-        return Err(AppError::Validation(errors));
-    };
-    let request = signup::SignUp {
-        email,
-        password,
-        name,
-    };
+    let request = signup::SignUp::parse(&body.email, &body.password, &body.name)?;
     let user_id = signup::sign_up(&state, request, Role::User).await?;
     Ok((
         StatusCode::CREATED,
@@ -93,9 +80,6 @@ pub async fn log_in(
     State(state): State<AppState>,
     AppJson(body): AppJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, AppError> {
-    if body.password.len() > 1024 {
-        return Err(AppError::InvalidCredentials);
-    }
     let done = login::log_in(&state, &body.email, &body.password).await?;
     Ok(Json(LoginResponse {
         access_token: done.token.token,

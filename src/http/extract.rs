@@ -167,14 +167,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(raw) = parts.headers.get("idempotency-key") else {
             return Ok(Self(None));
         };
-        let bytes = raw.as_bytes();
+        Ok(Self(Some(Self::parse("Idempotency-Key", raw.as_bytes())?)))
+    }
+}
+
+impl IdempotencyKey {
+    /// Checks a key (1–64 visible ASCII characters); `field` names it in the refusal.
+    pub fn parse(field: &str, bytes: &[u8]) -> Result<String, AppError> {
         let valid = (1..=64).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_graphic());
         if !valid {
             return Err(AppError::Validation(vec![FieldError::new(
-                "Idempotency-Key",
+                field,
                 "must be 1-64 visible ASCII characters",
             )]));
         }
-        Ok(Self(Some(String::from_utf8_lossy(bytes).into_owned())))
+        Ok(String::from_utf8_lossy(bytes).into_owned())
     }
 }

@@ -108,7 +108,7 @@ impl From<Order> for OrderView {
 }
 
 /// Order ids are UUIDs; anything else is refused before touching storage.
-fn order_id(raw: &str) -> Result<&str, AppError> {
+pub fn order_id(raw: &str) -> Result<&str, AppError> {
     let ok = raw.len() == 36 && raw.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     if ok {
         Ok(raw)

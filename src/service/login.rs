@@ -22,12 +22,18 @@ pub fn attempt_limiter(per_minute: u32) -> AttemptLimiter {
 pub struct LoggedIn {
     /// The user.
     pub user_id: UserId,
+    /// Their role (the one the token carries).
+    pub role: Role,
     /// The access token.
     pub token: IssuedToken,
 }
 
 /// Checks the credentials and issues a token, or `INVALID_CREDENTIALS`.
+/// Passwords longer than 1024 bytes are refused unhashed (argon2 on megabytes is a DoS).
 pub async fn log_in(state: &AppState, email: &str, password: &str) -> Result<LoggedIn, AppError> {
+    if password.len() > 1024 {
+        return Err(AppError::InvalidCredentials);
+    }
     let normalised = email.trim().to_ascii_lowercase();
     if state.login_attempts.check_key(&normalised).is_err() {
         metrics::counter!("logins_total", "result" => "throttled").increment(1);
@@ -50,11 +56,14 @@ pub async fn log_in(state: &AppState, email: &str, password: &str) -> Result<Log
         }
     };
     let user_id = UserId(user.id);
-    let token = state.tokens.issue(
-        user_id,
-        Role::from_db(&user.role),
-        state.clock.now().timestamp(),
-    )?;
+    let role = Role::from_db(&user.role);
+    let token = state
+        .tokens
+        .issue(user_id, role, state.clock.now().timestamp())?;
     metrics::counter!("logins_total", "result" => "ok").increment(1);
-    Ok(LoggedIn { user_id, token })
+    Ok(LoggedIn {
+        user_id,
+        role,
+        token,
+    })
 }

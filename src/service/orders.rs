@@ -126,14 +126,21 @@ async fn coupon_terms(
     ))
 }
 
-/// Creates a PENDING order reserving stock (and the coupon), once per idempotency key.
-pub async fn create(
+/// Lines priced and a coupon's discount computed: the part of an order both [`quote`] and
+/// [`create`] need, so the figures a shopper confirms are the ones the order gets.
+struct Priced {
+    items: Vec<OrderLine>,
+    subtotal: i64,
+    coupon: Option<(i64, i64, i64)>,
+    discount: i64,
+}
+
+async fn priced(
     state: &AppState,
     user: UserId,
     lines: &[RequestedLine],
     user_coupon_id: Option<i64>,
-    idempotency_key: Option<String>,
-) -> Result<Order, AppError> {
+) -> Result<Priced, AppError> {
     validate_lines(lines)?;
     let items = price(state, lines).await?;
     let subtotal: i64 = items.iter().map(|l| l.line_total).sum();
@@ -144,6 +151,61 @@ pub async fn create(
         }
         None => (None, 0),
     };
+    Ok(Priced {
+        items,
+        subtotal,
+        coupon,
+        discount,
+    })
+}
+
+/// What an order would cost now, before it is placed (the storefront's review step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// Priced lines.
+    pub items: Vec<OrderLine>,
+    /// Sum of the lines.
+    pub subtotal: i64,
+    /// The coupon's discount on the subtotal (0 without a coupon).
+    pub discount: i64,
+    /// subtotal − discount.
+    pub total: i64,
+    /// The coupon's minimum order amount, when a coupon is chosen (checked when placing).
+    pub coupon_minimum: Option<i64>,
+}
+
+/// Prices lines and a coupon with the same rules as [`create`], reserving nothing. Stock and
+/// the coupon's status are decided only when the order is placed.
+pub async fn quote(
+    state: &AppState,
+    user: UserId,
+    lines: &[RequestedLine],
+    user_coupon_id: Option<i64>,
+) -> Result<Quote, AppError> {
+    let priced = priced(state, user, lines, user_coupon_id).await?;
+    Ok(Quote {
+        total: priced.subtotal - priced.discount,
+        coupon_minimum: priced.coupon.map(|(_, _, minimum)| minimum),
+        items: priced.items,
+        subtotal: priced.subtotal,
+        discount: priced.discount,
+    })
+}
+
+/// Creates a PENDING order reserving stock (and the coupon), once per idempotency key.
+pub async fn create(
+    state: &AppState,
+    user: UserId,
+    lines: &[RequestedLine],
+    user_coupon_id: Option<i64>,
+    idempotency_key: Option<String>,
+) -> Result<Order, AppError> {
+    let Priced {
+        items,
+        subtotal,
+        coupon,
+        discount,
+    } = priced(state, user, lines, user_coupon_id).await?;
     let order_id = uuid::Uuid::now_v7().to_string();
     let key = idempotency_key.unwrap_or_else(|| format!("auto-{order_id}"));
     let now_ms = state.clock.now_ms();

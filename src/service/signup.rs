@@ -16,6 +16,24 @@ pub struct SignUp {
     pub name: UserName,
 }
 
+impl SignUp {
+    /// Validates raw input (every bad field is reported, not only the first).
+    pub fn parse(email: &str, password: &str, name: &str) -> Result<Self, AppError> {
+        let mut errors = Vec::new();
+        let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
+        let password = Password::parse(password).map_err(|e| errors.push(e)).ok();
+        let name = UserName::parse(name).map_err(|e| errors.push(e)).ok();
+        match (email, password, name) {
+            (Some(email), Some(password), Some(name)) => Ok(Self {
+                email,
+                password,
+                name,
+            }),
+            _ => Err(AppError::Validation(errors)),
+        }
+    }
+}
+
 /// Creates the account; an existing e-mail → `EMAIL_TAKEN`.
 pub async fn sign_up(state: &AppState, request: SignUp, role: Role) -> Result<UserId, AppError> {
     let hash = password::hash(request.password.expose().to_owned()).await?;

@@ -26,6 +26,7 @@ mod settlement;
 mod settlement_batch;
 mod slow_clients;
 mod startup_wait;
+mod storefront;
 mod stream_lag;
 mod wallet;
 mod wallet_concurrency;
