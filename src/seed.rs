@@ -66,6 +66,10 @@ pub async fn demo(config: &Config) -> anyhow::Result<()> {
         .admin_email
         .clone()
         .unwrap_or_else(|| "admin@flashmart.local".into());
+    let admin_email = crate::domain::Email::parse(&admin_email)
+        .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL {}", e.message))?
+        .as_str()
+        .to_owned();
     let (admin_password, generated) = match &config.admin_password {
         Some(p) => (p.expose().to_owned(), false),
         None => (Alphanumeric.sample_string(&mut rand::rng(), 20), true),

@@ -8,7 +8,7 @@ use crate::store::{self, users::NewUser};
 
 /// A validated sign-up request.
 pub struct SignUp {
-    /// E-mail (normalised).
+    /// E-mail (canonical form).
     pub email: Email,
     /// Password (length-checked).
     pub password: Password,

@@ -49,7 +49,7 @@ pub async fn insert(pool: &MySqlPool, user: &NewUser<'_>) -> Result<UserId, sqlx
     Ok(UserId(result.last_insert_id() as i64))
 }
 
-/// Finds a user by normalised e-mail.
+/// Finds a user by canonical e-mail, compared byte for byte (binary collation, migration 0008).
 pub async fn find_by_email(pool: &MySqlPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as::<_, UserRow>(
         "SELECT id, email, name, password_hash, role FROM users WHERE email = ?",

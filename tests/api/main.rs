@@ -1,6 +1,7 @@
 //! Integration tests against real MariaDB, real Redis and real HTTP. Each test gets its own
 //! database and Redis key prefix (see `helpers::spawn_app`).
 
+mod account_identity;
 mod auth;
 mod catalog;
 mod coupon_rush;
