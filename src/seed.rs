@@ -178,7 +178,7 @@ pub async fn bulk_users(
     let mut lines = String::new();
     for (id, email) in &users {
         crate::cache::wallet::init_if_missing(&cache, *id, 0).await?;
-        let token = tokens.issue(crate::domain::UserId(*id), Role::User, now.timestamp())?;
+        let token = tokens.issue(crate::domain::UserId(*id), Role::User, 0, now.timestamp())?;
         lines.push_str(&format!("{id},{email},{}\n", token.token));
     }
     if let Some(path) = tokens_out {

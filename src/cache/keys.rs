@@ -95,6 +95,12 @@ impl Keys {
         format!("{}:orders:deadlines", self.base)
     }
 
+    /// `{p}:user:{user}:tgen` — the user's token generation (tokens below it are revoked);
+    /// `-1` with a TTL means "no such user".
+    pub fn token_generation(&self, user_id: i64) -> String {
+        format!("{}:user:{user_id}:tgen", self.base)
+    }
+
     /// `{p}:user:{user}:orders` — a user's recent orders by creation time (zset).
     pub fn user_orders(&self, user_id: i64) -> String {
         format!("{}:user:{user_id}:orders", self.base)

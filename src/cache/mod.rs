@@ -8,6 +8,7 @@ pub mod orders;
 pub mod popular;
 pub mod products;
 pub mod scripts;
+pub mod session;
 pub mod stock;
 pub mod wallet;
 

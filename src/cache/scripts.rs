@@ -60,6 +60,8 @@ pub struct Scripts {
     pub order_release: LuaScript,
     /// `lua/product_put.lua`: cache a product's name and price, newest version wins.
     pub product_put: LuaScript,
+    /// `lua/session_gen.lua`: raise a user's token generation (never lower it).
+    pub session_gen: LuaScript,
 }
 
 impl Scripts {
@@ -89,6 +91,10 @@ impl Scripts {
                 "product_put.lua",
                 include_str!("../../lua/product_put.lua"),
             ),
+            session_gen: LuaScript::new(
+                "session_gen.lua",
+                include_str!("../../lua/session_gen.lua"),
+            ),
         }
     }
 
@@ -102,6 +108,7 @@ impl Scripts {
             &self.order_pay,
             &self.order_release,
             &self.product_put,
+            &self.session_gen,
         ]
     }
 

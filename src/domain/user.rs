@@ -119,7 +119,8 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A display name: 1 to 100 characters after trimming, no control characters.
+/// A display name: 1 to 100 characters after trimming, no control or bidi formatting
+/// characters ([`super::text::is_displayable`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserName(String);
 
@@ -128,7 +129,7 @@ impl UserName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let value = raw.trim();
         let chars = value.chars().count();
-        if chars == 0 || chars > 100 || value.chars().any(char::is_control) {
+        if chars == 0 || chars > 100 || !super::text::is_displayable_text(value) {
             return Err(FieldError::new(
                 "name",
                 "must be 1-100 printable characters",
@@ -183,6 +184,7 @@ mod tests {
     fn names_must_be_printable_and_short() {
         assert!(UserName::parse("  ").is_err());
         assert!(UserName::parse("a\u{0}b").is_err());
+        assert!(UserName::parse("admin\u{202E}nimda").is_err());
         assert!(UserName::parse(&"x".repeat(101)).is_err());
         assert_eq!(UserName::parse(" Kim ").expect("ok").as_str(), "Kim");
     }

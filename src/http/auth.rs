@@ -6,10 +6,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::AppJson;
+use super::extract::{AppJson, AuthUser};
 use crate::domain::{Email, Password, Role, UserName};
 use crate::error::AppError;
-use crate::service::{login, signup};
+use crate::service::{login, session, signup};
 use crate::state::AppState;
 
 /// Sign-up body.
@@ -103,4 +103,17 @@ pub async fn log_in(
         expires_in: done.token.expires_in,
         user_id: done.user_id.0,
     }))
+}
+
+/// Ends every session of the caller: every token of this user issued so far is refused from
+/// now on, on every instance (log in again for a new one).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401), (status = 404)))]
+pub async fn log_out(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<StatusCode, AppError> {
+    user.ensure_exists()?;
+    session::log_out(&state, user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::auth::token::Verified;
 use crate::domain::{Role, UserId};
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
@@ -97,13 +98,16 @@ where
     }
 }
 
-/// The authenticated caller, from a verified bearer token (no database hit).
+/// The authenticated caller: a verified, unrevoked bearer token (see [`super::guard`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthUser {
     /// The caller's id.
     pub id: UserId,
     /// The caller's role.
     pub role: Role,
+    /// Whether a user with this id exists (a validly signed token may name an id that does
+    /// not, e.g. after a database reset); money operations refuse when it does not.
+    pub exists: bool,
 }
 
 impl AuthUser {
@@ -121,6 +125,16 @@ impl AuthUser {
         }
     }
 
+    /// Allows callers whose account exists; otherwise `404 USER_NOT_FOUND` (money operations
+    /// must not act for a user the ledger does not know).
+    pub fn ensure_exists(&self) -> Result<(), AppError> {
+        if self.exists {
+            Ok(())
+        } else {
+            Err(AppError::UserNotFound)
+        }
+    }
+
     /// Allows admins only.
     pub fn ensure_admin(&self) -> Result<(), AppError> {
         if self.is_admin() {
@@ -130,15 +144,17 @@ impl AuthUser {
         }
     }
 
-    /// Verifies the `Authorization: Bearer …` header of a request.
-    pub fn from_headers(headers: &axum::http::HeaderMap, state: &AppState) -> Option<Self> {
+    /// Verifies the signature and claims of the `Authorization: Bearer …` header (no I/O;
+    /// whether the token was revoked is checked by [`super::guard::require_auth`]).
+    pub fn verify_headers(headers: &axum::http::HeaderMap, state: &AppState) -> Option<Verified> {
         let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("bearer") || token.len() > 4096 {
             return None;
         }
-        let (id, role) = state.tokens.verify(token.trim())?;
-        Some(Self { id, role })
+        state
+            .tokens
+            .verify(token.trim(), state.clock.now().timestamp())
     }
 }
 
@@ -149,10 +165,13 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(user) = parts.extensions.get::<AuthUser>() {
-            return Ok(*user);
-        }
-        Self::from_headers(&parts.headers, state).ok_or(AppError::Unauthorized)
+        let _ = state;
+        // only the guard puts a caller here, after checking revocation
+        parts
+            .extensions
+            .get::<AuthUser>()
+            .copied()
+            .ok_or(AppError::Unauthorized)
     }
 }
 

@@ -167,6 +167,7 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .routes(routes!(health::live))
         .routes(routes!(health::ready));
     let protected = OpenApiRouter::new()
+        .routes(routes!(auth::log_out))
         .routes(routes!(products::list))
         .routes(routes!(products::popular))
         .routes(routes!(products::get_one))
@@ -223,6 +224,7 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(from_fn(guard::sanitize_request_id))
         .layer(from_fn_with_state(hsts, guard::security_headers))
 }
 

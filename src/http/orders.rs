@@ -143,6 +143,7 @@ pub async fn create(
             "must be positive",
         )]));
     }
+    user.ensure_exists()?;
     let order = orders::create(&state, user.id, &lines, body.user_coupon_id, key).await?;
     Ok((StatusCode::CREATED, Json(order.into())))
 }
@@ -206,6 +207,7 @@ pub async fn pay(
     AppPath(id): AppPath<String>,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Json<PaymentView>, AppError> {
+    user.ensure_exists()?;
     let paid = payments::pay(&state, user.id, user.is_admin(), order_id(&id)?, key).await?;
     Ok(Json(PaymentView {
         order_id: paid.order_id,

@@ -9,6 +9,7 @@ use crate::auth::password;
 use crate::auth::token::IssuedToken;
 use crate::domain::{Email, Role, UserId};
 use crate::error::AppError;
+use crate::service::session;
 use crate::state::AppState;
 use crate::store;
 
@@ -67,9 +68,11 @@ pub async fn log_in(state: &AppState, email: &str, password: &str) -> Result<Log
         }
     };
     let user_id = UserId(user.id);
+    let gen = session::generation_for_new_token(state, user_id, user.token_gen).await?;
     let token = state.tokens.issue(
         user_id,
         Role::from_db(&user.role),
+        gen,
         state.clock.now().timestamp(),
     )?;
     metrics::counter!("logins_total", "result" => "ok").increment(1);

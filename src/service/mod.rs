@@ -11,5 +11,6 @@ pub mod login;
 pub mod orders;
 pub mod payments;
 pub mod popular;
+pub mod session;
 pub mod signup;
 pub mod wallet;

@@ -20,12 +20,15 @@ async fn signup_then_login_returns_a_bearer_token_for_that_user() {
     assert_eq!(login["tokenType"], "Bearer");
     assert_eq!(login["userId"], user_id);
     assert_eq!(login["expiresIn"], 3600);
-    let (id, role) = app
+    let verified = app
         .state
         .tokens
-        .verify(login["accessToken"].as_str().expect("token"))
+        .verify(
+            login["accessToken"].as_str().expect("token"),
+            chrono::Utc::now().timestamp(),
+        )
         .expect("valid");
-    assert_eq!((id.0, role), (user_id, Role::User));
+    assert_eq!((verified.user.0, verified.role), (user_id, Role::User));
 
     let stored: (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = ?")
         .bind(user_id)
@@ -114,6 +117,8 @@ fn claims(user_id: i64, role: Role, iat: i64, exp: i64) -> Claims {
         aud: "flashmart-api".into(),
         iat,
         exp,
+        nbf: None,
+        gen: 0,
     }
 }
 

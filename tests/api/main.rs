@@ -22,6 +22,7 @@ mod popular;
 mod pricing;
 mod replay;
 mod security;
+mod sessions;
 mod settlement;
 mod settlement_batch;
 mod stream_lag;
