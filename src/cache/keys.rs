@@ -116,6 +116,12 @@ impl Keys {
         format!("{}:pop:{hour}", self.base)
     }
 
+    /// `{p}:rl:{budget}:{subject}` — one budget's bucket of one subject (hash: tat, rid, res;
+    /// `lua/rate_gcra.lua`). One key per call; the prefix is the hash tag.
+    pub fn rate(&self, budget: &str, subject: &str) -> String {
+        format!("{}:rl:{budget}:{subject}", self.base)
+    }
+
     /// Pattern matching every key of this prefix (tests and rebuilds only).
     pub fn pattern(&self) -> String {
         format!("{}:*", self.base)

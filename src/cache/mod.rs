@@ -7,6 +7,7 @@ pub mod keys;
 pub mod orders;
 pub mod popular;
 pub mod products;
+pub mod ratelimit;
 pub mod scripts;
 pub mod session;
 pub mod stock;

@@ -62,6 +62,8 @@ pub struct Scripts {
     pub product_put: LuaScript,
     /// `lua/session_gen.lua`: raise a user's token generation (never lower it).
     pub session_gen: LuaScript,
+    /// `lua/rate_gcra.lua`: one request against a budget shared by every instance.
+    pub rate_gcra: LuaScript,
 }
 
 impl Scripts {
@@ -95,6 +97,7 @@ impl Scripts {
                 "session_gen.lua",
                 include_str!("../../lua/session_gen.lua"),
             ),
+            rate_gcra: LuaScript::new("rate_gcra.lua", include_str!("../../lua/rate_gcra.lua")),
         }
     }
 
@@ -109,6 +112,7 @@ impl Scripts {
             &self.order_release,
             &self.product_put,
             &self.session_gen,
+            &self.rate_gcra,
         ]
     }
 

@@ -1,11 +1,15 @@
 //! `POST /api/v1/auth/signup` and `POST /api/v1/auth/login`.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::client_ip::ClientIp;
 use super::extract::{AppJson, AuthUser};
 use crate::domain::{Email, Password, Role, UserName};
 use crate::error::AppError;
@@ -91,12 +95,17 @@ pub async fn sign_up(
     responses((status = 200, body = LoginResponse), (status = 401)))]
 pub async fn log_in(
     State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
     AppJson(body): AppJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, AppError> {
     if body.password.len() > 1024 {
         return Err(AppError::InvalidCredentials);
     }
-    let done = login::log_in(&state, &body.email, &body.password).await?;
+    let client = client.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ClientIp(ip))| ip,
+    );
+    let done = login::log_in(&state, &body.email, &body.password, client).await?;
     Ok(Json(LoginResponse {
         access_token: done.token.token,
         token_type: "Bearer",

@@ -30,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::AppError;
+use crate::service::throttle::Budget;
 use crate::state::AppState;
 
 /// Largest accepted request body.
@@ -157,11 +158,15 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .config
         .hsts_max_age_secs
         .and_then(|secs| HeaderValue::from_str(&format!("max-age={secs}; includeSubDomains")).ok());
+    // a budget shared by every instance (Redis), after the cheap local one
+    let global =
+        |budget: Budget| from_fn_with_state((state.clone(), budget), ratelimit::global_budget);
     let public = OpenApiRouter::new()
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(auth::sign_up))
                 .routes(routes!(auth::log_in))
+                .layer(global(Budget::Anonymous))
                 .layer(ratelimit::layer(&limiters.auth)),
         )
         .routes(routes!(health::live))
@@ -174,19 +179,28 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .routes(routes!(products::create))
         .routes(routes!(products::update))
         .routes(routes!(wallet::balance))
-        .routes(routes!(wallet::charge))
         .routes(routes!(coupons::list))
         .routes(routes!(coupons::held))
         .routes(routes!(coupons::create))
-        .routes(routes!(orders::create))
         .routes(routes!(orders::get_one))
         .routes(routes!(orders::cancel))
-        .routes(routes!(orders::pay))
         .routes(routes!(orders::history))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(coupons::issue))
+                .layer(global(Budget::CouponIssue))
                 .layer(ratelimit::layer(&limiters.coupon_issue)),
+        )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(orders::create))
+                .layer(global(Budget::Orders)),
+        )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(orders::pay))
+                .routes(routes!(wallet::charge))
+                .layer(global(Budget::Payments)),
         );
     let (protected, protected_doc) = protected.split_for_parts();
     let (public, public_doc) = public.split_for_parts();

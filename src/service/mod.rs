@@ -13,4 +13,5 @@ pub mod payments;
 pub mod popular;
 pub mod session;
 pub mod signup;
+pub mod throttle;
 pub mod wallet;

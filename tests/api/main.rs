@@ -11,6 +11,7 @@ mod delivery;
 mod delivery_cluster;
 mod errors;
 mod fault_proxy;
+mod global_limits;
 mod helpers;
 mod instances;
 mod lua;
