@@ -1,6 +1,7 @@
 //! Extractors whose rejections are our own [`AppError`], never axum's default texts.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -12,6 +13,10 @@ use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 
 /// JSON body extractor: wrong content type → 415, too large → 413, bad JSON or shape → 400.
+///
+/// The body must be a JSON **object** (an array of the fields by position is refused), and a
+/// shape error names the field and the JSON type expected, never a Rust type
+/// ([`super::json_body`]).
 pub struct AppJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for AppJson<T>
@@ -22,26 +27,42 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(AppError::UnsupportedMediaType);
         }
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(AppError::PayloadTooLarge)
+            }
+            Err(_) => {
+                return Err(AppError::MalformedRequest(
+                    "The body could not be read.".into(),
+                ))
+            }
+        };
+        super::json_body::parse(&bytes)
+            .map(Self)
+            .map_err(AppError::MalformedRequest)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> AppError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
-        JsonRejection::JsonSyntaxError(_) => {
-            AppError::MalformedRequest("The body is not valid JSON.".into())
-        }
-        JsonRejection::JsonDataError(e) => AppError::MalformedRequest(format!(
-            "The body does not match the expected shape: {}",
-            innermost_message(&e)
-        )),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
-        _ => AppError::MalformedRequest("The body could not be read.".into()),
-    }
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The message of the deepest error in a chain (serde's own words, without wrapper texts).
@@ -152,9 +173,11 @@ impl AuthUser {
         if !scheme.eq_ignore_ascii_case("bearer") || token.len() > 4096 {
             return None;
         }
+        // the system clock, like the `exp` check inside jsonwebtoken (the app's clock is moved
+        // in tests to make orders look old; token times are about the real world)
         state
             .tokens
-            .verify(token.trim(), state.clock.now().timestamp())
+            .verify(token.trim(), chrono::Utc::now().timestamp())
     }
 }
 

@@ -7,6 +7,7 @@ pub mod coupons;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod json_body;
 pub mod negotiate;
 pub mod orders;
 pub mod products;

@@ -30,8 +30,9 @@ pub struct LineRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateOrderRequest {
-    /// 1–50 lines, each product at most once.
-    pub items: Vec<LineRequest>,
+    /// 1–50 lines, each product at most once (each line a JSON object).
+    #[schema(value_type = Vec<LineRequest>)]
+    pub items: Vec<super::json_body::Object<LineRequest>>,
     /// A coupon you hold, applied to the whole order.
     pub user_coupon_id: Option<i64>,
 }
@@ -135,7 +136,7 @@ pub async fn create(
     let lines: Vec<orders::RequestedLine> = body
         .items
         .iter()
-        .map(|l| (l.product_id, l.quantity))
+        .map(|super::json_body::Object(l)| (l.product_id, l.quantity))
         .collect();
     if body.user_coupon_id.is_some_and(|id| id <= 0) {
         return Err(AppError::Validation(vec![FieldError::new(
