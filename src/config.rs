@@ -117,6 +117,15 @@ pub struct Config {
     pub coupon_issue_per_second: u64,
     /// `COUPON_ISSUE_BURST`, default 5.
     pub coupon_issue_burst: u32,
+    /// `LOGIN_ACCOUNT_ATTEMPTS_PER_MINUTE`: login attempts per account over all clients and
+    /// instances (default 60, burst the same).
+    pub login_account_attempts_per_minute: u32,
+    /// `ORDER_RATE_PER_SECOND` / `ORDER_RATE_BURST`: order creations per user over all
+    /// instances (default 5 / 10).
+    pub order_rate: (u64, u32),
+    /// `PAYMENT_RATE_PER_SECOND` / `PAYMENT_RATE_BURST`: payments and balance charges per user
+    /// over all instances (default 5 / 10).
+    pub payment_rate: (u64, u32),
 }
 
 /// The phrase that must be given to run on a Redis that can lose acknowledged writes.
@@ -266,6 +275,21 @@ impl Config {
             rate_limit_burst: bounded(&get, "RATE_LIMIT_BURST", 100, 1, 1_000_000)? as u32,
             coupon_issue_per_second: bounded(&get, "COUPON_ISSUE_PER_SECOND", 2, 1, 1_000_000)?,
             coupon_issue_burst: bounded(&get, "COUPON_ISSUE_BURST", 5, 1, 1_000_000)? as u32,
+            login_account_attempts_per_minute: bounded(
+                &get,
+                "LOGIN_ACCOUNT_ATTEMPTS_PER_MINUTE",
+                60,
+                1,
+                1_000_000,
+            )? as u32,
+            order_rate: (
+                bounded(&get, "ORDER_RATE_PER_SECOND", 5, 1, 1_000_000)?,
+                bounded(&get, "ORDER_RATE_BURST", 10, 1, 1_000_000)? as u32,
+            ),
+            payment_rate: (
+                bounded(&get, "PAYMENT_RATE_PER_SECOND", 5, 1, 1_000_000)?,
+                bounded(&get, "PAYMENT_RATE_BURST", 10, 1, 1_000_000)? as u32,
+            ),
         })
     }
 }

@@ -66,6 +66,10 @@ pub async fn demo(config: &Config) -> anyhow::Result<()> {
         .admin_email
         .clone()
         .unwrap_or_else(|| "admin@flashmart.local".into());
+    let admin_email = crate::domain::Email::parse(&admin_email)
+        .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL {}", e.message))?
+        .as_str()
+        .to_owned();
     let (admin_password, generated) = match &config.admin_password {
         Some(p) => (p.expose().to_owned(), false),
         None => (Alphanumeric.sample_string(&mut rand::rng(), 20), true),
@@ -174,7 +178,7 @@ pub async fn bulk_users(
     let mut lines = String::new();
     for (id, email) in &users {
         crate::cache::wallet::init_if_missing(&cache, *id, 0).await?;
-        let token = tokens.issue(crate::domain::UserId(*id), Role::User, now.timestamp())?;
+        let token = tokens.issue(crate::domain::UserId(*id), Role::User, 0, now.timestamp())?;
         lines.push_str(&format!("{id},{email},{}\n", token.token));
     }
     if let Some(path) = tokens_out {

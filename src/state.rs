@@ -29,7 +29,7 @@ pub struct Shared {
     pub clock: Clock,
     /// Process configuration.
     pub config: Arc<Config>,
-    /// Login attempts per account (normalised e-mail), on this instance.
+    /// Login attempts per account (the id the e-mail resolved to), on this instance.
     pub login_attempts: Arc<crate::service::login::AttemptLimiter>,
     /// This instance's cache of the popular-products ranking.
     pub popular: Arc<crate::service::popular::PopularCache>,

@@ -1,7 +1,10 @@
 //! Signed, expiring access tokens (JWT, HS256 only), verified without a database hit.
 //!
 //! The verifier pins the algorithm (so `alg: none` and algorithm confusion are refused), checks
-//! issuer, audience and expiry, and requires every claim it relies on.
+//! issuer, audience and expiry, refuses tokens whose `iat` or `nbf` lies in the future (beyond
+//! [`LEEWAY_SECS`] of clock skew), and requires every claim it relies on. Whether the token was
+//! revoked since (its `gen` below the user's) is the session's business
+//! ([`crate::service::session`]), not the signature's.
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -10,6 +13,8 @@ use crate::domain::{Role, UserId};
 
 const ISSUER: &str = "flashmart";
 const AUDIENCE: &str = "flashmart-api";
+/// Clock skew tolerated on `exp`, `nbf` and `iat` (seconds).
+pub const LEEWAY_SECS: i64 = 5;
 
 /// What an access token asserts.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -22,10 +27,28 @@ pub struct Claims {
     pub iss: String,
     /// Audience.
     pub aud: String,
-    /// Issued at (Unix seconds).
+    /// Issued at (Unix seconds); a token issued in the future is refused.
     pub iat: i64,
     /// Expires at (Unix seconds).
     pub exp: i64,
+    /// Not valid before (Unix seconds); we never set it, but a token that has it is held to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// The user's token generation at issue time; tokens below the current one are revoked
+    /// (absent in tokens issued before revocation existed: generation 0).
+    #[serde(default)]
+    pub gen: i64,
+}
+
+/// What a valid token says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The user.
+    pub user: UserId,
+    /// The role.
+    pub role: Role,
+    /// The token generation it was issued at.
+    pub gen: i64,
 }
 
 /// The keys and rules for issuing and verifying tokens.
@@ -53,7 +76,8 @@ impl TokenKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS as u64;
+        validation.validate_nbf = true;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -62,8 +86,14 @@ impl TokenKeys {
         }
     }
 
-    /// Issues a token for a user at `now_secs`.
-    pub fn issue(&self, user: UserId, role: Role, now_secs: i64) -> anyhow::Result<IssuedToken> {
+    /// Issues a token for a user at `now_secs`, of the user's token generation `gen`.
+    pub fn issue(
+        &self,
+        user: UserId,
+        role: Role,
+        gen: i64,
+        now_secs: i64,
+    ) -> anyhow::Result<IssuedToken> {
         let claims = Claims {
             sub: user.0.to_string(),
             role,
@@ -71,6 +101,8 @@ impl TokenKeys {
             aud: AUDIENCE.into(),
             iat: now_secs,
             exp: now_secs + self.ttl_secs,
+            nbf: None,
+            gen,
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(IssuedToken {
@@ -88,11 +120,19 @@ impl TokenKeys {
         )?)
     }
 
-    /// Verifies a token and returns the user and role it names, or `None` if it is not valid.
-    pub fn verify(&self, token: &str) -> Option<(UserId, Role)> {
+    /// Verifies a token at `now_secs` and returns what it says, or `None` if it is not valid.
+    pub fn verify(&self, token: &str, now_secs: i64) -> Option<Verified> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        let id: i64 = data.claims.sub.parse().ok()?;
-        (id > 0).then_some((UserId(id), data.claims.role))
+        let claims = data.claims;
+        if claims.iat > now_secs + LEEWAY_SECS || claims.gen < 0 {
+            return None;
+        }
+        let id: i64 = claims.sub.parse().ok()?;
+        (id > 0).then_some(Verified {
+            user: UserId(id),
+            role: claims.role,
+            gen: claims.gen,
+        })
     }
 }
 
@@ -111,18 +151,51 @@ mod tests {
 
     #[test]
     fn an_issued_token_verifies_to_its_user() {
-        let t = keys().issue(UserId(42), Role::Admin, now()).expect("issue");
-        assert_eq!(keys().verify(&t.token), Some((UserId(42), Role::Admin)));
+        let t = keys()
+            .issue(UserId(42), Role::Admin, 3, now())
+            .expect("issue");
+        let verified = keys().verify(&t.token, now()).expect("valid");
+        assert_eq!(
+            (verified.user, verified.role, verified.gen),
+            (UserId(42), Role::Admin, 3)
+        );
     }
 
     #[test]
     fn expired_and_foreign_tokens_are_refused() {
         let old = keys()
-            .issue(UserId(1), Role::User, now() - 7200)
+            .issue(UserId(1), Role::User, 0, now() - 7200)
             .expect("issue");
-        assert_eq!(keys().verify(&old.token), None);
-        let other = TokenKeys::new(&[8u8; 32], 3600).issue(UserId(1), Role::User, now());
-        assert_eq!(keys().verify(&other.expect("issue").token), None);
+        assert_eq!(keys().verify(&old.token, now()), None);
+        let other = TokenKeys::new(&[8u8; 32], 3600).issue(UserId(1), Role::User, 0, now());
+        assert_eq!(keys().verify(&other.expect("issue").token, now()), None);
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_refused_beyond_the_leeway() {
+        let future = keys()
+            .issue(UserId(1), Role::User, 0, now() + 600)
+            .expect("issue");
+        assert_eq!(keys().verify(&future.token, now()), None, "iat in 10 min");
+        let skewed = keys()
+            .issue(UserId(1), Role::User, 0, now() + 2)
+            .expect("issue");
+        assert!(keys().verify(&skewed.token, now()).is_some(), "2 s of skew");
+        let mut claims = Claims {
+            sub: "1".into(),
+            role: Role::User,
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat: now(),
+            exp: now() + 600,
+            nbf: Some(now() + 300),
+            gen: 0,
+        };
+        let not_yet = keys().sign(&claims).expect("sign");
+        assert_eq!(keys().verify(&not_yet, now()), None, "nbf in 5 min");
+        claims.nbf = Some(now());
+        let valid = keys().sign(&claims).expect("sign");
+        assert!(keys().verify(&valid, now()).is_some());
     }
 
     #[test]
@@ -134,6 +207,6 @@ mod tests {
             now(),
             now() + 600
         ));
-        assert_eq!(keys().verify(&format!("{header}.{body}.")), None);
+        assert_eq!(keys().verify(&format!("{header}.{body}."), now()), None);
     }
 }

@@ -95,6 +95,12 @@ impl Keys {
         format!("{}:orders:deadlines", self.base)
     }
 
+    /// `{p}:user:{user}:tgen` — the user's token generation (tokens below it are revoked);
+    /// `-1` with a TTL means "no such user".
+    pub fn token_generation(&self, user_id: i64) -> String {
+        format!("{}:user:{user_id}:tgen", self.base)
+    }
+
     /// `{p}:user:{user}:orders` — a user's recent orders by creation time (zset).
     pub fn user_orders(&self, user_id: i64) -> String {
         format!("{}:user:{user_id}:orders", self.base)
@@ -113,6 +119,12 @@ impl Keys {
     /// `{p}:session:{sha256 hex of the cookie}` — a storefront session (string, with a TTL).
     pub fn session(&self, token_hash: &str) -> String {
         format!("{}:session:{token_hash}", self.base)
+    }
+
+    /// `{p}:rl:{budget}:{subject}` — one budget's bucket of one subject (hash: tat, rid, res;
+    /// `lua/rate_gcra.lua`). One key per call; the prefix is the hash tag.
+    pub fn rate(&self, budget: &str, subject: &str) -> String {
+        format!("{}:rl:{budget}:{subject}", self.base)
     }
 
     /// Pattern matching every key of this prefix (tests and rebuilds only).

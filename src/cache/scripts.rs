@@ -60,6 +60,10 @@ pub struct Scripts {
     pub order_release: LuaScript,
     /// `lua/product_put.lua`: cache a product's name and price, newest version wins.
     pub product_put: LuaScript,
+    /// `lua/session_gen.lua`: raise a user's token generation (never lower it).
+    pub session_gen: LuaScript,
+    /// `lua/rate_gcra.lua`: one request against a budget shared by every instance.
+    pub rate_gcra: LuaScript,
 }
 
 impl Scripts {
@@ -89,6 +93,11 @@ impl Scripts {
                 "product_put.lua",
                 include_str!("../../lua/product_put.lua"),
             ),
+            session_gen: LuaScript::new(
+                "session_gen.lua",
+                include_str!("../../lua/session_gen.lua"),
+            ),
+            rate_gcra: LuaScript::new("rate_gcra.lua", include_str!("../../lua/rate_gcra.lua")),
         }
     }
 
@@ -102,6 +111,8 @@ impl Scripts {
             &self.order_pay,
             &self.order_release,
             &self.product_put,
+            &self.session_gen,
+            &self.rate_gcra,
         ]
     }
 

@@ -1,6 +1,7 @@
 //! Validated value types built at the edge, so services only ever see valid values.
 
 pub mod money;
+pub mod text;
 pub mod user;
 
 pub use money::Won;

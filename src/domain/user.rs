@@ -38,16 +38,35 @@ impl Role {
     }
 }
 
-/// A syntactically valid, lower-cased e-mail address of at most 254 characters.
+/// A syntactically valid e-mail address in its canonical form: printable ASCII only,
+/// lower-cased, at most 254 characters.
+///
+/// The canonical form is the account's one identity: sign-up stores it, login looks it up
+/// byte for byte (the column has a binary collation since migration 0008) and the login
+/// limiter counts the account it resolves to. Anything outside printable ASCII is refused at
+/// sign-up, because MySQL's `utf8mb4_unicode_ci` and a reader's eye treat many such strings
+/// as "the same" address (a zero-width space, `é` for `e`, full-width `ｕ`), and an identity
+/// that has several spellings gives each spelling its own limiter bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
-    /// Validates and normalises (trim, lower-case) an e-mail address.
+    /// The canonical spelling of whatever a client typed: trimmed, ASCII letters lower-cased,
+    /// nothing else changed (so a non-ASCII spelling never equals an ASCII address).
+    pub fn canonical(raw: &str) -> String {
+        raw.trim().to_ascii_lowercase()
+    }
+
+    /// Validates an e-mail address and returns it in canonical form.
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let value = raw.trim().to_ascii_lowercase();
-        let bad = || FieldError::new("email", "must be a valid e-mail address");
-        if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let value = Self::canonical(raw);
+        let bad = || {
+            FieldError::new(
+                "email",
+                "must be a valid e-mail address of printable ASCII characters",
+            )
+        };
+        if value.len() > 254 || !value.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(bad());
         }
         let (local, domain) = value.split_once('@').ok_or_else(bad)?;
@@ -62,7 +81,7 @@ impl Email {
         Ok(Self(value))
     }
 
-    /// The normalised address.
+    /// The canonical address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -100,7 +119,8 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A display name: 1 to 100 characters after trimming, no control characters.
+/// A display name: 1 to 100 characters after trimming, no control or bidi formatting
+/// characters ([`super::text::is_displayable`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserName(String);
 
@@ -109,7 +129,7 @@ impl UserName {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let value = raw.trim();
         let chars = value.chars().count();
-        if chars == 0 || chars > 100 || value.chars().any(char::is_control) {
+        if chars == 0 || chars > 100 || !super::text::is_displayable_text(value) {
             return Err(FieldError::new(
                 "name",
                 "must be 1-100 printable characters",
@@ -143,6 +163,11 @@ mod tests {
             "a b@c.com",
             "a@b.com.",
             "a@@b.com",
+            "u\u{200b}@example.com",
+            "vict\u{ed}m@example.com",
+            "\u{ff56}ictim@example.com",
+            "a\u{202e}b@example.com",
+            "caf\u{e9}@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be refused");
         }
@@ -159,6 +184,7 @@ mod tests {
     fn names_must_be_printable_and_short() {
         assert!(UserName::parse("  ").is_err());
         assert!(UserName::parse("a\u{0}b").is_err());
+        assert!(UserName::parse("admin\u{202E}nimda").is_err());
         assert!(UserName::parse(&"x".repeat(101)).is_err());
         assert_eq!(UserName::parse(" Kim ").expect("ok").as_str(), "Kim");
     }

@@ -1,15 +1,19 @@
 //! `POST /api/v1/auth/signup` and `POST /api/v1/auth/login`.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::AppJson;
+use super::client_ip::ClientIp;
+use super::extract::{AppJson, AuthUser};
 use crate::domain::Role;
 use crate::error::AppError;
-use crate::service::{login, signup};
+use crate::service::{login, session, signup};
 use crate::state::AppState;
 
 /// Sign-up body.
@@ -78,13 +82,34 @@ pub async fn sign_up(
     responses((status = 200, body = LoginResponse), (status = 401)))]
 pub async fn log_in(
     State(state): State<AppState>,
+    client: Option<Extension<ClientIp>>,
     AppJson(body): AppJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, AppError> {
-    let done = login::log_in(&state, &body.email, &body.password).await?;
+    if body.password.len() > 1024 {
+        return Err(AppError::InvalidCredentials);
+    }
+    let client = client.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ClientIp(ip))| ip,
+    );
+    let done = login::log_in(&state, &body.email, &body.password, client).await?;
     Ok(Json(LoginResponse {
         access_token: done.token.token,
         token_type: "Bearer",
         expires_in: done.token.expires_in,
         user_id: done.user_id.0,
     }))
+}
+
+/// Ends every session of the caller: every token of this user issued so far is refused from
+/// now on, on every instance (log in again for a new one).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401), (status = 404)))]
+pub async fn log_out(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<StatusCode, AppError> {
+    user.ensure_exists()?;
+    session::log_out(&state, user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

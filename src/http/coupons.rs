@@ -103,6 +103,7 @@ pub async fn issue(
     user: AuthUser,
     AppPath(coupon_id): AppPath<u32>,
 ) -> Result<(StatusCode, Json<IssuedView>), AppError> {
+    user.ensure_exists()?;
     let issued = coupons::issue(&state, user.id, i64::from(coupon_id)).await?;
     Ok((
         StatusCode::CREATED,
@@ -198,7 +199,8 @@ pub struct CreatedCampaign {
 fn validate(body: &CreateCampaignRequest) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let name_chars = body.name.trim().chars().count();
-    if name_chars == 0 || name_chars > 100 || body.name.chars().any(char::is_control) {
+    if name_chars == 0 || name_chars > 100 || !crate::domain::text::is_displayable_text(&body.name)
+    {
         errors.push(FieldError::new(
             "name",
             "must be 1-100 printable characters",

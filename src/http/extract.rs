@@ -1,16 +1,22 @@
 //! Extractors whose rejections are our own [`AppError`], never axum's default texts.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
+use crate::auth::token::Verified;
 use crate::domain::{Role, UserId};
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 
 /// JSON body extractor: wrong content type → 415, too large → 413, bad JSON or shape → 400.
+///
+/// The body must be a JSON **object** (an array of the fields by position is refused), and a
+/// shape error names the field and the JSON type expected, never a Rust type
+/// ([`super::json_body`]).
 pub struct AppJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for AppJson<T>
@@ -21,26 +27,42 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(AppError::UnsupportedMediaType);
         }
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(AppError::PayloadTooLarge)
+            }
+            Err(_) => {
+                return Err(AppError::MalformedRequest(
+                    "The body could not be read.".into(),
+                ))
+            }
+        };
+        super::json_body::parse(&bytes)
+            .map(Self)
+            .map_err(AppError::MalformedRequest)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> AppError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
-        JsonRejection::JsonSyntaxError(_) => {
-            AppError::MalformedRequest("The body is not valid JSON.".into())
-        }
-        JsonRejection::JsonDataError(e) => AppError::MalformedRequest(format!(
-            "The body does not match the expected shape: {}",
-            innermost_message(&e)
-        )),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
-        _ => AppError::MalformedRequest("The body could not be read.".into()),
-    }
+/// Whether the request says its body is JSON (`application/json` or `application/*+json`).
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The message of the deepest error in a chain (serde's own words, without wrapper texts).
@@ -97,13 +119,16 @@ where
     }
 }
 
-/// The authenticated caller, from a verified bearer token (no database hit).
+/// The authenticated caller: a verified, unrevoked bearer token (see [`super::guard`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthUser {
     /// The caller's id.
     pub id: UserId,
     /// The caller's role.
     pub role: Role,
+    /// Whether a user with this id exists (a validly signed token may name an id that does
+    /// not, e.g. after a database reset); money operations refuse when it does not.
+    pub exists: bool,
 }
 
 impl AuthUser {
@@ -121,6 +146,16 @@ impl AuthUser {
         }
     }
 
+    /// Allows callers whose account exists; otherwise `404 USER_NOT_FOUND` (money operations
+    /// must not act for a user the ledger does not know).
+    pub fn ensure_exists(&self) -> Result<(), AppError> {
+        if self.exists {
+            Ok(())
+        } else {
+            Err(AppError::UserNotFound)
+        }
+    }
+
     /// Allows admins only.
     pub fn ensure_admin(&self) -> Result<(), AppError> {
         if self.is_admin() {
@@ -130,15 +165,19 @@ impl AuthUser {
         }
     }
 
-    /// Verifies the `Authorization: Bearer …` header of a request.
-    pub fn from_headers(headers: &axum::http::HeaderMap, state: &AppState) -> Option<Self> {
+    /// Verifies the signature and claims of the `Authorization: Bearer …` header (no I/O;
+    /// whether the token was revoked is checked by [`super::guard::require_auth`]).
+    pub fn verify_headers(headers: &axum::http::HeaderMap, state: &AppState) -> Option<Verified> {
         let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("bearer") || token.len() > 4096 {
             return None;
         }
-        let (id, role) = state.tokens.verify(token.trim())?;
-        Some(Self { id, role })
+        // the system clock, like the `exp` check inside jsonwebtoken (the app's clock is moved
+        // in tests to make orders look old; token times are about the real world)
+        state
+            .tokens
+            .verify(token.trim(), chrono::Utc::now().timestamp())
     }
 }
 
@@ -149,10 +188,13 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(user) = parts.extensions.get::<AuthUser>() {
-            return Ok(*user);
-        }
-        Self::from_headers(&parts.headers, state).ok_or(AppError::Unauthorized)
+        let _ = state;
+        // only the guard puts a caller here, after checking revocation
+        parts
+            .extensions
+            .get::<AuthUser>()
+            .copied()
+            .ok_or(AppError::Unauthorized)
     }
 }
 

@@ -10,22 +10,33 @@ use axum::response::{IntoResponse, Response};
 
 use super::extract::AuthUser;
 use crate::error::AppError;
+use crate::service::session::{self, Standing};
 use crate::state::AppState;
 
-/// Middleware for protected routers: 401 before anything else runs, and the verified caller put
-/// in the request extensions for handlers (and per-user rate limits).
+/// Middleware for protected routers: 401 before anything else runs (bad signature or claims,
+/// or a token revoked by log-out), and the verified caller put in the request extensions for
+/// handlers (and per-user rate limits). One Redis GET per request (the user's token
+/// generation, which also tells whether the user exists); Redis down → 503.
 pub async fn require_auth(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    match AuthUser::from_headers(request.headers(), &state) {
-        Some(user) => {
-            request.extensions_mut().insert(user);
-            next.run(request).await
-        }
-        None => AppError::Unauthorized.into_response(),
-    }
+    let Some(verified) = AuthUser::verify_headers(request.headers(), &state) else {
+        return AppError::Unauthorized.into_response();
+    };
+    let exists = match session::standing(&state, verified.user, verified.gen).await {
+        Ok(Standing::Active) => true,
+        Ok(Standing::NoSuchUser) => false,
+        Ok(Standing::Revoked) => return AppError::Unauthorized.into_response(),
+        Err(error) => return error.into_response(),
+    };
+    request.extensions_mut().insert(AuthUser {
+        id: verified.user,
+        role: verified.role,
+        exists,
+    });
+    next.run(request).await
 }
 
 /// Middleware: a request still unanswered after `limit` (`REQUEST_TIMEOUT_SECS`) answers 503
@@ -108,4 +119,35 @@ pub async fn not_found() -> AppError {
 /// Fallback for known routes called with the wrong method.
 pub async fn method_not_allowed() -> AppError {
     AppError::MethodNotAllowed
+}
+
+/// Longest client-supplied `X-Request-Id` that is kept.
+pub const MAX_REQUEST_ID_LEN: usize = 64;
+
+/// Middleware (outside the request-id layers): a client's `X-Request-Id` is kept only when it
+/// is 1–[`MAX_REQUEST_ID_LEN`] characters of `[A-Za-z0-9._-]`; anything else is dropped, so
+/// the next layer gives the request a fresh UUID. The id is echoed in the response and written
+/// into every log line of the request, so unchecked it would let a client forge log lines
+/// (newlines, ANSI escapes) or bloat them.
+pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
+    let name = HeaderName::from_static("x-request-id");
+    let values = request.headers().get_all(&name);
+    let mut iter = values.iter();
+    let keep = match (iter.next(), iter.next()) {
+        (Some(value), None) => is_acceptable_request_id(value.as_bytes()),
+        (None, _) => true,
+        _ => false,
+    };
+    if !keep {
+        request.headers_mut().remove(&name);
+    }
+    next.run(request).await
+}
+
+/// Whether a request id may be kept as the client sent it.
+pub fn is_acceptable_request_id(value: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&value.len())
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

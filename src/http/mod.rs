@@ -7,6 +7,7 @@ pub mod coupons;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod json_body;
 pub mod negotiate;
 pub mod orders;
 pub mod products;
@@ -33,6 +34,7 @@ use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::error::AppError;
+use crate::service::throttle::Budget;
 use crate::state::AppState;
 
 /// Largest accepted request body.
@@ -158,35 +160,49 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
     let trusted: client_ip::TrustedProxies = Arc::new(state.config.trusted_proxies.clone());
     let hsts = hsts_header(&state.config);
     let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
+    // a budget shared by every instance (Redis), after the cheap local one
+    let global =
+        |budget: Budget| from_fn_with_state((state.clone(), budget), ratelimit::global_budget);
     let public = OpenApiRouter::new()
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(auth::sign_up))
                 .routes(routes!(auth::log_in))
+                .layer(global(Budget::Anonymous))
                 .layer(ratelimit::layer(&limiters.auth)),
         )
         .routes(routes!(health::live))
         .routes(routes!(health::ready));
     let protected = OpenApiRouter::new()
+        .routes(routes!(auth::log_out))
         .routes(routes!(products::list))
         .routes(routes!(products::popular))
         .routes(routes!(products::get_one))
         .routes(routes!(products::create))
         .routes(routes!(products::update))
         .routes(routes!(wallet::balance))
-        .routes(routes!(wallet::charge))
         .routes(routes!(coupons::list))
         .routes(routes!(coupons::held))
         .routes(routes!(coupons::create))
-        .routes(routes!(orders::create))
         .routes(routes!(orders::get_one))
         .routes(routes!(orders::cancel))
-        .routes(routes!(orders::pay))
         .routes(routes!(orders::history))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(coupons::issue))
+                .layer(global(Budget::CouponIssue))
                 .layer(ratelimit::layer(&limiters.coupon_issue)),
+        )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(orders::create))
+                .layer(global(Budget::Orders)),
+        )
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(orders::pay))
+                .routes(routes!(wallet::charge))
+                .layer(global(Budget::Payments)),
         );
     let (protected, protected_doc) = protected.split_for_parts();
     let (public, public_doc) = public.split_for_parts();
@@ -225,6 +241,7 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(from_fn(guard::sanitize_request_id))
         .layer(from_fn_with_state(hsts, guard::security_headers))
 }
 

@@ -30,8 +30,9 @@ pub struct LineRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateOrderRequest {
-    /// 1–50 lines, each product at most once.
-    pub items: Vec<LineRequest>,
+    /// 1–50 lines, each product at most once (each line a JSON object).
+    #[schema(value_type = Vec<LineRequest>)]
+    pub items: Vec<super::json_body::Object<LineRequest>>,
     /// A coupon you hold, applied to the whole order.
     pub user_coupon_id: Option<i64>,
 }
@@ -135,7 +136,7 @@ pub async fn create(
     let lines: Vec<orders::RequestedLine> = body
         .items
         .iter()
-        .map(|l| (l.product_id, l.quantity))
+        .map(|super::json_body::Object(l)| (l.product_id, l.quantity))
         .collect();
     if body.user_coupon_id.is_some_and(|id| id <= 0) {
         return Err(AppError::Validation(vec![FieldError::new(
@@ -143,6 +144,7 @@ pub async fn create(
             "must be positive",
         )]));
     }
+    user.ensure_exists()?;
     let order = orders::create(&state, user.id, &lines, body.user_coupon_id, key).await?;
     Ok((StatusCode::CREATED, Json(order.into())))
 }
@@ -206,6 +208,7 @@ pub async fn pay(
     AppPath(id): AppPath<String>,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Json<PaymentView>, AppError> {
+    user.ensure_exists()?;
     let paid = payments::pay(&state, user.id, user.is_admin(), order_id(&id)?, key).await?;
     Ok(Json(PaymentView {
         order_id: paid.order_id,

@@ -139,7 +139,7 @@ pub struct UpdateProductRequest {
 
 fn check_name(name: &str, errors: &mut Vec<FieldError>) {
     let chars = name.trim().chars().count();
-    if chars == 0 || chars > 200 || name.chars().any(char::is_control) {
+    if chars == 0 || chars > 200 || !crate::domain::text::is_displayable_text(name) {
         errors.push(FieldError::new(
             "name",
             "must be 1-200 printable characters",

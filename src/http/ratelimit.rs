@@ -1,16 +1,20 @@
-//! Abuse throttling with tower_governor: a token bucket per client key.
+//! Abuse throttling: a token bucket per client key, in two lines.
 //!
-//! The key is the authenticated user id when the route is protected (so one account cannot
-//! flood, whatever its IPs) and the peer IP otherwise. Limits are per instance: with N instances
-//! behind a balancer a client gets up to N times the budget.
+//! First line, cheap and per instance: tower_governor buckets in memory. The key is the
+//! authenticated user id when the route is protected (so one account cannot flood, whatever its
+//! IPs) and the peer IP otherwise. Alone, these give a client N times the budget on N
+//! instances. Second line, for the budgets that matter (sign-up and log-in per IP, coupon
+//! issue, orders, payments): [`global_budget`] counts the same request once more in Redis
+//! ([`crate::service::throttle`]), where every instance shares one bucket.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{Request, Response};
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::KeyExtractor;
@@ -19,6 +23,8 @@ use tower_governor::{GovernorError, GovernorLayer};
 use super::client_ip::ClientIp;
 use super::extract::AuthUser;
 use crate::error::AppError;
+use crate::service::throttle::{self, Budget};
+use crate::state::AppState;
 
 /// Who a request is counted against.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -110,4 +116,27 @@ pub fn spawn_pruner(limiters: Vec<Limiter>, shutdown: tokio_util::sync::Cancella
             }
         }
     });
+}
+
+/// Route middleware: counts the request against `budget` across all instances (after the
+/// in-process limiters and, on protected routes, after authentication). The subject is the
+/// caller's user id, or the client IP on public routes. Over budget → `429 RATE_LIMITED` with
+/// `Retry-After`; Redis unreachable → the request goes on (see [`crate::service::throttle`]).
+pub async fn global_budget(
+    State((state, budget)): State<(AppState, Budget)>,
+    request: axum::extract::Request,
+    next: Next,
+) -> axum::response::Response {
+    let subject = match ClientKeyExtractor.extract(&request) {
+        Ok(ClientKey::User(id)) => format!("u{id}"),
+        Ok(ClientKey::Ip(ip)) => format!("ip{ip}"),
+        Err(_) => "unknown".to_owned(),
+    };
+    match throttle::check(&state, budget, &subject).await {
+        Ok(()) => next.run(request).await,
+        Err(error) => {
+            metrics::counter!("http_rate_limited_total").increment(1);
+            error.into_response()
+        }
+    }
 }

@@ -1,17 +1,60 @@
 //! Login: verify a password and issue an access token. Unknown e-mail and wrong password give
 //! the same answer and take the same time (a decoy hash is verified for unknown accounts).
+//!
+//! The account is found by its canonical e-mail ([`Email::canonical`]) compared byte for byte,
+//! and the attempt limiters count the account the lookup resolved (its id), so no other
+//! spelling of an address reaches the same account with a fresh budget.
+//!
+//! Attempts are throttled per **(account, client IP)** — `LOGIN_ATTEMPTS_PER_MINUTE`, on this
+//! instance first and then across all instances — so a guesser at one address is slowed to
+//! that rate while the owner, from any other address, still logs in. A second, wider budget per
+//! account over all clients (`LOGIN_ACCOUNT_ATTEMPTS_PER_MINUTE`) bounds a guesser with many
+//! addresses; reaching it needs that many addresses at full rate, and only then does the owner
+//! wait too (docs/SECURITY.md, section 3). Both are token buckets that refill continuously:
+//! nobody is locked out, a client over budget is told when to try again (`Retry-After`).
+
+use std::net::IpAddr;
+
+use governor::clock::Clock as _;
 
 use crate::auth::password;
 use crate::auth::token::IssuedToken;
-use crate::domain::{Role, UserId};
+use crate::domain::{Email, Role, UserId};
 use crate::error::AppError;
+use crate::service::session;
+use crate::service::throttle::{self, Budget};
 use crate::state::AppState;
 use crate::store;
 
-/// Login attempts per account: a keyed token bucket (per instance).
-pub type AttemptLimiter = governor::DefaultKeyedRateLimiter<String>;
+/// What a login attempt is counted against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AttemptKey {
+    /// An existing account, by id (whatever spelling of its e-mail was typed).
+    Account(i64),
+    /// A canonical e-mail that names no account (so probing unknown addresses is bounded too).
+    Unknown(String),
+}
 
-/// A limiter allowing `per_minute` attempts per account per minute (bursts of the same size).
+impl AttemptKey {
+    /// The key's text in a Redis bucket name: `a<id>`, or `e<hash>` of an unknown e-mail (a
+    /// fixed 32 characters whatever the client typed).
+    pub fn subject(&self) -> String {
+        use sha2::Digest;
+        match self {
+            AttemptKey::Account(id) => format!("a{id}"),
+            AttemptKey::Unknown(email) => {
+                let digest = sha2::Sha256::digest(email.as_bytes());
+                format!("e{}", &hex::encode(digest)[..32])
+            }
+        }
+    }
+}
+
+/// Login attempts per (account, client IP): a keyed token bucket on this instance, the cheap
+/// first line before the budgets shared through Redis.
+pub type AttemptLimiter = governor::DefaultKeyedRateLimiter<(AttemptKey, IpAddr)>;
+
+/// A limiter allowing `per_minute` attempts per key per minute (bursts of the same size).
 pub fn attempt_limiter(per_minute: u32) -> AttemptLimiter {
     let per_minute =
         std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
@@ -28,24 +71,31 @@ pub struct LoggedIn {
     pub token: IssuedToken,
 }
 
-/// Checks the credentials and issues a token, or `INVALID_CREDENTIALS`.
-/// Passwords longer than 1024 bytes are refused unhashed (argon2 on megabytes is a DoS).
-pub async fn log_in(state: &AppState, email: &str, password: &str) -> Result<LoggedIn, AppError> {
+/// Checks the credentials of an attempt from `client` and issues a token, or
+/// `INVALID_CREDENTIALS` (or `RATE_LIMITED` over a budget, before any hashing).
+pub async fn log_in(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client: IpAddr,
+) -> Result<LoggedIn, AppError> {
     if password.len() > 1024 {
         return Err(AppError::InvalidCredentials);
     }
-    let normalised = email.trim().to_ascii_lowercase();
-    if state.login_attempts.check_key(&normalised).is_err() {
-        metrics::counter!("logins_total", "result" => "throttled").increment(1);
-        return Err(AppError::RateLimited {
-            retry_after_secs: 60,
-        });
-    }
-    let user = if normalised.len() <= 254 {
-        store::users::find_by_email(&state.db, &normalised).await?
+    let canonical = Email::canonical(email);
+    let user = if canonical.len() <= 254 {
+        store::users::find_by_email(&state.db, &canonical).await?
     } else {
         None
     };
+    let key = match &user {
+        Some(user) => AttemptKey::Account(user.id),
+        None => AttemptKey::Unknown(canonical),
+    };
+    if let Err(throttled) = throttle_attempt(state, &key, client).await {
+        metrics::counter!("logins_total", "result" => "throttled").increment(1);
+        return Err(throttled);
+    }
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     let ok = password::verify(password.to_owned(), stored_hash).await?;
     let user = match (ok, user) {
@@ -57,13 +107,37 @@ pub async fn log_in(state: &AppState, email: &str, password: &str) -> Result<Log
     };
     let user_id = UserId(user.id);
     let role = Role::from_db(&user.role);
+    let gen = session::generation_for_new_token(state, user_id, user.token_gen).await?;
     let token = state
         .tokens
-        .issue(user_id, role, state.clock.now().timestamp())?;
+        .issue(user_id, role, gen, state.clock.now().timestamp())?;
     metrics::counter!("logins_total", "result" => "ok").increment(1);
     Ok(LoggedIn {
         user_id,
         role,
         token,
     })
+}
+
+/// Counts one attempt: this instance's (account, client) bucket, then the shared (account,
+/// client) and account-wide budgets.
+async fn throttle_attempt(
+    state: &AppState,
+    key: &AttemptKey,
+    client: IpAddr,
+) -> Result<(), AppError> {
+    if let Err(not_until) = state.login_attempts.check_key(&(key.clone(), client)) {
+        let now = governor::clock::DefaultClock::default().now();
+        return Err(AppError::RateLimited {
+            retry_after_secs: not_until.wait_time_from(now).as_secs().max(1),
+        });
+    }
+    let subject = key.subject();
+    throttle::check(
+        state,
+        Budget::LoginPerClient,
+        &format!("{subject}:{client}"),
+    )
+    .await?;
+    throttle::check(state, Budget::LoginPerAccount, &subject).await
 }

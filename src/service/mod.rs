@@ -11,6 +11,8 @@ pub mod login;
 pub mod orders;
 pub mod payments;
 pub mod popular;
+pub mod session;
 pub mod sessions;
 pub mod signup;
+pub mod throttle;
 pub mod wallet;

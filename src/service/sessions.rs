@@ -32,8 +32,14 @@ pub struct Session {
 }
 
 /// Checks e-mail and password exactly as `POST /api/v1/auth/login` does, then opens a session.
-pub async fn log_in(state: &AppState, email: &str, password: &str) -> Result<Session, AppError> {
-    let done = login::log_in(state, email, password).await?;
+/// `client` is the shopper's address (the log-in limiter counts (account, client)).
+pub async fn log_in(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client: std::net::IpAddr,
+) -> Result<Session, AppError> {
+    let done = login::log_in(state, email, password, client).await?;
     start(state, done.user_id, done.role).await
 }
 

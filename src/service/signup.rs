@@ -8,7 +8,7 @@ use crate::store::{self, users::NewUser};
 
 /// A validated sign-up request.
 pub struct SignUp {
-    /// E-mail (normalised).
+    /// E-mail (canonical form).
     pub email: Email,
     /// Password (length-checked).
     pub password: Password,
@@ -47,6 +47,8 @@ pub async fn sign_up(state: &AppState, request: SignUp, role: Role) -> Result<Us
     match store::users::insert(&state.db, &new_user).await {
         Ok(id) => {
             crate::cache::wallet::init_if_missing(&state.cache, id.0, 0).await?;
+            // the auth guard's "user exists" answer, without a MySQL read on first use
+            crate::cache::session::raise(&state.cache, id.0, 0).await?;
             metrics::counter!("users_signed_up_total").increment(1);
             Ok(id)
         }

@@ -18,6 +18,8 @@ pub struct UserRow {
     pub password_hash: String,
     /// `USER` or `ADMIN`.
     pub role: String,
+    /// Token generation: tokens issued at a lower one are revoked.
+    pub token_gen: i64,
 }
 
 /// Fields of a new user.
@@ -49,10 +51,10 @@ pub async fn insert(pool: &MySqlPool, user: &NewUser<'_>) -> Result<UserId, sqlx
     Ok(UserId(result.last_insert_id() as i64))
 }
 
-/// Finds a user by normalised e-mail.
+/// Finds a user by canonical e-mail, compared byte for byte (binary collation, migration 0008).
 pub async fn find_by_email(pool: &MySqlPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as::<_, UserRow>(
-        "SELECT id, email, name, password_hash, role FROM users WHERE email = ?",
+        "SELECT id, email, name, password_hash, role, token_gen FROM users WHERE email = ?",
     )
     .bind(email)
     .fetch_optional(pool)
@@ -80,4 +82,36 @@ pub async fn promote_admin(
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// A user's token generation (`users.token_gen`), or `None` when no user has this id.
+pub async fn token_generation(pool: &MySqlPool, id: UserId) -> Result<Option<i64>, sqlx::Error> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT token_gen FROM users WHERE id = ?")
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Increments a user's token generation (revoking every token issued before) and returns the
+/// new one, or `None` when no user has this id.
+pub async fn bump_token_generation(
+    pool: &MySqlPool,
+    id: UserId,
+) -> Result<Option<i64>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let updated = sqlx::query("UPDATE users SET token_gen = token_gen + 1 WHERE id = ?")
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let row: (i64,) = sqlx::query_as("SELECT token_gen FROM users WHERE id = ?")
+        .bind(id.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(row.0))
 }

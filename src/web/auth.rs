@@ -16,6 +16,7 @@ use super::layout::{self, csrf_field, Nav};
 use super::session::{SignedIn, Visitor, WebSettings};
 use crate::domain::Role;
 use crate::error::AppError;
+use crate::http::client_ip::ClientIp;
 use crate::http::extract::AppQuery;
 use crate::service::sessions;
 use crate::service::signup::{self, SignUp};
@@ -95,9 +96,14 @@ pub async fn log_in(
     State(state): State<AppState>,
     Extension(settings): Extension<Arc<WebSettings>>,
     visitor: Visitor,
+    client: Option<Extension<ClientIp>>,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, AppError> {
-    match sessions::log_in(&state, &form.email, &form.password).await {
+    let client = client.map_or(
+        std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        |Extension(ClientIp(ip))| ip,
+    );
+    match sessions::log_in(&state, &form.email, &form.password, client).await {
         Ok(session) => Ok(signed_in_redirect(&settings, &session.token, "/")),
         Err(error @ AppError::InvalidCredentials) => {
             let problem = error.problem();

@@ -94,6 +94,7 @@ pub async fn resolve(State(state): State<AppState>, mut request: Request, next: 
                 request.extensions_mut().insert(AuthUser {
                     id: session.user_id,
                     role: session.role,
+                    exists: true, // sessions are opened only by a log-in or sign-up
                 });
                 request.extensions_mut().insert(session);
             }
@@ -136,6 +137,7 @@ impl FromRequestParts<AppState> for SignedIn {
                 user: AuthUser {
                     id: session.user_id,
                     role: session.role,
+                    exists: true,
                 },
                 session: session.clone(),
             }),

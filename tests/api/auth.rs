@@ -20,12 +20,15 @@ async fn signup_then_login_returns_a_bearer_token_for_that_user() {
     assert_eq!(login["tokenType"], "Bearer");
     assert_eq!(login["userId"], user_id);
     assert_eq!(login["expiresIn"], 3600);
-    let (id, role) = app
+    let verified = app
         .state
         .tokens
-        .verify(login["accessToken"].as_str().expect("token"))
+        .verify(
+            login["accessToken"].as_str().expect("token"),
+            chrono::Utc::now().timestamp(),
+        )
         .expect("valid");
-    assert_eq!((id.0, role), (user_id, Role::User));
+    assert_eq!((verified.user.0, verified.role), (user_id, Role::User));
 
     let stored: (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = ?")
         .bind(user_id)
@@ -114,6 +117,8 @@ fn claims(user_id: i64, role: Role, iat: i64, exp: i64) -> Claims {
         aud: "flashmart-api".into(),
         iat,
         exp,
+        nbf: None,
+        gen: 0,
     }
 }
 
@@ -303,5 +308,71 @@ async fn hsts_is_sent_only_when_configured() {
     assert_eq!(
         response.headers()["strict-transport-security"],
         "max-age=31536000; includeSubDomains"
+    );
+}
+
+async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> reqwest::Response {
+    app.http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("x-forwarded-for", ip)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("request sent")
+}
+
+#[tokio::test]
+async fn a_guesser_is_throttled_while_the_owner_logs_in_from_elsewhere() {
+    let app = crate::helpers::spawn_app_with(|env| {
+        env.insert("TRUSTED_PROXIES", "127.0.0.1".into());
+        env.insert("LOGIN_ATTEMPTS_PER_MINUTE", "3".into());
+        env.insert("LOGIN_ACCOUNT_ATTEMPTS_PER_MINUTE", "8".into());
+    })
+    .await;
+    let user = app.new_user().await; // one attempt from 127.0.0.1
+    let guesser = "203.0.113.9";
+    for _ in 0..3 {
+        let wrong = login_from(&app, guesser, &user.email, "wrong-password").await;
+        assert_eq!(wrong.status(), 401);
+    }
+    for password in ["wrong-password", crate::helpers::TEST_PASSWORD] {
+        let throttled = login_from(&app, guesser, &user.email, password).await;
+        let retry: u64 = throttled.headers()["retry-after"]
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("seconds");
+        assert!(
+            (1..=20).contains(&retry),
+            "a short wait, not a lock-out: {retry}"
+        );
+        assert_problem(throttled, 429, "RATE_LIMITED").await;
+    }
+    let owner = login_from(
+        &app,
+        "198.51.100.7",
+        &user.email,
+        crate::helpers::TEST_PASSWORD,
+    )
+    .await;
+    assert_eq!(owner.status(), 200, "the owner elsewhere is not locked out");
+
+    // the account-wide budget (8 a minute, one more every 7.5 s) bounds a guesser with many
+    // addresses; 5 attempts are counted so far (new_user's login, 3 guesses, the owner)
+    let started = std::time::Instant::now();
+    let mut accepted = 0;
+    for i in 0..20 {
+        let ip = format!("192.0.2.{i}");
+        let answer = login_from(&app, &ip, &user.email, "wrong-password").await;
+        if answer.status() == 429 {
+            break;
+        }
+        assert_eq!(answer.status(), 401, "{ip}");
+        accepted += 1;
+    }
+    let refilled = (started.elapsed().as_secs_f64() / 7.5).ceil() as usize;
+    assert!(
+        accepted >= 3 && accepted <= 3 + refilled,
+        "{accepted} guesses from many addresses"
     );
 }

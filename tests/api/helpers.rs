@@ -97,6 +97,10 @@ pub fn test_env(database_url: &str, prefix: &str) -> HashMap<&'static str, Strin
         ("RATE_LIMIT_BURST", "100000".to_owned()),
         ("AUTH_RATE_PER_SECOND", "100000".to_owned()),
         ("AUTH_RATE_BURST", "100000".to_owned()),
+        ("ORDER_RATE_PER_SECOND", "100000".to_owned()),
+        ("ORDER_RATE_BURST", "100000".to_owned()),
+        ("PAYMENT_RATE_PER_SECOND", "100000".to_owned()),
+        ("PAYMENT_RATE_BURST", "100000".to_owned()),
         ("DB_MAX_CONNECTIONS", "10".to_owned()),
     ])
 }

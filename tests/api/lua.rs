@@ -96,3 +96,38 @@ async fn a_blocking_read_of_an_empty_stream_returns_nothing_instead_of_failing()
     let read = flashmart::settlement::stream::read_new(&reader, cache, "idle", 10, 50).await;
     assert_eq!(read.expect("an idle read is not an error"), vec![]);
 }
+
+#[tokio::test]
+async fn rate_gcra_counts_a_re_sent_call_once_and_refuses_past_the_burst() {
+    use flashmart::cache::ratelimit::{take, Rate, Verdict};
+    let app = spawn_app().await;
+    let cache = &app.state.cache;
+    // one per minute, burst 2: nothing refills during the test
+    let rate = Rate::per_minute(2);
+    let key = || cache.keys.rate("test", "subject");
+    assert_eq!(
+        take(cache, key(), rate, "r1").await.expect("take"),
+        Verdict::Allowed { remaining: 1 }
+    );
+    // the same request id again (fred re-sending after a reconnect): same answer, not counted
+    assert_eq!(
+        take(cache, key(), rate, "r1").await.expect("take"),
+        Verdict::Allowed { remaining: 1 }
+    );
+    assert_eq!(
+        take(cache, key(), rate, "r2").await.expect("take"),
+        Verdict::Allowed { remaining: 0 }
+    );
+    let Verdict::Refused { retry_after_ms } = take(cache, key(), rate, "r3").await.expect("take")
+    else {
+        panic!("the third request is over the burst");
+    };
+    assert!((1..=30_000).contains(&retry_after_ms), "{retry_after_ms}");
+    let ttl: i64 = cache.client().pttl(key()).await.expect("PTTL");
+    assert!(
+        ttl > 0 && ttl <= 61_000,
+        "the bucket expires once full again: {ttl}"
+    );
+    let other = take(cache, cache.keys.rate("test", "other"), rate, "r4").await;
+    assert_eq!(other.expect("take"), Verdict::Allowed { remaining: 1 });
+}

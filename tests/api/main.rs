@@ -1,6 +1,7 @@
 //! Integration tests against real MariaDB, real Redis and real HTTP. Each test gets its own
 //! database and Redis key prefix (see `helpers::spawn_app`).
 
+mod account_identity;
 mod auth;
 mod catalog;
 mod coupon_rush;
@@ -11,6 +12,7 @@ mod delivery_cluster;
 mod errors;
 #[path = "../../chaos/src/proxy.rs"]
 mod fault_proxy;
+mod global_limits;
 mod helpers;
 mod instances;
 mod lua;
@@ -22,6 +24,7 @@ mod popular;
 mod pricing;
 mod replay;
 mod security;
+mod sessions;
 mod settlement;
 mod settlement_batch;
 mod slow_clients;

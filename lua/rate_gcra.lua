@@ -1,0 +1,55 @@
+-- rate_gcra.lua: one request against a budget shared by every instance (GCRA, the generic cell
+-- rate algorithm: a token bucket kept as one timestamp).
+--
+-- The bucket is the "theoretical arrival time" (tat): when the bucket would be full again. A
+-- request is allowed when, after adding one emission interval, tat lies at most `burst`
+-- intervals ahead of now; it then moves tat forward by one interval. A refused request changes
+-- nothing but the replay record.
+--
+-- The clock is Redis's own (TIME), not the caller's: every instance then measures the budget
+-- against one clock, and no instance with a skewed clock can refill the bucket early.
+--
+-- Safe to re-send: fred re-sends a command in flight when a connection drops, so the same call
+-- may arrive twice. The caller passes a request id made once per request; the bucket remembers
+-- the last one and its answer, and a call with that id gets the same answer without counting
+-- again. (Only the last id is kept: a re-send overtaken by another request of the same bucket
+-- counts twice, which errs on the side of throttling.)
+--
+-- KEYS[1]  {p}:rl:{budget}:{subject}   hash: tat (µs since the epoch), rid, res
+--          (one key per call; the prefix is the deployment's hash tag, so Cluster is fine)
+-- ARGV[1]  emission interval, microseconds (1e6 / requests per second); integer >= 1
+-- ARGV[2]  burst: requests allowed at once; integer >= 1
+-- ARGV[3]  request id (1-64 characters)
+--
+-- Returns {allowed, retry_after_ms, remaining}:
+--   {1, 0, n}   allowed; n more would be allowed right now
+--   {0, ms, 0}  refused; the next request is allowed in ms milliseconds
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+if not interval or interval < 1 or interval ~= math.floor(interval)
+    or not burst or burst < 1 or burst ~= math.floor(burst) then
+  return redis.error_reply('ERR_BAD_BUDGET')
+end
+local held = redis.call('HMGET', KEYS[1], 'tat', 'rid', 'res')
+if held[2] == ARGV[3] and held[3] then
+  local allowed, retry, remaining = string.match(held[3], '^(%d):(%d+):(%d+)$')
+  return {tonumber(allowed), tonumber(retry), tonumber(remaining)}
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local tat = tonumber(held[1]) or now
+if tat < now then
+  tat = now
+end
+local new_tat = tat + interval
+local allow_at = new_tat - interval * burst
+if allow_at > now then
+  local retry_ms = math.ceil((allow_at - now) / 1000)
+  redis.call('HSET', KEYS[1], 'rid', ARGV[3], 'res', '0:' .. retry_ms .. ':0')
+  return {0, retry_ms, 0}
+end
+local remaining = math.floor((now - allow_at) / interval)
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', new_tat), 'rid', ARGV[3],
+  'res', '1:0:' .. remaining)
+redis.call('PEXPIRE', KEYS[1], math.ceil((new_tat - now) / 1000) + 1000)
+return {1, 0, remaining}

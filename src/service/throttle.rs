@@ -1,0 +1,83 @@
+//! Abuse budgets that hold across instances (Redis, `lua/rate_gcra.lua`), behind the cheap
+//! in-process limiters of [`crate::http::ratelimit`].
+//!
+//! Each budget is one bucket per subject (user, account, account and client, or IP) in Redis,
+//! so N instances together accept what one would. When Redis cannot be asked, the check
+//! **fails open**: the request goes on under the in-process limiters alone (per instance, as
+//! before), and `rate_limit_global_unavailable_total` counts it. Money paths need Redis for the
+//! operation itself, so they answer 503 right after; log-in and sign-up keep working on their
+//! per-instance budgets rather than locking everyone out while Redis is away.
+
+use crate::cache::ratelimit::{self as buckets, Rate, Verdict};
+use crate::config::Config;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// A budget enforced across instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Log-in attempts per (account, client IP): `LOGIN_ATTEMPTS_PER_MINUTE`.
+    LoginPerClient,
+    /// Log-in attempts per account over all clients: `LOGIN_ACCOUNT_ATTEMPTS_PER_MINUTE`.
+    LoginPerAccount,
+    /// Sign-up and log-in requests per client IP: `AUTH_RATE_PER_SECOND` / `AUTH_RATE_BURST`.
+    Anonymous,
+    /// Coupon issue requests per user: `COUPON_ISSUE_PER_SECOND` / `COUPON_ISSUE_BURST`.
+    CouponIssue,
+    /// Order creation per user: `ORDER_RATE_PER_SECOND` / `ORDER_RATE_BURST`.
+    Orders,
+    /// Payments and charges per user: `PAYMENT_RATE_PER_SECOND` / `PAYMENT_RATE_BURST`.
+    Payments,
+}
+
+impl Budget {
+    /// The name in the bucket's key and in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Budget::LoginPerClient => "login-client",
+            Budget::LoginPerAccount => "login-account",
+            Budget::Anonymous => "anon",
+            Budget::CouponIssue => "coupon-issue",
+            Budget::Orders => "orders",
+            Budget::Payments => "payments",
+        }
+    }
+
+    /// The configured rate.
+    pub fn rate(self, config: &Config) -> Rate {
+        match self {
+            Budget::LoginPerClient => Rate::per_minute(config.login_attempts_per_minute),
+            Budget::LoginPerAccount => Rate::per_minute(config.login_account_attempts_per_minute),
+            Budget::Anonymous => Rate::per_second(config.auth_rate.0, config.auth_rate.1),
+            Budget::CouponIssue => {
+                Rate::per_second(config.coupon_issue_per_second, config.coupon_issue_burst)
+            }
+            Budget::Orders => Rate::per_second(config.order_rate.0, config.order_rate.1),
+            Budget::Payments => Rate::per_second(config.payment_rate.0, config.payment_rate.1),
+        }
+    }
+}
+
+/// Counts one request of `subject` against `budget`; over budget → `429 RATE_LIMITED` with the
+/// wait. Redis unreachable → allowed (see the module doc).
+pub async fn check(state: &AppState, budget: Budget, subject: &str) -> Result<(), AppError> {
+    let key = state.cache.keys.rate(budget.name(), subject);
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let rate = budget.rate(&state.config);
+    match buckets::take(&state.cache, key, rate, &request_id).await {
+        Ok(Verdict::Allowed { .. }) => Ok(()),
+        Ok(Verdict::Refused { retry_after_ms }) => {
+            metrics::counter!("rate_limited_global_total", "budget" => budget.name()).increment(1);
+            Err(AppError::RateLimited {
+                retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+            })
+        }
+        Err(error) => {
+            metrics::counter!("rate_limit_global_unavailable_total", "budget" => budget.name())
+                .increment(1);
+            tracing::warn!(budget = budget.name(), error = %format!("{error:#}"),
+                "global rate limit not checked (Redis unavailable); local limits only");
+            Ok(())
+        }
+    }
+}
