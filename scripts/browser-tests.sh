@@ -93,7 +93,7 @@ unset EXTERNAL_PLATFORM_URL EXTERNAL_PLATFORM_SECRET TRUSTED_PROXIES HSTS_MAX_AG
 SERVER_PID=$!
 ADDR=""
 for _ in $(seq 1 300); do
-  # the "flashmart serving" line names the bound port (an earlier line names BIND_ADDR's port 0)
+  # the "flashmart serving" line: the app is built and its listener bound (the real port)
   ADDR="$(grep '"flashmart serving"' "$WORK/server.log" | grep -o '"addr":"127\.0\.0\.1:[0-9]*"' |
     head -n1 | cut -d'"' -f4 || true)"
   [[ -n "$ADDR" ]] && break
