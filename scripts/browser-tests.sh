@@ -93,7 +93,9 @@ unset EXTERNAL_PLATFORM_URL EXTERNAL_PLATFORM_SECRET TRUSTED_PROXIES HSTS_MAX_AG
 SERVER_PID=$!
 ADDR=""
 for _ in $(seq 1 300); do
-  ADDR="$(grep -o '"addr":"127\.0\.0\.1:[0-9]*"' "$WORK/server.log" | head -n1 | cut -d'"' -f4 || true)"
+  # the "flashmart serving" line: the app is built and its listener bound (the real port)
+  ADDR="$(grep '"flashmart serving"' "$WORK/server.log" | grep -o '"addr":"127\.0\.0\.1:[0-9]*"' |
+    head -n1 | cut -d'"' -f4 || true)"
   [[ -n "$ADDR" ]] && break
   kill -0 "$SERVER_PID" 2>/dev/null || {
     cat "$WORK/server.log" >&2
