@@ -91,14 +91,27 @@ pub async fn get(state: &AppState, id: i64) -> Result<Product, AppError> {
 }
 
 /// Name and price of each product, in the same order (`None`: no such product), from the
-/// Redis pricing cache; misses are read from MySQL and cached. One Redis round trip when every
-/// product is cached, which is the hot path of creating an order.
+/// Redis pricing cache; all misses are read from MySQL in **one** query and cached. One Redis
+/// round trip when every product is cached, which is the hot path of creating an order; at
+/// most one MySQL read per call however many lines miss (an order of 50 unknown ids costs one
+/// SELECT, not 50).
 pub async fn terms(state: &AppState, ids: &[i64]) -> Result<Vec<Option<ProductTerms>>, AppError> {
     let mut terms = product_cache::get_many(&state.cache, ids).await?;
-    for (id, slot) in ids.iter().zip(terms.iter_mut()) {
-        if slot.is_none() {
-            if let Some(row) = store::products::find(&state.db, *id).await? {
-                *slot = Some(cache_terms(state, &row).await?);
+    let missing: Vec<i64> = ids
+        .iter()
+        .zip(terms.iter())
+        .filter(|(_, slot)| slot.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if missing.is_empty() {
+        return Ok(terms);
+    }
+    let rows = store::products::find_many(&state.db, &missing).await?;
+    for row in rows {
+        let cached = cache_terms(state, &row).await?;
+        for (id, slot) in ids.iter().zip(terms.iter_mut()) {
+            if *id == row.id {
+                *slot = Some(cached.clone());
             }
         }
     }

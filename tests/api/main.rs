@@ -22,6 +22,7 @@ mod orders;
 mod outage;
 mod popular;
 mod pricing;
+mod product_reads;
 mod replay;
 mod security;
 mod sessions;
