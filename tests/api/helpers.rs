@@ -84,6 +84,17 @@ fn database_url_for(base: &str, name: &str) -> String {
     format!("{server}/{name}")
 }
 
+/// `host:port` of the test MariaDB, from `DATABASE_URL` (`mysql://user:pass@host:port/db`),
+/// for putting a proxy in front of it.
+pub fn database_server() -> String {
+    std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL")
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(host, _)| host.to_owned())
+        .expect("DATABASE_URL is mysql://user:pass@host:port/db")
+}
+
 /// Environment of a test app, as `serve` would read it.
 pub fn test_env(database_url: &str, prefix: &str) -> HashMap<&'static str, String> {
     HashMap::from([

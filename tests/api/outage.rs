@@ -10,17 +10,12 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::json;
 
 use crate::fault_proxy::FaultProxy;
-use crate::helpers::{json_of, spawn_app_with, TestApp, TestUser, TEST_PASSWORD};
+use crate::helpers::{database_server, json_of, spawn_app_with, TestApp, TestUser, TEST_PASSWORD};
 
 /// An app whose database and Redis connections go through their own proxies.
 async fn app_behind_proxies() -> (TestApp, FaultProxy, FaultProxy) {
     let redis = FaultProxy::start(&std::env::var("REDIS_URL").expect("REDIS_URL")).await;
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let server = base
-        .split_once('@')
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map(|(host, _)| host.to_owned())
-        .expect("DATABASE_URL is mysql://user:pass@host:port/db");
+    let server = database_server();
     let db = FaultProxy::start_tcp(&server).await;
     let (db_addr, redis_url) = (db.url.clone(), redis.url.clone());
     let app = spawn_app_with(|env| {

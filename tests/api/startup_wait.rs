@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::fault_proxy::FaultProxy;
+use crate::helpers::database_server;
 use crate::instances::{spawn_cluster, Cluster};
 
 /// A one-instance cluster whose database and Redis connections go through proxies.
@@ -15,12 +16,7 @@ async fn instance_behind_proxies(
     extra: &'static [(&'static str, &'static str)],
 ) -> (Cluster, FaultProxy, FaultProxy) {
     let redis = FaultProxy::start(&std::env::var("REDIS_URL").expect("REDIS_URL")).await;
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let server = base
-        .split_once('@')
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map(|(host, _)| host.to_owned())
-        .expect("DATABASE_URL is mysql://user:pass@host:port/db");
+    let server = database_server();
     let db = FaultProxy::start_tcp(&server).await;
     let (db_addr, redis_url) = (db.url.clone(), redis.url.clone());
     let cluster = spawn_cluster(1, |env| {
