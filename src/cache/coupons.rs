@@ -24,25 +24,54 @@ pub struct CampaignTerms {
     pub valid_ms: i64,
 }
 
+/// One load of a campaign's terms (coupon_load.lua); the reply is the issued count held.
+pub struct LoadCall<'a> {
+    /// The terms to hold.
+    pub terms: &'a CampaignTerms,
+    /// Issued count to start from when Redis does not know the campaign yet.
+    pub issued_if_new: i64,
+}
+
+impl ScriptCall for LoadCall<'_> {
+    type Outcome = i64;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.coupon_load
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        vec![k.coupon(self.terms.coupon_id)]
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        Ok([
+            self.terms.total,
+            self.terms.starts_ms,
+            self.terms.ends_ms,
+            self.terms.valid_ms,
+            self.issued_if_new,
+        ]
+        .iter()
+        .map(i64::to_string)
+        .collect())
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<i64> {
+        reply.int(0)
+    }
+}
+
 /// Loads a campaign into Redis (terms overwritten, issued count kept if present, else
 /// `issued_if_new`); returns the issued count held.
 pub async fn load(cache: &Cache, terms: &CampaignTerms, issued_if_new: i64) -> anyhow::Result<i64> {
-    let args: Vec<i64> = vec![
-        terms.total,
-        terms.starts_ms,
-        terms.ends_ms,
-        terms.valid_ms,
-        issued_if_new,
-    ];
-    cache
-        .scripts
-        .coupon_load
-        .call(
-            cache.client(),
-            vec![cache.keys.coupon(terms.coupon_id)],
-            args,
-        )
-        .await
+    call::run(
+        cache,
+        &LoadCall {
+            terms,
+            issued_if_new,
+        },
+    )
+    .await
 }
 
 /// Outcome of [`issue`].
