@@ -214,18 +214,29 @@ pub struct HeldCoupon {
     pub issued_at_ms: i64,
 }
 
-/// Every coupon a user holds.
+/// Every coupon a user holds, in one round trip for the coupon hashes (a pipeline).
 pub async fn held_by(cache: &Cache, user_id: i64) -> anyhow::Result<Vec<HeldCoupon>> {
     let campaigns: Vec<i64> = cache
         .client()
         .smembers(cache.keys.user_coupons(user_id))
         .await?;
-    let mut held = Vec::with_capacity(campaigns.len());
-    for coupon_id in campaigns {
-        let fields: HashMap<String, String> = cache
-            .client()
-            .hgetall(cache.keys.user_coupon(coupon_id, user_id))
+    if campaigns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pipeline = cache.client().pipeline();
+    for coupon_id in &campaigns {
+        let () = pipeline
+            .hgetall(cache.keys.user_coupon(*coupon_id, user_id))
             .await?;
+    }
+    let replies: Vec<Value> = if campaigns.len() == 1 {
+        vec![pipeline.last::<Value>().await?]
+    } else {
+        pipeline.all().await?
+    };
+    let mut held = Vec::with_capacity(campaigns.len());
+    for (coupon_id, reply) in campaigns.into_iter().zip(replies) {
+        let fields: HashMap<String, String> = reply.convert()?;
         let number = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
         let (Some(id), Some(expires_at_ms)) = (number("id"), number("expiresAt")) else {
             continue;

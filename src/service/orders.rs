@@ -222,7 +222,9 @@ pub async fn create(
     };
     let mut outcome = hot::reserve(&state.cache, &call).await?;
     if let ReserveOutcome::StockNotLoaded(_) = outcome {
-        catalog::with_stock(state, store::products::all(&state.db).await?).await?;
+        // Load the stock of this order's products only (not the whole catalog).
+        let ids: Vec<i64> = call.items.iter().map(|l| l.product_id).collect();
+        catalog::with_stock(state, store::products::find_many(&state.db, &ids).await?).await?;
         outcome = hot::reserve(&state.cache, &call).await?;
     }
     let result = match outcome {
