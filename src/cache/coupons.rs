@@ -12,7 +12,7 @@ use crate::events::CouponStatus;
 /// A campaign's terms as the issue script needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CampaignTerms {
-    /// Campaign id.
+    /// The campaign (MySQL `coupons.id`), also its key's id.
     pub coupon_id: i64,
     /// Coupons in total.
     pub total: i64,
@@ -83,14 +83,14 @@ pub enum IssueOutcome {
         user_coupon_id: i64,
         /// When it expires, Unix ms.
         expires_at_ms: i64,
-        /// Coupons left.
+        /// Coupons still to issue after this one (for the answer and the gauge).
         remaining: i64,
     },
     /// The user already holds one.
     AlreadyIssued,
     /// Outside the issue window.
     NotActive,
-    /// None left.
+    /// Every coupon of the campaign is issued: the first-come event is over.
     SoldOut,
     /// Redis does not hold the campaign.
     NotLoaded,
@@ -98,9 +98,9 @@ pub enum IssueOutcome {
 
 /// One first-come issue request (coupon_issue.lua).
 pub struct IssueCall<'a> {
-    /// Campaign.
+    /// The campaign (MySQL `coupons.id`) the coupon belongs to.
     pub coupon_id: i64,
-    /// Requesting user.
+    /// The user asking for a coupon (at most one per campaign).
     pub user_id: i64,
     /// Request id, fixed before the first send (a re-send answers the first success).
     pub request_id: &'a str,
@@ -202,15 +202,15 @@ pub async fn issued_counts(cache: &Cache, coupon_ids: &[i64]) -> anyhow::Result<
 /// A coupon a user holds, as Redis has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldCoupon {
-    /// userCouponId.
+    /// The issued coupon's id (`userCouponId`, unique across campaigns).
     pub id: i64,
-    /// Campaign.
+    /// The campaign (MySQL `coupons.id`) the coupon belongs to.
     pub coupon_id: i64,
     /// Its state (expiry is computed by the reader).
     pub status: CouponStatus,
-    /// Unix ms.
+    /// Its payment deadline, Unix ms; unpaid after it, the sweeper expires it.
     pub expires_at_ms: i64,
-    /// Unix ms.
+    /// When it was issued, Unix ms.
     pub issued_at_ms: i64,
 }
 

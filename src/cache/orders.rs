@@ -20,25 +20,25 @@ pub const RANKING_BUCKET_TTL_SECS: i64 = 73 * 3600;
 /// An order as Redis holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HotOrder {
-    /// Order id.
+    /// The order id (UUID v7, so ids sort by creation).
     pub id: String,
-    /// Owner.
+    /// The user who placed it; only they (or an admin) may see, pay or cancel it.
     pub user_id: i64,
     /// Where the order is in its life.
     pub status: OrderStatus,
-    /// Lines.
+    /// The lines, priced when the order was placed (later price changes do not apply).
     pub items: Vec<OrderLine>,
     /// Sum of lines.
     pub subtotal: i64,
-    /// Discount.
+    /// Won taken off the subtotal by the coupon (0 without one).
     pub discount: i64,
-    /// Total.
+    /// What payment takes from the balance: subtotal − discount.
     pub total: i64,
     /// userCouponId, if a coupon was used.
     pub user_coupon_id: Option<i64>,
-    /// Unix ms.
+    /// When it was placed, Unix ms.
     pub created_at_ms: i64,
-    /// Unix ms.
+    /// Its payment deadline, Unix ms; unpaid after it, the sweeper expires it.
     pub expires_at_ms: i64,
     /// Unix ms, when paid.
     pub paid_at_ms: Option<i64>,
@@ -119,13 +119,13 @@ fn from_fields(fields: &HashMap<String, String>) -> anyhow::Result<Option<HotOrd
 pub struct ReserveCall<'a> {
     /// New order id.
     pub order_id: &'a str,
-    /// Owner.
+    /// The user who placed it; only they (or an admin) may see, pay or cancel it.
     pub user_id: i64,
     /// Lines (validated, priced).
     pub items: &'a [OrderLine],
     /// Sum of lines.
     pub subtotal: i64,
-    /// Discount.
+    /// Won taken off the subtotal by the coupon (0 without one).
     pub discount: i64,
     /// Coupon to reserve: (userCouponId, couponId, campaign minimum order amount).
     pub coupon: Option<(i64, i64, i64)>,
@@ -140,17 +140,17 @@ pub struct ReserveCall<'a> {
 /// Outcome of [`reserve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {
-    /// Reserved now.
+    /// Stock (and coupon) reserved by this call; the order is PENDING.
     Reserved,
     /// This key already made an order: its id.
     Replayed(String),
     /// A line lacks stock.
     InsufficientStock {
-        /// Product.
+        /// The first line whose product lacks the units.
         product_id: i64,
         /// Units asked for.
         requested: i64,
-        /// Units available.
+        /// Units that product has left to reserve right now.
         available: i64,
     },
     /// The coupon cannot be used, and why.
@@ -242,7 +242,7 @@ pub async fn reserve(cache: &Cache, call: &ReserveCall<'_>) -> anyhow::Result<Re
 
 /// A payment to make.
 pub struct PayCall<'a> {
-    /// The order.
+    /// The order as read from Redis (its id and coupon name the keys).
     pub order: &'a HotOrder,
     /// The payer (must own the order).
     pub user_id: i64,
@@ -250,7 +250,7 @@ pub struct PayCall<'a> {
     pub now_ms: i64,
     /// Payment id to assign.
     pub payment_id: &'a str,
-    /// Idempotency key.
+    /// The client's `Idempotency-Key` (or one made per request): a retry answers the first outcome.
     pub idempotency_key: &'a str,
     /// The order's coupon key parts (couponId), if any.
     pub coupon_id: Option<i64>,
@@ -261,22 +261,22 @@ pub struct PayCall<'a> {
 pub enum PayOutcome {
     /// Paid now (or a replay of this key): payment id, amount, balance after, paid-at ms.
     Paid {
-        /// Payment id.
+        /// The payment's id (made before the first send, so a replay reports the same).
         payment_id: String,
-        /// Won paid.
+        /// Won taken from the balance (the order total).
         amount: i64,
-        /// Balance after.
+        /// The payer's balance right after this payment.
         balance: i64,
-        /// Unix ms.
+        /// When it was paid, Unix ms.
         paid_at_ms: i64,
         /// Whether this was a replay.
         replay: bool,
     },
     /// The balance does not cover the total.
     InsufficientBalance {
-        /// Order total.
+        /// The order total the balance would have to cover.
         required: i64,
-        /// Balance.
+        /// The balance now (the answer's shortfall is required − balance).
         balance: i64,
     },
     /// Not payable; the order's status (PENDING past its deadline reads as EXPIRED).
@@ -365,7 +365,7 @@ pub enum ReleaseMode {
     Expire,
     /// Its owner cancelled it.
     Cancel {
-        /// The caller.
+        /// Who asks to cancel; only the owner may.
         user_id: i64,
     },
 }

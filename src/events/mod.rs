@@ -50,13 +50,13 @@ pub struct Envelope {
     pub stream_id: String,
     /// Event id (UUID).
     pub event_id: String,
-    /// Event type.
+    /// What happened, e.g. `order.paid` (selects the payload type).
     pub event_type: String,
-    /// Payload version.
+    /// Version of the payload's shape for that type (readers refuse versions they do not know).
     pub version: u32,
     /// When the decision was made, Unix milliseconds.
     pub occurred_at_ms: i64,
-    /// JSON payload.
+    /// The payload as JSON (camelCase, integer won), built by the script with `cjson.encode`.
     pub data: String,
 }
 
@@ -92,13 +92,13 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLine {
-    /// Product.
+    /// The product ordered.
     pub product_id: i64,
     /// Product name at order time.
     pub name: String,
     /// Unit price at order time (won).
     pub unit_price: i64,
-    /// Units.
+    /// Units ordered (≥ 1).
     pub quantity: i64,
     /// unit price × quantity.
     pub line_total: i64,
@@ -108,11 +108,11 @@ pub struct OrderLine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CouponState {
-    /// userCouponId.
+    /// The issued coupon's id, unique across campaigns; what an order names.
     pub user_coupon_id: i64,
-    /// Campaign.
+    /// The campaign (MySQL `coupons.id`) the coupon belongs to.
     pub coupon_id: i64,
-    /// Holder.
+    /// The user holding the coupon.
     pub user_id: i64,
     /// Its state after the change.
     pub status: CouponStatus,
@@ -131,17 +131,17 @@ pub struct CouponState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderSnapshot {
-    /// Order id.
+    /// The order id (UUID v7).
     pub order_id: String,
-    /// Owner.
+    /// The user who placed it; only they (or an admin) may see, pay or cancel it.
     pub user_id: i64,
     /// Its state after the change (the event type says the same).
     pub status: OrderStatus,
-    /// Lines.
+    /// The lines, priced when the order was placed (later price changes do not apply).
     pub items: Vec<OrderLine>,
     /// Sum of line totals.
     pub subtotal: i64,
-    /// Coupon discount.
+    /// Won taken off the subtotal by the coupon (0 without one).
     pub discount: i64,
     /// subtotal − discount.
     pub total: i64,
@@ -173,9 +173,9 @@ pub struct OrderSnapshot {
 pub struct CouponIssued {
     /// The issued coupon's id.
     pub user_coupon_id: i64,
-    /// Campaign.
+    /// The campaign (MySQL `coupons.id`) the coupon belongs to.
     pub coupon_id: i64,
-    /// Holder.
+    /// The user holding the coupon.
     pub user_id: i64,
     /// Issue time, Unix ms.
     pub issued_at_ms: i64,
