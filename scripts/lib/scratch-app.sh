@@ -256,6 +256,10 @@ lt_single_app() {
 lt_single_app_cleanup() {
   local rc=$?
   lt_stop_instances
+  if ((rc != 0)) && [[ -f "${LT_LOG:-}" ]]; then
+    lt_log "last server log lines:"
+    tail -n 30 "$LT_LOG" >&2 || true
+  fi
   if [[ "${LT_KEEP:-0}" != 1 ]]; then
     lt_drop_scratch
   else
