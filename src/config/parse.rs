@@ -2,8 +2,8 @@
 //! name states (`_MS`, `_SECS`/`_SECONDS`), and the few values with their own syntax.
 //!
 //! A parser's error message never repeats a secret: a [`super::Secret`] parses from any value
-//! (`FromStr` cannot fail), and secrets are checked after parsing (see `Config::validate`), where the message
-//! names the variable only.
+//! (`FromStr` cannot fail), and secrets are checked after parsing (see `Config::validate`),
+//! where the message names the variable only.
 
 use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};

@@ -22,8 +22,13 @@ pub struct DatabaseConfig {
     )]
     pub url: Secret,
     /// MySQL pool size of the API (the settlement worker has its own 2 connections).
-    #[arg(id = "db-max-connections", long = "db-max-connections", env = "DB_MAX_CONNECTIONS", default_value = "20",
-        value_parser = parse::within(1u32, 1000))]
+    #[arg(
+        id = "db-max-connections",
+        long = "db-max-connections",
+        env = "DB_MAX_CONNECTIONS",
+        default_value = "20",
+        value_parser = parse::within(1u32, 1000),
+    )]
     pub max_connections: u32,
 }
 
@@ -40,28 +45,56 @@ pub struct RedisConfig {
     )]
     pub url: Secret,
     /// Every Redis key is `{prefix}:…`; 1-64 characters of `[A-Za-z0-9_-]`.
-    #[arg(id = "redis-key-prefix", long = "redis-key-prefix", env = "REDIS_KEY_PREFIX", default_value = "fm",
-        value_parser = parse::name)]
+    #[arg(
+        id = "redis-key-prefix",
+        long = "redis-key-prefix",
+        env = "REDIS_KEY_PREFIX",
+        default_value = "fm",
+        value_parser = parse::name,
+    )]
     pub key_prefix: String,
     /// Redis connections of the API (the settlement worker has its own 2).
-    #[arg(id = "redis-pool-size", long = "redis-pool-size", env = "REDIS_POOL_SIZE", default_value = "4",
-        value_parser = parse::within(1usize, 64))]
+    #[arg(
+        id = "redis-pool-size",
+        long = "redis-pool-size",
+        env = "REDIS_POOL_SIZE",
+        default_value = "4",
+        value_parser = parse::within(1usize, 64),
+    )]
     pub pool_size: usize,
     /// Set to `acknowledged-writes-may-be-lost` to run on a Redis without `appendfsync always`.
-    #[arg(id = "allow-unsafe-redis-persistence", long = "allow-unsafe-redis-persistence", env = "ALLOW_UNSAFE_REDIS_PERSISTENCE",
-        value_parser = [UNSAFE_REDIS_PHRASE])]
+    #[arg(
+        id = "allow-unsafe-redis-persistence",
+        long = "allow-unsafe-redis-persistence",
+        env = "ALLOW_UNSAFE_REDIS_PERSISTENCE",
+        value_parser = [UNSAFE_REDIS_PHRASE],
+    )]
     unsafe_persistence: Option<String>,
     /// Virtual key buckets (Redis Cluster work); a deploy-time constant, at least 1.
-    #[arg(id = "redis-buckets", long = "redis-buckets", env = "REDIS_BUCKETS", default_value = "16",
-        value_parser = parse::within(1u16, u16::MAX))]
+    #[arg(
+        id = "redis-buckets",
+        long = "redis-buckets",
+        env = "REDIS_BUCKETS",
+        default_value = "16",
+        value_parser = parse::within(1u16, u16::MAX),
+    )]
     pub buckets: u16,
     /// Replicas that must acknowledge a state change (`WAIT`) before a 2xx; unset: no `WAIT`.
-    #[arg(id = "redis-min-replica-acks", long = "redis-min-replica-acks", env = "REDIS_MIN_REPLICA_ACKS",
-        value_parser = parse::within(0u8, u8::MAX))]
+    #[arg(
+        id = "redis-min-replica-acks",
+        long = "redis-min-replica-acks",
+        env = "REDIS_MIN_REPLICA_ACKS",
+        value_parser = parse::within(0u8, u8::MAX),
+    )]
     pub min_replica_acks: Option<u8>,
     /// How long (ms) to wait for those replica acknowledgements before answering 503.
-    #[arg(id = "redis-replica-ack-timeout-ms", long = "redis-replica-ack-timeout-ms", env = "REDIS_REPLICA_ACK_TIMEOUT_MS",
-        default_value = "500", value_parser = parse::millis(1, 60_000))]
+    #[arg(
+        id = "redis-replica-ack-timeout-ms",
+        long = "redis-replica-ack-timeout-ms",
+        env = "REDIS_REPLICA_ACK_TIMEOUT_MS",
+        default_value = "500",
+        value_parser = parse::millis(1, 60_000),
+    )]
     pub replica_ack_timeout: Duration,
 }
 
@@ -86,34 +119,68 @@ pub struct ServerConfig {
     )]
     pub bind_addr: SocketAddr,
     /// Prometheus `/metrics` listener; `off` disables it.
-    #[arg(id = "metrics-addr", long = "metrics-addr", env = "METRICS_ADDR", default_value = "127.0.0.1:9898",
-        value_parser = parse::listener_or_off)]
+    #[arg(
+        id = "metrics-addr",
+        long = "metrics-addr",
+        env = "METRICS_ADDR",
+        default_value = "127.0.0.1:9898",
+        value_parser = parse::listener_or_off,
+    )]
     pub metrics_addr: ::std::option::Option<SocketAddr>,
     /// Seconds `serve` waits for MySQL and Redis at start before it exits 1; 0 waits for ever.
-    #[arg(id = "startup-timeout-secs", long = "startup-timeout-secs", env = "STARTUP_TIMEOUT_SECS", default_value = "300",
-        value_parser = parse::seconds(0, 86_400))]
+    #[arg(
+        id = "startup-timeout-secs",
+        long = "startup-timeout-secs",
+        env = "STARTUP_TIMEOUT_SECS",
+        default_value = "300",
+        value_parser = parse::seconds(0, 86_400),
+    )]
     pub startup_timeout: Duration,
     /// Seconds a connection may take to send a complete request head (also when idle after a
     /// response) before it is closed.
-    #[arg(id = "header-read-timeout-secs", long = "header-read-timeout-secs", env = "HEADER_READ_TIMEOUT_SECS",
-        default_value = "10", value_parser = parse::seconds(1, 600))]
+    #[arg(
+        id = "header-read-timeout-secs",
+        long = "header-read-timeout-secs",
+        env = "HEADER_READ_TIMEOUT_SECS",
+        default_value = "10",
+        value_parser = parse::seconds(1, 600),
+    )]
     pub header_read_timeout: Duration,
     /// Seconds after which an unanswered request gets 503 + Retry-After.
-    #[arg(id = "request-timeout-secs", long = "request-timeout-secs", env = "REQUEST_TIMEOUT_SECS", default_value = "30",
-        value_parser = parse::seconds(1, 3_600))]
+    #[arg(
+        id = "request-timeout-secs",
+        long = "request-timeout-secs",
+        env = "REQUEST_TIMEOUT_SECS",
+        default_value = "30",
+        value_parser = parse::seconds(1, 3_600),
+    )]
     pub request_timeout: Duration,
     /// Open client connections per instance; more wait in the kernel's accept queue.
-    #[arg(id = "max-connections", long = "max-connections", env = "MAX_CONNECTIONS", default_value = "20000",
-        value_parser = parse::within(16u64, 1_000_000))]
+    #[arg(
+        id = "max-connections",
+        long = "max-connections",
+        env = "MAX_CONNECTIONS",
+        default_value = "20000",
+        value_parser = parse::within(16u64, 1_000_000),
+    )]
     pub max_connections: u64,
     /// Send `Strict-Transport-Security` with this max-age (seconds) and mark storefront cookies
     /// `Secure`; set only when served behind TLS.
-    #[arg(id = "hsts-max-age-secs", long = "hsts-max-age-secs", env = "HSTS_MAX_AGE_SECS",
-        value_parser = parse::within(0u64, u64::MAX))]
+    #[arg(
+        id = "hsts-max-age-secs",
+        long = "hsts-max-age-secs",
+        env = "HSTS_MAX_AGE_SECS",
+        value_parser = parse::within(0u64, u64::MAX),
+    )]
     pub hsts_max_age_secs: Option<u64>,
     /// Comma-separated proxy IPs whose `X-Forwarded-For` is believed (right-most untrusted hop).
-    #[arg(id = "trusted-proxies", long = "trusted-proxies", env = "TRUSTED_PROXIES", value_delimiter = ',',
-        value_parser = parse::ip)]
+    #[arg(
+        id = "trusted-proxies",
+        long = "trusted-proxies",
+        env = "TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse::ip,
+    )]
     pub trusted_proxies: Vec<IpAddr>,
 }
 
@@ -130,8 +197,13 @@ pub struct AuthConfig {
     )]
     pub jwt_secret: Secret,
     /// Seconds an access token (and a storefront session) lasts.
-    #[arg(id = "access-token-ttl-seconds", long = "access-token-ttl-seconds", env = "ACCESS_TOKEN_TTL_SECONDS",
-        default_value = "3600", value_parser = parse::seconds(60, 86_400))]
+    #[arg(
+        id = "access-token-ttl-seconds",
+        long = "access-token-ttl-seconds",
+        env = "ACCESS_TOKEN_TTL_SECONDS",
+        default_value = "3600",
+        value_parser = parse::seconds(60, 86_400),
+    )]
     pub access_token_ttl: Duration,
     /// E-mail of the admin `seed --demo` creates (default `admin@flashmart.local`).
     #[arg(id = "admin-email", long = "admin-email", env = "ADMIN_EMAIL")]
@@ -152,52 +224,112 @@ pub struct AuthConfig {
 pub struct LimitsConfig {
     /// Requests per second per user (per IP when anonymous), per instance; 10× per IP before
     /// authentication.
-    #[arg(id = "rate-limit-per-second", long = "rate-limit-per-second", env = "RATE_LIMIT_PER_SECOND", default_value = "50",
-        value_parser = parse::within(1u64, 1_000_000))]
+    #[arg(
+        id = "rate-limit-per-second",
+        long = "rate-limit-per-second",
+        env = "RATE_LIMIT_PER_SECOND",
+        default_value = "50",
+        value_parser = parse::within(1u64, 1_000_000),
+    )]
     pub rate_limit_per_second: u64,
     /// Burst of that budget.
-    #[arg(id = "rate-limit-burst", long = "rate-limit-burst", env = "RATE_LIMIT_BURST", default_value = "100",
-        value_parser = parse::within(1u32, 1_000_000))]
+    #[arg(
+        id = "rate-limit-burst",
+        long = "rate-limit-burst",
+        env = "RATE_LIMIT_BURST",
+        default_value = "100",
+        value_parser = parse::within(1u32, 1_000_000),
+    )]
     pub rate_limit_burst: u32,
     /// Sign-ups and logins per second per IP (per instance, and again over all instances).
-    #[arg(id = "auth-rate-per-second", long = "auth-rate-per-second", env = "AUTH_RATE_PER_SECOND", default_value = "2",
-        value_parser = parse::within(1u64, 1_000_000))]
+    #[arg(
+        id = "auth-rate-per-second",
+        long = "auth-rate-per-second",
+        env = "AUTH_RATE_PER_SECOND",
+        default_value = "2",
+        value_parser = parse::within(1u64, 1_000_000),
+    )]
     pub auth_rate_per_second: u64,
     /// Burst of that budget.
-    #[arg(id = "auth-rate-burst", long = "auth-rate-burst", env = "AUTH_RATE_BURST", default_value = "20",
-        value_parser = parse::within(1u32, 1_000_000))]
+    #[arg(
+        id = "auth-rate-burst",
+        long = "auth-rate-burst",
+        env = "AUTH_RATE_BURST",
+        default_value = "20",
+        value_parser = parse::within(1u32, 1_000_000),
+    )]
     pub auth_rate_burst: u32,
     /// Login attempts per minute per (account, client IP), over all instances.
-    #[arg(id = "login-attempts-per-minute", long = "login-attempts-per-minute", env = "LOGIN_ATTEMPTS_PER_MINUTE",
-        default_value = "10", value_parser = parse::within(1u32, 100_000))]
+    #[arg(
+        id = "login-attempts-per-minute",
+        long = "login-attempts-per-minute",
+        env = "LOGIN_ATTEMPTS_PER_MINUTE",
+        default_value = "10",
+        value_parser = parse::within(1u32, 100_000),
+    )]
     pub login_attempts_per_minute: u32,
     /// Login attempts per minute per account from all clients, over all instances.
-    #[arg(id = "login-account-attempts-per-minute", long = "login-account-attempts-per-minute", env = "LOGIN_ACCOUNT_ATTEMPTS_PER_MINUTE",
-        default_value = "60", value_parser = parse::within(1u32, 1_000_000))]
+    #[arg(
+        id = "login-account-attempts-per-minute",
+        long = "login-account-attempts-per-minute",
+        env = "LOGIN_ACCOUNT_ATTEMPTS_PER_MINUTE",
+        default_value = "60",
+        value_parser = parse::within(1u32, 1_000_000),
+    )]
     pub login_account_attempts_per_minute: u32,
     /// Coupon issues per second per user (per instance, and again over all instances).
-    #[arg(id = "coupon-issue-per-second", long = "coupon-issue-per-second", env = "COUPON_ISSUE_PER_SECOND", default_value = "2",
-        value_parser = parse::within(1u64, 1_000_000))]
+    #[arg(
+        id = "coupon-issue-per-second",
+        long = "coupon-issue-per-second",
+        env = "COUPON_ISSUE_PER_SECOND",
+        default_value = "2",
+        value_parser = parse::within(1u64, 1_000_000),
+    )]
     pub coupon_issue_per_second: u64,
     /// Burst of that budget.
-    #[arg(id = "coupon-issue-burst", long = "coupon-issue-burst", env = "COUPON_ISSUE_BURST", default_value = "5",
-        value_parser = parse::within(1u32, 1_000_000))]
+    #[arg(
+        id = "coupon-issue-burst",
+        long = "coupon-issue-burst",
+        env = "COUPON_ISSUE_BURST",
+        default_value = "5",
+        value_parser = parse::within(1u32, 1_000_000),
+    )]
     pub coupon_issue_burst: u32,
     /// Order creations per second per user, over all instances.
-    #[arg(id = "order-rate-per-second", long = "order-rate-per-second", env = "ORDER_RATE_PER_SECOND", default_value = "5",
-        value_parser = parse::within(1u64, 1_000_000))]
+    #[arg(
+        id = "order-rate-per-second",
+        long = "order-rate-per-second",
+        env = "ORDER_RATE_PER_SECOND",
+        default_value = "5",
+        value_parser = parse::within(1u64, 1_000_000),
+    )]
     pub order_rate_per_second: u64,
     /// Burst of that budget.
-    #[arg(id = "order-rate-burst", long = "order-rate-burst", env = "ORDER_RATE_BURST", default_value = "10",
-        value_parser = parse::within(1u32, 1_000_000))]
+    #[arg(
+        id = "order-rate-burst",
+        long = "order-rate-burst",
+        env = "ORDER_RATE_BURST",
+        default_value = "10",
+        value_parser = parse::within(1u32, 1_000_000),
+    )]
     pub order_rate_burst: u32,
     /// Payments and balance charges per second per user, over all instances.
-    #[arg(id = "payment-rate-per-second", long = "payment-rate-per-second", env = "PAYMENT_RATE_PER_SECOND", default_value = "5",
-        value_parser = parse::within(1u64, 1_000_000))]
+    #[arg(
+        id = "payment-rate-per-second",
+        long = "payment-rate-per-second",
+        env = "PAYMENT_RATE_PER_SECOND",
+        default_value = "5",
+        value_parser = parse::within(1u64, 1_000_000),
+    )]
     pub payment_rate_per_second: u64,
     /// Burst of that budget.
-    #[arg(id = "payment-rate-burst", long = "payment-rate-burst", env = "PAYMENT_RATE_BURST", default_value = "10",
-        value_parser = parse::within(1u32, 1_000_000))]
+    #[arg(
+        id = "payment-rate-burst",
+        long = "payment-rate-burst",
+        env = "PAYMENT_RATE_BURST",
+        default_value = "10",
+        value_parser = parse::within(1u32, 1_000_000),
+    )]
     pub payment_rate_burst: u32,
 }
 
@@ -206,8 +338,13 @@ pub struct LimitsConfig {
 #[command(next_help_heading = "Orders")]
 pub struct OrdersConfig {
     /// Seconds after which an unpaid order expires.
-    #[arg(id = "order-ttl-seconds", long = "order-ttl-seconds", env = "ORDER_TTL_SECONDS", default_value = "600",
-        value_parser = parse::seconds(1, 86_400))]
+    #[arg(
+        id = "order-ttl-seconds",
+        long = "order-ttl-seconds",
+        env = "ORDER_TTL_SECONDS",
+        default_value = "600",
+        value_parser = parse::seconds(1, 86_400),
+    )]
     pub ttl: Duration,
 }
 
@@ -216,12 +353,23 @@ pub struct OrdersConfig {
 #[command(next_help_heading = "Settlement")]
 pub struct SettlementConfig {
     /// Run the settlement worker in this `serve` process (`on` or `off`).
-    #[arg(id = "settlement-worker", long = "settlement-worker", env = "SETTLEMENT_WORKER", default_value = "on",
-        value_parser = parse::on_off, action = ArgAction::Set)]
+    #[arg(
+        id = "settlement-worker",
+        long = "settlement-worker",
+        env = "SETTLEMENT_WORKER",
+        default_value = "on",
+        value_parser = parse::on_off,
+        action = ArgAction::Set,
+    )]
     pub worker: bool,
     /// Stable consumer name, so a restarted instance drains its own pending events at once
     /// (default: `{HOSTNAME}-{pid}-{random}`); 1-64 characters of `[A-Za-z0-9_-]`.
-    #[arg(id = "settlement-consumer", long = "settlement-consumer", env = "SETTLEMENT_CONSUMER", value_parser = parse::name)]
+    #[arg(
+        id = "settlement-consumer",
+        long = "settlement-consumer",
+        env = "SETTLEMENT_CONSUMER",
+        value_parser = parse::name,
+    )]
     pub consumer: Option<String>,
     /// Host name in the default consumer name.
     #[arg(
@@ -232,12 +380,22 @@ pub struct SettlementConfig {
     )]
     pub hostname: String,
     /// Milliseconds an entry may sit idle at a dead worker before a live one reclaims it.
-    #[arg(id = "settlement-claim-idle-ms", long = "settlement-claim-idle-ms", env = "SETTLEMENT_CLAIM_IDLE_MS",
-        default_value = "30000", value_parser = parse::millis(10, 3_600_000))]
+    #[arg(
+        id = "settlement-claim-idle-ms",
+        long = "settlement-claim-idle-ms",
+        env = "SETTLEMENT_CLAIM_IDLE_MS",
+        default_value = "30000",
+        value_parser = parse::millis(10, 3_600_000),
+    )]
     pub claim_idle: Duration,
     /// Most events one settlement transaction applies.
-    #[arg(id = "settlement-batch-size", long = "settlement-batch-size", env = "SETTLEMENT_BATCH_SIZE", default_value = "1000",
-        value_parser = parse::within(1u64, 5_000))]
+    #[arg(
+        id = "settlement-batch-size",
+        long = "settlement-batch-size",
+        env = "SETTLEMENT_BATCH_SIZE",
+        default_value = "1000",
+        value_parser = parse::within(1u64, 5_000),
+    )]
     pub batch_size: u64,
 }
 
@@ -274,16 +432,31 @@ pub struct DeliveryConfig {
     )]
     pub platform_secret: Option<Secret>,
     /// Milliseconds one delivery request may take.
-    #[arg(id = "delivery-timeout-ms", long = "delivery-timeout-ms", env = "DELIVERY_TIMEOUT_MS", default_value = "5000",
-        value_parser = parse::millis(10, 120_000))]
+    #[arg(
+        id = "delivery-timeout-ms",
+        long = "delivery-timeout-ms",
+        env = "DELIVERY_TIMEOUT_MS",
+        default_value = "5000",
+        value_parser = parse::millis(10, 120_000),
+    )]
     pub timeout: Duration,
     /// Milliseconds before the first retry (doubles each time, with jitter).
-    #[arg(id = "delivery-backoff-base-ms", long = "delivery-backoff-base-ms", env = "DELIVERY_BACKOFF_BASE_MS",
-        default_value = "1000", value_parser = parse::millis(1, 600_000))]
+    #[arg(
+        id = "delivery-backoff-base-ms",
+        long = "delivery-backoff-base-ms",
+        env = "DELIVERY_BACKOFF_BASE_MS",
+        default_value = "1000",
+        value_parser = parse::millis(1, 600_000),
+    )]
     pub backoff_base: Duration,
     /// Attempts before a delivery is DEAD.
-    #[arg(id = "delivery-max-attempts", long = "delivery-max-attempts", env = "DELIVERY_MAX_ATTEMPTS", default_value = "12",
-        value_parser = parse::within(1u32, 100))]
+    #[arg(
+        id = "delivery-max-attempts",
+        long = "delivery-max-attempts",
+        env = "DELIVERY_MAX_ATTEMPTS",
+        default_value = "12",
+        value_parser = parse::within(1u32, 100),
+    )]
     pub max_attempts: u32,
 }
 
