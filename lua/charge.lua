@@ -34,7 +34,7 @@ if tonumber(current) + amount > tonumber(ARGV[2]) then
   return {-1, tonumber(current)}
 end
 local balance = redis.call('INCRBY', KEYS[1], amount)
-local data = '{"userId":' .. ARGV[6] .. ',"amount":' .. ARGV[1] .. ',"balanceAfter":' .. balance .. '}'
+local data = cjson.encode({userId = tonumber(ARGV[6]), amount = amount, balanceAfter = balance})
 redis.call('XADD', KEYS[3], '*', 'id', ARGV[3], 'type', 'balance.charged', 'v', '1',
   'at', ARGV[4], 'data', data)
 redis.call('SET', KEYS[2], ARGV[1] .. '|' .. balance, 'EX', ARGV[5])

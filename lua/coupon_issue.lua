@@ -54,8 +54,8 @@ redis.call('HSET', KEYS[3], 'id', id, 'couponId', ARGV[5], 'userId', ARGV[1],
   'status', 'AVAILABLE', 'issuedAt', ARGV[3], 'expiresAt', expiresAt, 'req', ARGV[2], 'ver', 1)
 redis.call('HSET', KEYS[5], id, ARGV[5] .. ':' .. ARGV[1])
 redis.call('SADD', KEYS[6], ARGV[5])
-local data = '{"userCouponId":' .. id .. ',"couponId":' .. ARGV[5] .. ',"userId":' .. ARGV[1] ..
-  ',"issuedAtMs":' .. ARGV[3] .. ',"expiresAtMs":' .. expiresAt .. '}'
+local data = cjson.encode({userCouponId = id, couponId = tonumber(ARGV[5]),
+  userId = tonumber(ARGV[1]), issuedAtMs = now, expiresAtMs = expiresAt})
 redis.call('XADD', KEYS[7], '*', 'id', ARGV[4], 'type', 'coupon.issued', 'v', '1',
   'at', ARGV[3], 'data', data)
 return {1, id, expiresAt, total - issued}

@@ -66,25 +66,29 @@ local after = redis.call('DECRBY', KEYS[2], total)
 redis.call('HSET', KEYS[1], 'status', 'PAID', 'paidAt', ARGV[3], 'paymentId', ARGV[4], 'ver', 2)
 redis.call('EXPIRE', KEYS[1], ARGV[8])
 redis.call('ZREM', KEYS[3], ARGV[1])
-local couponJson = 'null'
+local couponState = cjson.null
 if c then
   local version = redis.call('HINCRBY', KEYS[6], 'ver', 1)
   redis.call('HSET', KEYS[6], 'status', 'USED', 'orderId', ARGV[1], 'usedAt', ARGV[3])
-  couponJson = '{"userCouponId":' .. c[1] .. ',"couponId":' .. c[2] .. ',"userId":' ..
-    ARGV[2] .. ',"status":"USED","orderId":"' .. ARGV[1] .. '","issuedAtMs":' .. c[3] ..
-    ',"expiresAtMs":' .. c[4] .. ',"version":' .. version .. '}'
+  couponState = {
+    userCouponId = tonumber(c[1]), couponId = tonumber(c[2]), userId = tonumber(ARGV[2]),
+    status = 'USED', orderId = ARGV[1], issuedAtMs = tonumber(c[3]),
+    expiresAtMs = tonumber(c[4]), version = version,
+  }
 end
-for _, item in ipairs(cjson.decode(o[5])) do
+local items = cjson.decode(o[5])
+for _, item in ipairs(items) do
   redis.call('ZINCRBY', KEYS[7], item.quantity, item.productId)
 end
 redis.call('EXPIRE', KEYS[7], ARGV[7])
 redis.call('SET', KEYS[4], ARGV[1] .. '|' .. ARGV[4] .. '|' .. total .. '|' .. after .. '|' ..
   ARGV[3], 'EX', ARGV[6])
-local data = '{"orderId":"' .. ARGV[1] .. '","userId":' .. ARGV[2] ..
-  ',"status":"PAID","items":' .. o[5] .. ',"subtotal":' .. o[7] .. ',"discount":' .. o[8] ..
-  ',"total":' .. o[3] .. ',"createdAtMs":' .. o[9] .. ',"expiresAtMs":' .. o[4] ..
-  ',"paidAtMs":' .. ARGV[3] .. ',"paymentId":"' .. ARGV[4] .. '","balanceAfter":' .. after ..
-  ',"version":2,"coupon":' .. couponJson .. '}'
+local data = cjson.encode({
+  orderId = ARGV[1], userId = tonumber(ARGV[2]), status = 'PAID', items = items,
+  subtotal = tonumber(o[7]), discount = tonumber(o[8]), total = total,
+  createdAtMs = tonumber(o[9]), expiresAtMs = tonumber(o[4]), paidAtMs = now,
+  paymentId = ARGV[4], balanceAfter = after, version = 2, coupon = couponState,
+})
 redis.call('XADD', KEYS[5], '*', 'id', ARGV[5], 'type', 'order.paid', 'v', '1',
   'at', ARGV[3], 'data', data)
 return {1, ARGV[4], total, after, now}

@@ -7,10 +7,10 @@
 -- KEYS[2]  {p}:orders:deadlines            zset of pending orders
 -- KEYS[3]  {p}:events                      settlement stream
 -- KEYS[4]  {p}:ucoupon:{couponId}:{userId} the order's coupon, or {p}:nocoupon
--- KEYS[5..4+n]  {p}:stock:{productId}      one per line, in the order's line order
+-- KEYS[5..4+n]  {p}:stock:{productId}      one per line, in the order's line order (the
+--                                          quantities come from the order hash itself)
 -- ARGV[1]  order id     ARGV[2]  mode: 'expire' or 'cancel'     ARGV[3]  now ms
 -- ARGV[4]  event id     ARGV[5]  caller's user id (cancel) or ''  ARGV[6]  retention s
--- ARGV[7]  n (lines)    ARGV[8..7+n]  quantities, in line order
 --
 -- Safe to re-send: the ending call's event id is kept on the order (`endEvent`), so the same
 -- call run again (fred re-sends a command in flight when the connection drops) finds the order
@@ -44,11 +44,11 @@ local expired = now >= tonumber(o[2])
 if ARGV[2] == 'expire' and not expired then
   return {-3}
 end
-local n = tonumber(ARGV[7])
-for i = 1, n do
-  redis.call('INCRBY', KEYS[4 + i], ARGV[7 + i])
+local items = cjson.decode(o[4])
+for i, item in ipairs(items) do
+  redis.call('INCRBY', KEYS[4 + i], item.quantity)
 end
-local couponJson = 'null'
+local couponState = cjson.null
 if o[9] ~= '' then
   local c = redis.call('HMGET', KEYS[4], 'id', 'couponId', 'issuedAt', 'expiresAt', 'status',
     'orderId')
@@ -56,9 +56,11 @@ if o[9] ~= '' then
     local version = redis.call('HINCRBY', KEYS[4], 'ver', 1)
     redis.call('HSET', KEYS[4], 'status', 'AVAILABLE')
     redis.call('HDEL', KEYS[4], 'orderId')
-    couponJson = '{"userCouponId":' .. c[1] .. ',"couponId":' .. c[2] .. ',"userId":' ..
-      o[3] .. ',"status":"AVAILABLE","orderId":null,"issuedAtMs":' .. c[3] ..
-      ',"expiresAtMs":' .. c[4] .. ',"version":' .. version .. '}'
+    couponState = {
+      userCouponId = tonumber(c[1]), couponId = tonumber(c[2]), userId = tonumber(o[3]),
+      status = 'AVAILABLE', orderId = cjson.null, issuedAtMs = tonumber(c[3]),
+      expiresAtMs = tonumber(c[4]), version = version,
+    }
   end
 end
 -- A cancel that arrives after the deadline finds an order that is already over: it ends it as
@@ -72,10 +74,12 @@ end
 redis.call('HSET', KEYS[1], 'status', status, 'endedAt', ARGV[3], 'ver', 2, 'endEvent', ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[1])
-local data = '{"orderId":"' .. ARGV[1] .. '","userId":' .. o[3] .. ',"status":"' .. status ..
-  '","items":' .. o[4] .. ',"subtotal":' .. o[5] .. ',"discount":' .. o[6] .. ',"total":' ..
-  o[7] .. ',"createdAtMs":' .. o[8] .. ',"expiresAtMs":' .. o[2] .. ',"endedAtMs":' ..
-  ARGV[3] .. ',"version":2,"coupon":' .. couponJson .. '}'
+local data = cjson.encode({
+  orderId = ARGV[1], userId = tonumber(o[3]), status = status, items = items,
+  subtotal = tonumber(o[5]), discount = tonumber(o[6]), total = tonumber(o[7]),
+  createdAtMs = tonumber(o[8]), expiresAtMs = tonumber(o[2]), endedAtMs = now, version = 2,
+  coupon = couponState,
+})
 redis.call('XADD', KEYS[3], '*', 'id', ARGV[4], 'type', kind, 'v', '1', 'at', ARGV[3],
   'data', data)
 return {1, status}

@@ -7,15 +7,14 @@
 -- KEYS[4]  {p}:idem:order:{userId}:{key}   orderId of the first outcome
 -- KEYS[5]  {p}:events                      settlement stream
 -- KEYS[6]  {p}:ucoupon:{couponId}:{userId} the coupon to reserve, or {p}:nocoupon
--- KEYS[7..6+n]  {p}:stock:{productId}      one per line, in line order
+-- KEYS[7..6+n]  {p}:stock:{productId}      one per line, in the items' order
 -- ARGV[1]  order id            ARGV[2]  user id           ARGV[3]  now ms
 -- ARGV[4]  expires-at ms       ARGV[5]  event id          ARGV[6]  idempotency ttl s
--- ARGV[7]  items JSON (array of {productId,name,unitPrice,quantity,lineTotal})
+-- ARGV[7]  items JSON (array of {productId,name,unitPrice,quantity,lineTotal}); line i's
+--          stock is KEYS[6+i]
 -- ARGV[8]  subtotal            ARGV[9]  userCouponId or ''
 -- ARGV[10] discount            ARGV[11] total             ARGV[12] coupon minimum order
--- ARGV[13] n (lines)           ARGV[14..13+n] quantities, in line order
--- ARGV[14+n..13+2n]  product ids, in line order
--- ARGV[14+2n]  request fingerprint (a reused key with another body is refused)
+-- ARGV[13] request fingerprint (a reused key with another body is refused)
 --
 -- Returns:
 --   {1, orderId}                       reserved now
@@ -26,8 +25,7 @@
 --                                      BELOW_MINIMUM (nothing changed)
 --   {-3, productId}                    Redis does not hold that product's stock (nothing
 --                                      changed; the caller loads it and calls again)
-local n = tonumber(ARGV[13])
-local fingerprint = ARGV[14 + 2 * n]
+local fingerprint = ARGV[13]
 local prior = redis.call('GET', KEYS[4])
 if prior then
   local orderId, priorFingerprint = string.match(prior, '^([^|]+)|(.+)$')
@@ -36,15 +34,14 @@ if prior then
   end
   return {0, orderId}
 end
-for i = 1, n do
+local items = cjson.decode(ARGV[7])
+for i, item in ipairs(items) do
   local available = redis.call('GET', KEYS[6 + i])
-  local pid = tonumber(ARGV[13 + n + i])
   if not available then
-    return {-3, pid}
+    return {-3, item.productId}
   end
-  local wanted = tonumber(ARGV[13 + i])
-  if tonumber(available) < wanted then
-    return {-1, pid, wanted, tonumber(available)}
+  if tonumber(available) < item.quantity then
+    return {-1, item.productId, item.quantity, tonumber(available)}
   end
 end
 local now = tonumber(ARGV[3])
@@ -66,17 +63,18 @@ if ARGV[9] ~= '' then
   end
   coupon = c
 end
-for i = 1, n do
-  redis.call('DECRBY', KEYS[6 + i], ARGV[13 + i])
+for i, item in ipairs(items) do
+  redis.call('DECRBY', KEYS[6 + i], item.quantity)
 end
-local couponJson = 'null'
+local couponState = cjson.null
 if coupon then
   local version = redis.call('HINCRBY', KEYS[6], 'ver', 1)
   redis.call('HSET', KEYS[6], 'status', 'RESERVED', 'orderId', ARGV[1])
-  couponJson = '{"userCouponId":' .. coupon[1] .. ',"couponId":' .. coupon[5] ..
-    ',"userId":' .. ARGV[2] .. ',"status":"RESERVED","orderId":"' .. ARGV[1] ..
-    '","issuedAtMs":' .. coupon[6] .. ',"expiresAtMs":' .. coupon[4] ..
-    ',"version":' .. version .. '}'
+  couponState = {
+    userCouponId = tonumber(coupon[1]), couponId = tonumber(coupon[5]),
+    userId = tonumber(ARGV[2]), status = 'RESERVED', orderId = ARGV[1],
+    issuedAtMs = tonumber(coupon[6]), expiresAtMs = tonumber(coupon[4]), version = version,
+  }
 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'userId', ARGV[2], 'status', 'PENDING',
   'items', ARGV[7], 'subtotal', ARGV[8], 'discount', ARGV[10], 'total', ARGV[11],
@@ -85,10 +83,11 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -201)
 redis.call('SET', KEYS[4], ARGV[1] .. '|' .. fingerprint, 'EX', ARGV[6])
-local data = '{"orderId":"' .. ARGV[1] .. '","userId":' .. ARGV[2] ..
-  ',"status":"PENDING","items":' .. ARGV[7] .. ',"subtotal":' .. ARGV[8] ..
-  ',"discount":' .. ARGV[10] .. ',"total":' .. ARGV[11] .. ',"createdAtMs":' .. ARGV[3] ..
-  ',"expiresAtMs":' .. ARGV[4] .. ',"version":1,"coupon":' .. couponJson .. '}'
+local data = cjson.encode({
+  orderId = ARGV[1], userId = tonumber(ARGV[2]), status = 'PENDING', items = items,
+  subtotal = tonumber(ARGV[8]), discount = tonumber(ARGV[10]), total = tonumber(ARGV[11]),
+  createdAtMs = now, expiresAtMs = tonumber(ARGV[4]), version = 1, coupon = couponState,
+})
 redis.call('XADD', KEYS[5], '*', 'id', ARGV[5], 'type', 'order.reserved', 'v', '1',
   'at', ARGV[3], 'data', data)
 return {1, ARGV[1]}

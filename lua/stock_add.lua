@@ -25,8 +25,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
   local available = redis.call('INCRBY', KEYS[1], delta)
-  local data = '{"productId":' .. ARGV[5] .. ',"units":' .. ARGV[1] ..
-    ',"availableAfter":' .. available .. '}'
+  local data = cjson.encode({productId = tonumber(ARGV[5]), units = delta,
+    availableAfter = available})
   redis.call('XADD', KEYS[3], '*', 'id', ARGV[3], 'type', 'stock.added', 'v', '1',
     'at', ARGV[4], 'data', data)
   return {1, available}

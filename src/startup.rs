@@ -9,6 +9,7 @@ use axum::Router;
 use fred::prelude::*;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenKeys;
 use crate::cache::{stock, Cache};
@@ -21,6 +22,12 @@ use crate::settlement::WorkerConfig;
 use crate::state::{AppState, Shared};
 use crate::store;
 
+/// How long a stopping instance waits for its background tasks (expiry sweep, delivery relay,
+/// settlement worker) to finish the step they are in. Each step is idempotent and bounded by
+/// its own timeouts, so this only bounds a stuck dependency; what is cut off is redone by the
+/// next instance (leases, pending stream entries).
+const BACKGROUND_DRAIN: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A built, bound, not yet running application.
 pub struct Application {
     listener: TcpListener,
@@ -28,6 +35,10 @@ pub struct Application {
     state: AppState,
     limits: ServerLimits,
     shutdown: CancellationToken,
+    /// The background tasks, awaited on shutdown.
+    tasks: TaskTracker,
+    /// The settlement worker's thread, joined on shutdown.
+    settlement: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Application {
@@ -98,9 +109,10 @@ impl Application {
         // Stops the tasks spawned below if a later step fails; disarmed on success.
         let stop_on_failure = shutdown.clone().drop_guard();
         ratelimit::spawn_pruner(limiters.all(), shutdown.clone());
+        let tasks = TaskTracker::new();
         let attempts = state.login_attempts.clone();
         let stop = shutdown.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 tokio::select! {
@@ -109,6 +121,7 @@ impl Application {
                 }
             }
         });
+        let mut settlement = None;
         if state.config.settlement.worker {
             let runner = RunnerConfig {
                 database_url: state.config.database.url.expose().to_owned(),
@@ -121,7 +134,7 @@ impl Application {
                     ..WorkerConfig::default()
                 },
             };
-            runner::spawn(runner, state.clock.clone(), shutdown.clone()).await?;
+            settlement = Some(runner::spawn(runner, state.clock.clone(), shutdown.clone()).await?);
         }
         if let (Some(url), Some(secret)) = (
             state.config.delivery.platform_url.clone(),
@@ -135,7 +148,7 @@ impl Application {
                 max_attempts: state.config.delivery.max_attempts as i32,
                 batch: 32,
             };
-            tokio::spawn(crate::delivery::relay::run(
+            tasks.spawn(crate::delivery::relay::run(
                 state.db.clone(),
                 relay,
                 shutdown.clone(),
@@ -145,7 +158,7 @@ impl Application {
                 "EXTERNAL_PLATFORM_URL not set: paid-order deliveries wait in the outbox"
             );
         }
-        tokio::spawn(crate::service::expiry::run(
+        tasks.spawn(crate::service::expiry::run(
             state.clone(),
             std::time::Duration::from_millis(500),
             shutdown.clone(),
@@ -159,6 +172,8 @@ impl Application {
             state,
             limits,
             shutdown,
+            tasks,
+            settlement,
         })
     }
 
@@ -178,7 +193,8 @@ impl Application {
     }
 
     /// Serves until the shutdown token is cancelled, finishing in-flight requests (for at most
-    /// the drain timeout), then stops the background tasks.
+    /// the drain timeout), then stops the background tasks and waits for them to finish the
+    /// step they are in (for at most [`BACKGROUND_DRAIN`]), the settlement thread included.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         server::serve(
             self.listener,
@@ -188,7 +204,31 @@ impl Application {
         )
         .await;
         self.shutdown.cancel();
+        drain_background(self.tasks, self.settlement).await;
         Ok(())
+    }
+}
+
+/// Waits for the background tasks and the settlement thread (already told to stop) to end, for
+/// at most [`BACKGROUND_DRAIN`] in all; logs what it stopped waiting for.
+async fn drain_background(tasks: TaskTracker, settlement: Option<std::thread::JoinHandle<()>>) {
+    tasks.close();
+    let settled = async {
+        if let Some(thread) = settlement {
+            match tokio::task::spawn_blocking(move || thread.join()).await {
+                Ok(Ok(())) => {}
+                _ => tracing::warn!("the settlement thread panicked while stopping"),
+            }
+        }
+    };
+    let all = async { tokio::join!(tasks.wait(), settled) };
+    match tokio::time::timeout(BACKGROUND_DRAIN, all).await {
+        Ok(_) => tracing::info!("background tasks stopped"),
+        Err(_) => tracing::warn!(
+            drain_secs = BACKGROUND_DRAIN.as_secs(),
+            "background tasks still running after the drain bound; exiting anyway (their \
+             work is idempotent and is picked up by another instance)"
+        ),
     }
 }
 

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 
 use fred::prelude::*;
 
-use super::Cache;
+use super::call::{self, Reply, ScriptCall};
+use super::scripts::{LuaScript, Scripts};
+use super::{Cache, Keys};
+use crate::events::CouponStatus;
 
 /// A campaign's terms as the issue script needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,25 +24,54 @@ pub struct CampaignTerms {
     pub valid_ms: i64,
 }
 
+/// One load of a campaign's terms (coupon_load.lua); the reply is the issued count held.
+pub struct LoadCall<'a> {
+    /// The terms to hold.
+    pub terms: &'a CampaignTerms,
+    /// Issued count to start from when Redis does not know the campaign yet.
+    pub issued_if_new: i64,
+}
+
+impl ScriptCall for LoadCall<'_> {
+    type Outcome = i64;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.coupon_load
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        vec![k.coupon(self.terms.coupon_id)]
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        Ok([
+            self.terms.total,
+            self.terms.starts_ms,
+            self.terms.ends_ms,
+            self.terms.valid_ms,
+            self.issued_if_new,
+        ]
+        .iter()
+        .map(i64::to_string)
+        .collect())
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<i64> {
+        reply.int(0)
+    }
+}
+
 /// Loads a campaign into Redis (terms overwritten, issued count kept if present, else
 /// `issued_if_new`); returns the issued count held.
 pub async fn load(cache: &Cache, terms: &CampaignTerms, issued_if_new: i64) -> anyhow::Result<i64> {
-    let args: Vec<i64> = vec![
-        terms.total,
-        terms.starts_ms,
-        terms.ends_ms,
-        terms.valid_ms,
-        issued_if_new,
-    ];
-    cache
-        .scripts
-        .coupon_load
-        .call(
-            cache.client(),
-            vec![cache.keys.coupon(terms.coupon_id)],
-            args,
-        )
-        .await
+    call::run(
+        cache,
+        &LoadCall {
+            terms,
+            issued_if_new,
+        },
+    )
+    .await
 }
 
 /// Outcome of [`issue`].
@@ -64,6 +96,65 @@ pub enum IssueOutcome {
     NotLoaded,
 }
 
+/// One first-come issue request (coupon_issue.lua).
+pub struct IssueCall<'a> {
+    /// Campaign.
+    pub coupon_id: i64,
+    /// Requesting user.
+    pub user_id: i64,
+    /// Request id, fixed before the first send (a re-send answers the first success).
+    pub request_id: &'a str,
+    /// Decision time, Unix ms.
+    pub now_ms: i64,
+    /// Event id of `coupon.issued`.
+    pub event_id: String,
+}
+
+impl ScriptCall for IssueCall<'_> {
+    type Outcome = IssueOutcome;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.coupon_issue
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        vec![
+            k.coupon(self.coupon_id),
+            k.coupon_users(self.coupon_id),
+            k.user_coupon(self.coupon_id, self.user_id),
+            k.user_coupon_seq(),
+            k.user_coupon_index(),
+            k.user_coupons(self.user_id),
+            k.events(),
+        ]
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            self.user_id.to_string(),
+            self.request_id.to_owned(),
+            self.now_ms.to_string(),
+            self.event_id.clone(),
+            self.coupon_id.to_string(),
+        ])
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<IssueOutcome> {
+        Ok(match reply.int(0)? {
+            1 => IssueOutcome::Issued {
+                user_coupon_id: reply.int(1)?,
+                expires_at_ms: reply.int(2)?,
+                remaining: reply.int(3)?,
+            },
+            -1 => IssueOutcome::AlreadyIssued,
+            -2 => IssueOutcome::NotActive,
+            -3 => IssueOutcome::SoldOut,
+            -4 => IssueOutcome::NotLoaded,
+            _ => return Err(reply.unknown_status()),
+        })
+    }
+}
+
 /// Runs coupon_issue.lua for one user and request.
 pub async fn issue(
     cache: &Cache,
@@ -72,41 +163,14 @@ pub async fn issue(
     request_id: &str,
     now_ms: i64,
 ) -> anyhow::Result<IssueOutcome> {
-    let k = &cache.keys;
-    let keys = vec![
-        k.coupon(coupon_id),
-        k.coupon_users(coupon_id),
-        k.user_coupon(coupon_id, user_id),
-        k.user_coupon_seq(),
-        k.user_coupon_index(),
-        k.user_coupons(user_id),
-        k.events(),
-    ];
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let args: Vec<String> = vec![
-        user_id.to_string(),
-        request_id.to_owned(),
-        now_ms.to_string(),
-        event_id,
-        coupon_id.to_string(),
-    ];
-    let (status, id, expires, remaining): (i64, i64, i64, i64) = cache
-        .scripts
-        .coupon_issue
-        .call(cache.client(), keys, args)
-        .await?;
-    Ok(match status {
-        1 => IssueOutcome::Issued {
-            user_coupon_id: id,
-            expires_at_ms: expires,
-            remaining,
-        },
-        -1 => IssueOutcome::AlreadyIssued,
-        -2 => IssueOutcome::NotActive,
-        -3 => IssueOutcome::SoldOut,
-        -4 => IssueOutcome::NotLoaded,
-        other => anyhow::bail!("coupon_issue.lua returned unknown status {other}"),
-    })
+    let call = IssueCall {
+        coupon_id,
+        user_id,
+        request_id,
+        now_ms,
+        event_id: uuid::Uuid::now_v7().to_string(),
+    };
+    call::run(cache, &call).await
 }
 
 /// Issued counts of many campaigns (`None` where Redis does not hold the campaign), in one
@@ -142,26 +206,37 @@ pub struct HeldCoupon {
     pub id: i64,
     /// Campaign.
     pub coupon_id: i64,
-    /// AVAILABLE, RESERVED or USED (expiry is computed by the reader).
-    pub status: String,
+    /// Its state (expiry is computed by the reader).
+    pub status: CouponStatus,
     /// Unix ms.
     pub expires_at_ms: i64,
     /// Unix ms.
     pub issued_at_ms: i64,
 }
 
-/// Every coupon a user holds.
+/// Every coupon a user holds, in one round trip for the coupon hashes (a pipeline).
 pub async fn held_by(cache: &Cache, user_id: i64) -> anyhow::Result<Vec<HeldCoupon>> {
     let campaigns: Vec<i64> = cache
         .client()
         .smembers(cache.keys.user_coupons(user_id))
         .await?;
-    let mut held = Vec::with_capacity(campaigns.len());
-    for coupon_id in campaigns {
-        let fields: HashMap<String, String> = cache
-            .client()
-            .hgetall(cache.keys.user_coupon(coupon_id, user_id))
+    if campaigns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pipeline = cache.client().pipeline();
+    for coupon_id in &campaigns {
+        let () = pipeline
+            .hgetall(cache.keys.user_coupon(*coupon_id, user_id))
             .await?;
+    }
+    let replies: Vec<Value> = if campaigns.len() == 1 {
+        vec![pipeline.last::<Value>().await?]
+    } else {
+        pipeline.all().await?
+    };
+    let mut held = Vec::with_capacity(campaigns.len());
+    for (coupon_id, reply) in campaigns.into_iter().zip(replies) {
+        let fields: HashMap<String, String> = reply.convert()?;
         let number = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
         let (Some(id), Some(expires_at_ms)) = (number("id"), number("expiresAt")) else {
             continue;
@@ -169,10 +244,10 @@ pub async fn held_by(cache: &Cache, user_id: i64) -> anyhow::Result<Vec<HeldCoup
         held.push(HeldCoupon {
             id,
             coupon_id,
-            status: fields
-                .get("status")
-                .cloned()
-                .unwrap_or_else(|| "AVAILABLE".into()),
+            status: match fields.get("status") {
+                Some(word) => word.parse()?,
+                None => anyhow::bail!("coupon hash of user {user_id} lacks its status"),
+            },
             expires_at_ms,
             issued_at_ms: number("issuedAt").unwrap_or(0),
         });

@@ -126,11 +126,6 @@ impl Keys {
     pub fn rate(&self, budget: &str, subject: &str) -> String {
         format!("{}:rl:{budget}:{subject}", self.base)
     }
-
-    /// Pattern matching every key of this prefix (tests and rebuilds only).
-    pub fn pattern(&self) -> String {
-        format!("{}:*", self.base)
-    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use fred::prelude::*;
 use fred::types::Value;
 
-use super::Cache;
-use crate::events::OrderLine;
+use super::call::{self, Reply, ScriptCall};
+use super::scripts::{LuaScript, Scripts};
+use super::{Cache, Keys};
+use crate::events::{CouponRefusal, OrderLine, OrderStatus};
 
 /// How long idempotency records of orders and payments are kept (the API promises 24 h).
 pub const IDEMPOTENCY_TTL_SECS: i64 = 86_400;
@@ -22,8 +24,8 @@ pub struct HotOrder {
     pub id: String,
     /// Owner.
     pub user_id: i64,
-    /// PENDING, PAID, EXPIRED or CANCELLED.
-    pub status: String,
+    /// Where the order is in its life.
+    pub status: OrderStatus,
     /// Lines.
     pub items: Vec<OrderLine>,
     /// Sum of lines.
@@ -73,25 +75,43 @@ pub async fn read_many(
         .collect()
 }
 
+/// Decodes an order hash strictly: a hash without one of the fields every order has is a
+/// damaged entry and an error, never an order with zeros in it.
 fn from_fields(fields: &HashMap<String, String>) -> anyhow::Result<Option<HotOrder>> {
     if fields.is_empty() {
         return Ok(None);
     }
-    let text = |name: &str| fields.get(name).cloned().unwrap_or_default();
-    let number = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
-    let items: Vec<OrderLine> = serde_json::from_str(&text("items"))?;
+    let required = |name: &str| {
+        fields
+            .get(name)
+            .ok_or_else(|| anyhow::anyhow!("order hash lacks field {name}: {fields:?}"))
+    };
+    let number = |name: &str| -> anyhow::Result<i64> {
+        let text = required(name)?;
+        text.parse()
+            .map_err(|_| anyhow::anyhow!("order hash field {name} is not an integer: {text:?}"))
+    };
+    let optional = |name: &str| -> anyhow::Result<Option<i64>> {
+        match fields.get(name).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                anyhow::anyhow!("order hash field {name} is not an integer: {text:?}")
+            }),
+        }
+    };
+    let items: Vec<OrderLine> = serde_json::from_str(required("items")?)?;
     Ok(Some(HotOrder {
-        id: text("id"),
-        user_id: number("userId").unwrap_or(0),
-        status: text("status"),
+        id: required("id")?.clone(),
+        user_id: number("userId")?,
+        status: required("status")?.parse()?,
         items,
-        subtotal: number("subtotal").unwrap_or(0),
-        discount: number("discount").unwrap_or(0),
-        total: number("total").unwrap_or(0),
-        user_coupon_id: number("userCouponId"),
-        created_at_ms: number("createdAt").unwrap_or(0),
-        expires_at_ms: number("expiresAt").unwrap_or(0),
-        paid_at_ms: number("paidAt"),
+        subtotal: number("subtotal")?,
+        discount: number("discount")?,
+        total: number("total")?,
+        user_coupon_id: optional("userCouponId")?,
+        created_at_ms: number("createdAt")?,
+        expires_at_ms: number("expiresAt")?,
+        paid_at_ms: optional("paidAt")?,
     }))
 }
 
@@ -133,8 +153,8 @@ pub enum ReserveOutcome {
         /// Units available.
         available: i64,
     },
-    /// The coupon cannot be used; a stable reason word.
-    InvalidCoupon(String),
+    /// The coupon cannot be used, and why.
+    InvalidCoupon(CouponRefusal),
     /// Redis does not hold this product's stock.
     StockNotLoaded(i64),
     /// The idempotency key was used with another request.
@@ -152,74 +172,72 @@ fn fingerprint(call: &ReserveCall<'_>) -> String {
     hex::encode(&hasher.finalize()[..12])
 }
 
-fn int(values: &[Value], i: usize) -> i64 {
-    values.get(i).and_then(|v| v.as_i64()).unwrap_or(0)
-}
+impl ScriptCall for ReserveCall<'_> {
+    type Outcome = ReserveOutcome;
 
-fn text(values: &[Value], i: usize) -> String {
-    values
-        .get(i)
-        .and_then(|v| v.as_string())
-        .unwrap_or_default()
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.order_reserve
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        let coupon_key = match self.coupon {
+            Some((_, coupon_id, _)) => k.user_coupon(coupon_id, self.user_id),
+            None => k.no_coupon(),
+        };
+        let mut keys = vec![
+            k.order(self.order_id),
+            k.order_deadlines(),
+            k.user_orders(self.user_id),
+            k.idempotency("order", self.user_id, self.idempotency_key),
+            k.events(),
+            coupon_key,
+        ];
+        keys.extend(self.items.iter().map(|l| k.stock(l.product_id)));
+        keys
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        let (coupon_id, minimum) = match self.coupon {
+            Some((user_coupon_id, _, minimum)) => (user_coupon_id.to_string(), minimum),
+            None => (String::new(), 0),
+        };
+        Ok(vec![
+            self.order_id.to_owned(),
+            self.user_id.to_string(),
+            self.now_ms.to_string(),
+            self.expires_at_ms.to_string(),
+            uuid::Uuid::now_v7().to_string(),
+            IDEMPOTENCY_TTL_SECS.to_string(),
+            serde_json::to_string(self.items)?,
+            self.subtotal.to_string(),
+            coupon_id,
+            self.discount.to_string(),
+            (self.subtotal - self.discount).to_string(),
+            minimum.to_string(),
+            fingerprint(self),
+        ])
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<ReserveOutcome> {
+        Ok(match reply.int(0)? {
+            1 => ReserveOutcome::Reserved,
+            0 => ReserveOutcome::Replayed(reply.text(1)?),
+            -1 => ReserveOutcome::InsufficientStock {
+                product_id: reply.int(1)?,
+                requested: reply.int(2)?,
+                available: reply.int(3)?,
+            },
+            -2 => ReserveOutcome::InvalidCoupon(reply.word(1)?),
+            -3 => ReserveOutcome::StockNotLoaded(reply.int(1)?),
+            -4 => ReserveOutcome::KeyReused,
+            _ => return Err(reply.unknown_status()),
+        })
+    }
 }
 
 /// Runs order_reserve.lua.
 pub async fn reserve(cache: &Cache, call: &ReserveCall<'_>) -> anyhow::Result<ReserveOutcome> {
-    let k = &cache.keys;
-    let coupon_key = match call.coupon {
-        Some((_, coupon_id, _)) => k.user_coupon(coupon_id, call.user_id),
-        None => k.no_coupon(),
-    };
-    let mut keys = vec![
-        k.order(call.order_id),
-        k.order_deadlines(),
-        k.user_orders(call.user_id),
-        k.idempotency("order", call.user_id, call.idempotency_key),
-        k.events(),
-        coupon_key,
-    ];
-    keys.extend(call.items.iter().map(|l| k.stock(l.product_id)));
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let (coupon_id, minimum) = match call.coupon {
-        Some((user_coupon_id, _, minimum)) => (user_coupon_id.to_string(), minimum),
-        None => (String::new(), 0),
-    };
-    let mut args: Vec<String> = vec![
-        call.order_id.to_owned(),
-        call.user_id.to_string(),
-        call.now_ms.to_string(),
-        call.expires_at_ms.to_string(),
-        event_id,
-        IDEMPOTENCY_TTL_SECS.to_string(),
-        serde_json::to_string(call.items)?,
-        call.subtotal.to_string(),
-        coupon_id,
-        call.discount.to_string(),
-        (call.subtotal - call.discount).to_string(),
-        minimum.to_string(),
-        call.items.len().to_string(),
-    ];
-    args.extend(call.items.iter().map(|l| l.quantity.to_string()));
-    args.extend(call.items.iter().map(|l| l.product_id.to_string()));
-    args.push(fingerprint(call));
-    let reply: Vec<Value> = cache
-        .scripts
-        .order_reserve
-        .call(cache.client(), keys, args)
-        .await?;
-    Ok(match int(&reply, 0) {
-        1 => ReserveOutcome::Reserved,
-        0 => ReserveOutcome::Replayed(text(&reply, 1)),
-        -1 => ReserveOutcome::InsufficientStock {
-            product_id: int(&reply, 1),
-            requested: int(&reply, 2),
-            available: int(&reply, 3),
-        },
-        -2 => ReserveOutcome::InvalidCoupon(text(&reply, 1)),
-        -3 => ReserveOutcome::StockNotLoaded(int(&reply, 1)),
-        -4 => ReserveOutcome::KeyReused,
-        other => anyhow::bail!("order_reserve.lua returned unknown status {other}"),
-    })
+    call::run(cache, call).await
 }
 
 /// A payment to make.
@@ -261,8 +279,8 @@ pub enum PayOutcome {
         /// Balance.
         balance: i64,
     },
-    /// Not payable; the order's status.
-    NotPayable(String),
+    /// Not payable; the order's status (PENDING past its deadline reads as EXPIRED).
+    NotPayable(OrderStatus),
     /// Redis holds no balance for the payer.
     BalanceNotLoaded,
     /// No such order in Redis.
@@ -273,60 +291,71 @@ pub enum PayOutcome {
     KeyReused,
 }
 
+impl ScriptCall for PayCall<'_> {
+    type Outcome = PayOutcome;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.order_pay
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        let coupon_key = match self.coupon_id {
+            Some(coupon_id) => k.user_coupon(coupon_id, self.user_id),
+            None => k.no_coupon(),
+        };
+        vec![
+            k.order(&self.order.id),
+            k.balance(self.user_id),
+            k.order_deadlines(),
+            k.idempotency("pay", self.user_id, self.idempotency_key),
+            k.events(),
+            coupon_key,
+            k.popularity(self.now_ms.div_euclid(3_600_000)),
+        ]
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            self.order.id.clone(),
+            self.user_id.to_string(),
+            self.now_ms.to_string(),
+            self.payment_id.to_owned(),
+            uuid::Uuid::now_v7().to_string(),
+            IDEMPOTENCY_TTL_SECS.to_string(),
+            RANKING_BUCKET_TTL_SECS.to_string(),
+            ENDED_ORDER_RETENTION_SECS.to_string(),
+        ])
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<PayOutcome> {
+        Ok(match reply.int(0)? {
+            status @ (0 | 1) => PayOutcome::Paid {
+                payment_id: reply.text(1)?,
+                amount: reply.int(2)?,
+                balance: reply.int(3)?,
+                paid_at_ms: reply.int(4)?,
+                replay: status == 0,
+            },
+            -1 => PayOutcome::InsufficientBalance {
+                required: reply.int(1)?,
+                balance: reply.int(2)?,
+            },
+            -2 => PayOutcome::NotPayable(reply.word(1)?),
+            -3 => PayOutcome::BalanceNotLoaded,
+            -4 => PayOutcome::NotFound,
+            -5 => PayOutcome::Forbidden,
+            -6 => PayOutcome::KeyReused,
+            -7 => anyhow::bail!("the order holds a coupon that is not reserved by it"),
+            _ => return Err(reply.unknown_status()),
+        })
+    }
+}
+
 /// Runs order_pay.lua.
 pub async fn pay(cache: &Cache, call: &PayCall<'_>) -> anyhow::Result<PayOutcome> {
-    let k = &cache.keys;
-    let coupon_key = match call.coupon_id {
-        Some(coupon_id) => k.user_coupon(coupon_id, call.user_id),
-        None => k.no_coupon(),
-    };
-    let keys = vec![
-        k.order(&call.order.id),
-        k.balance(call.user_id),
-        k.order_deadlines(),
-        k.idempotency("pay", call.user_id, call.idempotency_key),
-        k.events(),
-        coupon_key,
-        k.popularity(call.now_ms.div_euclid(3_600_000)),
-    ];
-    let args: Vec<String> = vec![
-        call.order.id.clone(),
-        call.user_id.to_string(),
-        call.now_ms.to_string(),
-        call.payment_id.to_owned(),
-        uuid::Uuid::now_v7().to_string(),
-        IDEMPOTENCY_TTL_SECS.to_string(),
-        RANKING_BUCKET_TTL_SECS.to_string(),
-        ENDED_ORDER_RETENTION_SECS.to_string(),
-    ];
-    let reply: Vec<Value> = cache
-        .scripts
-        .order_pay
-        .call(cache.client(), keys, args)
-        .await?;
-    Ok(match int(&reply, 0) {
-        status @ (0 | 1) => PayOutcome::Paid {
-            payment_id: text(&reply, 1),
-            amount: int(&reply, 2),
-            balance: int(&reply, 3),
-            paid_at_ms: int(&reply, 4),
-            replay: status == 0,
-        },
-        -1 => PayOutcome::InsufficientBalance {
-            required: int(&reply, 1),
-            balance: int(&reply, 2),
-        },
-        -2 => PayOutcome::NotPayable(text(&reply, 1)),
-        -3 => PayOutcome::BalanceNotLoaded,
-        -4 => PayOutcome::NotFound,
-        -5 => PayOutcome::Forbidden,
-        -6 => PayOutcome::KeyReused,
-        -7 => anyhow::bail!(
-            "order {} holds a coupon that is not reserved by it",
-            call.order.id
-        ),
-        other => anyhow::bail!("order_pay.lua returned unknown status {other}"),
-    })
+    call::run(cache, call)
+        .await
+        .map_err(|e| e.context(format!("paying order {}", call.order.id)))
 }
 
 /// Why an order is released.
@@ -345,15 +374,78 @@ pub enum ReleaseMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseOutcome {
     /// Ended now with this status.
-    Released(String),
+    Released(OrderStatus),
     /// Not PENDING any more; its status.
-    NotPending(String),
+    NotPending(OrderStatus),
     /// Expire: deadline not reached.
     NotDue,
     /// No such order.
     NotFound,
     /// Cancel: someone else's order.
     Forbidden,
+}
+
+/// One release of a pending order (order_release.lua).
+pub struct ReleaseCall<'a> {
+    /// The order, as read from Redis (its lines name the stock keys).
+    pub order: &'a HotOrder,
+    /// The order's campaign, if it holds a coupon.
+    pub coupon_id: Option<i64>,
+    /// Expire or cancel.
+    pub mode: ReleaseMode,
+    /// Now, Unix ms.
+    pub now_ms: i64,
+    /// Event id of the ending event, fixed before the first send (a re-send answers the same).
+    pub event_id: String,
+}
+
+impl ScriptCall for ReleaseCall<'_> {
+    type Outcome = ReleaseOutcome;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.order_release
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        let coupon_key = match self.coupon_id {
+            Some(coupon_id) => k.user_coupon(coupon_id, self.order.user_id),
+            None => k.no_coupon(),
+        };
+        let mut keys = vec![
+            k.order(&self.order.id),
+            k.order_deadlines(),
+            k.events(),
+            coupon_key,
+        ];
+        keys.extend(self.order.items.iter().map(|l| k.stock(l.product_id)));
+        keys
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        let (mode_word, caller) = match self.mode {
+            ReleaseMode::Expire => ("expire", String::new()),
+            ReleaseMode::Cancel { user_id } => ("cancel", user_id.to_string()),
+        };
+        Ok(vec![
+            self.order.id.clone(),
+            mode_word.to_owned(),
+            self.now_ms.to_string(),
+            self.event_id.clone(),
+            caller,
+            ENDED_ORDER_RETENTION_SECS.to_string(),
+        ])
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<ReleaseOutcome> {
+        Ok(match reply.int(0)? {
+            1 => ReleaseOutcome::Released(reply.word(1)?),
+            -2 => ReleaseOutcome::NotPending(reply.word(1)?),
+            -3 => ReleaseOutcome::NotDue,
+            -4 => ReleaseOutcome::NotFound,
+            -5 => ReleaseOutcome::Forbidden,
+            _ => return Err(reply.unknown_status()),
+        })
+    }
 }
 
 /// Runs order_release.lua for an order read from Redis.
@@ -364,45 +456,14 @@ pub async fn release(
     mode: ReleaseMode,
     now_ms: i64,
 ) -> anyhow::Result<ReleaseOutcome> {
-    let k = &cache.keys;
-    let coupon_key = match coupon_id {
-        Some(coupon_id) => k.user_coupon(coupon_id, order.user_id),
-        None => k.no_coupon(),
+    let call = ReleaseCall {
+        order,
+        coupon_id,
+        mode,
+        now_ms,
+        event_id: uuid::Uuid::now_v7().to_string(),
     };
-    let mut keys = vec![
-        k.order(&order.id),
-        k.order_deadlines(),
-        k.events(),
-        coupon_key,
-    ];
-    keys.extend(order.items.iter().map(|l| k.stock(l.product_id)));
-    let (mode_word, caller) = match mode {
-        ReleaseMode::Expire => ("expire", String::new()),
-        ReleaseMode::Cancel { user_id } => ("cancel", user_id.to_string()),
-    };
-    let mut args: Vec<String> = vec![
-        order.id.clone(),
-        mode_word.to_owned(),
-        now_ms.to_string(),
-        uuid::Uuid::now_v7().to_string(),
-        caller,
-        ENDED_ORDER_RETENTION_SECS.to_string(),
-        order.items.len().to_string(),
-    ];
-    args.extend(order.items.iter().map(|l| l.quantity.to_string()));
-    let reply: Vec<Value> = cache
-        .scripts
-        .order_release
-        .call(cache.client(), keys, args)
-        .await?;
-    Ok(match int(&reply, 0) {
-        1 => ReleaseOutcome::Released(text(&reply, 1)),
-        -2 => ReleaseOutcome::NotPending(text(&reply, 1)),
-        -3 => ReleaseOutcome::NotDue,
-        -4 => ReleaseOutcome::NotFound,
-        -5 => ReleaseOutcome::Forbidden,
-        other => anyhow::bail!("order_release.lua returned unknown status {other}"),
-    })
+    call::run(cache, &call).await
 }
 
 /// Ids of pending orders whose deadline is at or before `now_ms` (at most `limit`).
@@ -430,4 +491,57 @@ pub async fn recent(cache: &Cache, user_id: i64) -> anyhow::Result<Vec<String>> 
         .client()
         .zrevrange(cache.keys.user_orders(user_id), 0, -1, false)
         .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const WHOLE: &[(&str, &str)] = &[
+        ("id", "o1"),
+        ("userId", "7"),
+        ("status", "PENDING"),
+        (
+            "items",
+            r#"[{"productId":1,"name":"A","unitPrice":10,"quantity":2,"lineTotal":20}]"#,
+        ),
+        ("subtotal", "20"),
+        ("discount", "0"),
+        ("total", "20"),
+        ("userCouponId", ""),
+        ("createdAt", "1000"),
+        ("expiresAt", "2000"),
+    ];
+
+    #[test]
+    fn a_whole_hash_decodes_and_a_damaged_one_is_an_error() {
+        let order = from_fields(&hash(WHOLE))
+            .expect("decodes")
+            .expect("present");
+        assert_eq!(order.user_id, 7);
+        assert_eq!(order.status, OrderStatus::Pending);
+        assert_eq!(order.user_coupon_id, None);
+        for missing in ["userId", "status", "total", "expiresAt", "items"] {
+            let damaged: Vec<_> = WHOLE
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            assert!(
+                from_fields(&hash(&damaged)).is_err(),
+                "a hash without {missing} must not decode"
+            );
+        }
+        let mut bad_status = hash(WHOLE);
+        bad_status.insert("status".into(), "PAYED".into());
+        assert!(from_fields(&bad_status).is_err());
+        assert_eq!(from_fields(&HashMap::new()).expect("empty"), None);
+    }
 }

@@ -5,7 +5,9 @@
 
 use fred::prelude::*;
 
-use super::Cache;
+use super::call::{self, Reply, ScriptCall};
+use super::scripts::{LuaScript, Scripts};
+use super::{Cache, Keys};
 
 /// How long an entry lives without being rewritten. Every change rewrites it at once; the
 /// lifetime only bounds how long a change that never reached Redis (the changing instance
@@ -21,6 +23,45 @@ pub struct ProductTerms {
     pub price: i64,
 }
 
+/// One write of a product's cached terms (product_put.lua): the highest version wins.
+pub struct PutCall<'a> {
+    /// The product.
+    pub product_id: i64,
+    /// Name and price to cache.
+    pub terms: &'a ProductTerms,
+    /// MySQL's `products.version` of these terms.
+    pub version: i64,
+}
+
+impl ScriptCall for PutCall<'_> {
+    type Outcome = bool;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.product_put
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        vec![k.product(self.product_id)]
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            self.terms.name.clone(),
+            self.terms.price.to_string(),
+            self.version.to_string(),
+            PRODUCT_TTL_SECS.to_string(),
+        ])
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<bool> {
+        match reply.int(0)? {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => Err(reply.unknown_status()),
+        }
+    }
+}
+
 /// Caches a product's terms at `version`; `false` when Redis already holds this version or a
 /// newer one (then nothing changed).
 pub async fn put(
@@ -29,18 +70,15 @@ pub async fn put(
     terms: &ProductTerms,
     version: i64,
 ) -> anyhow::Result<bool> {
-    let args: Vec<String> = vec![
-        terms.name.clone(),
-        terms.price.to_string(),
-        version.to_string(),
-        PRODUCT_TTL_SECS.to_string(),
-    ];
-    let written: i64 = cache
-        .scripts
-        .product_put
-        .call(cache.client(), vec![cache.keys.product(product_id)], args)
-        .await?;
-    Ok(written == 1)
+    call::run(
+        cache,
+        &PutCall {
+            product_id,
+            terms,
+            version,
+        },
+    )
+    .await
 }
 
 /// Drops a product's entry (before its terms change in MySQL, so a reader that misses loads

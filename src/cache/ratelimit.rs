@@ -1,6 +1,8 @@
 //! Budgets shared by every instance: one call of `lua/rate_gcra.lua` per request and budget.
 
-use super::Cache;
+use super::call::{self, Reply, ScriptCall};
+use super::scripts::{LuaScript, Scripts};
+use super::{Cache, Keys};
 
 /// A budget: one request every `interval_us` microseconds on average, `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,48 @@ pub enum Verdict {
     },
 }
 
+/// One request against one bucket (rate_gcra.lua).
+pub struct TakeCall<'a> {
+    /// The bucket's key (a [`super::Keys::rate`] key; one key, so one slot).
+    pub key: String,
+    /// The budget.
+    pub rate: Rate,
+    /// Made once per request, so a re-sent call is answered without counting twice.
+    pub request_id: &'a str,
+}
+
+impl ScriptCall for TakeCall<'_> {
+    type Outcome = Verdict;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.rate_gcra
+    }
+
+    fn keys(&self, _: &Keys) -> Vec<String> {
+        vec![self.key.clone()]
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            self.rate.interval_us.to_string(),
+            self.rate.burst.to_string(),
+            self.request_id.to_owned(),
+        ])
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<Verdict> {
+        Ok(match reply.int(0)? {
+            1 => Verdict::Allowed {
+                remaining: reply.int(2)?.max(0) as u64,
+            },
+            0 => Verdict::Refused {
+                retry_after_ms: reply.int(1)?.max(1) as u64,
+            },
+            _ => return Err(reply.unknown_status()),
+        })
+    }
+}
+
 /// Takes one request from the bucket `key` (a [`super::Keys::rate`] key). `request_id` is made
 /// once per request, so a re-sent call is answered without counting twice.
 pub async fn take(
@@ -53,23 +97,13 @@ pub async fn take(
     rate: Rate,
     request_id: &str,
 ) -> anyhow::Result<Verdict> {
-    let args = vec![
-        rate.interval_us.to_string(),
-        rate.burst.to_string(),
-        request_id.to_owned(),
-    ];
-    let (allowed, retry_after_ms, remaining): (i64, i64, i64) = cache
-        .scripts
-        .rate_gcra
-        .call(cache.client(), vec![key], args)
-        .await?;
-    Ok(if allowed == 1 {
-        Verdict::Allowed {
-            remaining: remaining.max(0) as u64,
-        }
-    } else {
-        Verdict::Refused {
-            retry_after_ms: retry_after_ms.max(1) as u64,
-        }
-    })
+    call::run(
+        cache,
+        &TakeCall {
+            key,
+            rate,
+            request_id,
+        },
+    )
+    .await
 }

@@ -6,7 +6,9 @@
 
 use fred::prelude::*;
 
-use super::Cache;
+use super::call::{self, Reply, ScriptCall};
+use super::scripts::{LuaScript, Scripts};
+use super::{Cache, Keys};
 
 /// Lifetime of a "no such user" entry: bounds the MySQL reads a token of an unknown id costs.
 pub const UNKNOWN_USER_TTL_SECS: i64 = 60;
@@ -35,28 +37,60 @@ pub async fn held(cache: &Cache, user_id: i64) -> anyhow::Result<Held> {
     })
 }
 
+/// One raise of a user's token generation (session_gen.lua); the reply is the one held.
+pub struct RaiseCall {
+    /// The user.
+    pub user_id: i64,
+    /// The generation to hold at least, or -1 to record "no such user".
+    pub generation: i64,
+}
+
+impl ScriptCall for RaiseCall {
+    type Outcome = i64;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.session_gen
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        vec![k.token_generation(self.user_id)]
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            self.generation.to_string(),
+            UNKNOWN_USER_TTL_SECS.to_string(),
+        ])
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<i64> {
+        reply.int(0)
+    }
+}
+
 /// Raises the held generation to at least `generation` (session_gen.lua); returns the one held.
 pub async fn raise(cache: &Cache, user_id: i64, generation: i64) -> anyhow::Result<i64> {
-    let keys = vec![cache.keys.token_generation(user_id)];
-    let args = vec![
-        generation.max(0).to_string(),
-        UNKNOWN_USER_TTL_SECS.to_string(),
-    ];
-    cache
-        .scripts
-        .session_gen
-        .call(cache.client(), keys, args)
-        .await
+    let generation = generation.max(0);
+    call::run(
+        cache,
+        &RaiseCall {
+            user_id,
+            generation,
+        },
+    )
+    .await
 }
 
 /// Records that no user has this id (unless Redis already knows better).
 pub async fn mark_no_such_user(cache: &Cache, user_id: i64) -> anyhow::Result<()> {
-    let keys = vec![cache.keys.token_generation(user_id)];
-    let args = vec!["-1".to_owned(), UNKNOWN_USER_TTL_SECS.to_string()];
-    let _: i64 = cache
-        .scripts
-        .session_gen
-        .call(cache.client(), keys, args)
-        .await?;
+    let generation = -1;
+    call::run(
+        cache,
+        &RaiseCall {
+            user_id,
+            generation,
+        },
+    )
+    .await?;
     Ok(())
 }

@@ -3,7 +3,9 @@
 use fred::prelude::*;
 use fred::types::{Expiration, SetOptions};
 
-use super::Cache;
+use super::call::{self, Reply, ScriptCall};
+use super::scripts::{LuaScript, Scripts};
+use super::{Cache, Keys};
 
 /// How long an applied restock marker is kept (replays within this window are no-ops).
 const RESTOCK_MARKER_TTL_SECS: i64 = 86_400;
@@ -67,6 +69,62 @@ pub async fn available(cache: &Cache, product_ids: &[i64]) -> anyhow::Result<Vec
     Ok(cache.client().mget(keys).await?)
 }
 
+/// One restock (stock_add.lua).
+pub struct AddCall<'a> {
+    /// The product.
+    pub product_id: i64,
+    /// Units to add (> 0).
+    pub units: i64,
+    /// The operation id that makes a re-send a no-op.
+    pub operation_id: &'a str,
+    /// Decision time, Unix ms.
+    pub now_ms: i64,
+    /// Event id of `stock.added`, fixed before the first send.
+    pub event_id: String,
+}
+
+impl ScriptCall for AddCall<'_> {
+    type Outcome = StockAdd;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.stock_add
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        vec![
+            k.stock(self.product_id),
+            k.operation(
+                "restock",
+                &format!("{}:{}", self.product_id, self.operation_id),
+            ),
+            k.events(),
+        ]
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            self.units.to_string(),
+            RESTOCK_MARKER_TTL_SECS.to_string(),
+            self.event_id.clone(),
+            self.now_ms.to_string(),
+            self.product_id.to_string(),
+        ])
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<StockAdd> {
+        Ok(match reply.int(0)? {
+            1 => StockAdd::Applied {
+                available: reply.int(1)?,
+            },
+            0 => StockAdd::Replayed {
+                available: reply.int(1)?,
+            },
+            2 => StockAdd::NotLoaded,
+            _ => return Err(reply.unknown_status()),
+        })
+    }
+}
+
 /// Adds `units` to a product's available stock once per `operation_id` and appends
 /// `stock.added` (stock_add.lua); the worker then raises the product's total in MySQL.
 pub async fn add(
@@ -76,30 +134,12 @@ pub async fn add(
     operation_id: &str,
     now_ms: i64,
 ) -> anyhow::Result<StockAdd> {
-    let keys = vec![
-        cache.keys.stock(product_id),
-        cache
-            .keys
-            .operation("restock", &format!("{product_id}:{operation_id}")),
-        cache.keys.events(),
-    ];
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let args: Vec<String> = vec![
-        units.to_string(),
-        RESTOCK_MARKER_TTL_SECS.to_string(),
-        event_id,
-        now_ms.to_string(),
-        product_id.to_string(),
-    ];
-    let (status, available): (i64, i64) = cache
-        .scripts
-        .stock_add
-        .call(cache.client(), keys, args)
-        .await?;
-    Ok(match status {
-        1 => StockAdd::Applied { available },
-        0 => StockAdd::Replayed { available },
-        2 => StockAdd::NotLoaded,
-        other => anyhow::bail!("stock_add.lua returned unknown status {other}"),
-    })
+    let call = AddCall {
+        product_id,
+        units,
+        operation_id,
+        now_ms,
+        event_id: uuid::Uuid::now_v7().to_string(),
+    };
+    call::run(cache, &call).await
 }

@@ -3,7 +3,9 @@
 use fred::prelude::*;
 use fred::types::{Expiration, SetOptions};
 
-use super::Cache;
+use super::call::{self, Reply, ScriptCall};
+use super::scripts::{LuaScript, Scripts};
+use super::{Cache, Keys};
 
 /// How long a charge's idempotency record is kept (the API promises 24 h).
 pub const IDEMPOTENCY_TTL_SECS: i64 = 86_400;
@@ -39,36 +41,53 @@ pub struct ChargeCall<'a> {
     pub now_ms: i64,
 }
 
+impl ScriptCall for ChargeCall<'_> {
+    type Outcome = ChargeOutcome;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.charge
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        vec![
+            k.balance(self.user_id),
+            k.idempotency("charge", self.user_id, self.idempotency_key),
+            k.events(),
+        ]
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            self.amount.to_string(),
+            self.max_balance.to_string(),
+            self.event_id.to_owned(),
+            self.now_ms.to_string(),
+            IDEMPOTENCY_TTL_SECS.to_string(),
+            self.user_id.to_string(),
+        ])
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<ChargeOutcome> {
+        Ok(match reply.int(0)? {
+            1 => ChargeOutcome::Charged {
+                balance: reply.int(1)?,
+            },
+            0 => ChargeOutcome::Replayed {
+                balance: reply.int(1)?,
+            },
+            -1 => ChargeOutcome::OverLimit {
+                balance: reply.int(1)?,
+            },
+            -2 => ChargeOutcome::KeyReused,
+            -3 => ChargeOutcome::NotLoaded,
+            _ => return Err(reply.unknown_status()),
+        })
+    }
+}
+
 /// Runs charge.lua.
 pub async fn charge(cache: &Cache, call: &ChargeCall<'_>) -> anyhow::Result<ChargeOutcome> {
-    let keys = vec![
-        cache.keys.balance(call.user_id),
-        cache
-            .keys
-            .idempotency("charge", call.user_id, call.idempotency_key),
-        cache.keys.events(),
-    ];
-    let args: Vec<String> = vec![
-        call.amount.to_string(),
-        call.max_balance.to_string(),
-        call.event_id.to_owned(),
-        call.now_ms.to_string(),
-        IDEMPOTENCY_TTL_SECS.to_string(),
-        call.user_id.to_string(),
-    ];
-    let (status, balance): (i64, i64) = cache
-        .scripts
-        .charge
-        .call(cache.client(), keys, args)
-        .await?;
-    Ok(match status {
-        1 => ChargeOutcome::Charged { balance },
-        0 => ChargeOutcome::Replayed { balance },
-        -1 => ChargeOutcome::OverLimit { balance },
-        -2 => ChargeOutcome::KeyReused,
-        -3 => ChargeOutcome::NotLoaded,
-        other => anyhow::bail!("charge.lua returned unknown status {other}"),
-    })
+    call::run(cache, call).await
 }
 
 /// A user's balance, or `None` when Redis does not hold it.

@@ -19,6 +19,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod status;
+
+pub use status::{CouponRefusal, CouponStatus, OrderStatus, UnknownWord};
+
 /// Type name of [`BalanceCharged`].
 pub const BALANCE_CHARGED: &str = "balance.charged";
 /// Type name of [`CouponIssued`].
@@ -110,8 +114,8 @@ pub struct CouponState {
     pub coupon_id: i64,
     /// Holder.
     pub user_id: i64,
-    /// AVAILABLE, RESERVED or USED.
-    pub status: String,
+    /// Its state after the change.
+    pub status: CouponStatus,
     /// The order holding or using it.
     pub order_id: Option<String>,
     /// Issue time, Unix ms.
@@ -131,8 +135,8 @@ pub struct OrderSnapshot {
     pub order_id: String,
     /// Owner.
     pub user_id: i64,
-    /// PENDING, PAID, EXPIRED or CANCELLED.
-    pub status: String,
+    /// Its state after the change (the event type says the same).
+    pub status: OrderStatus,
     /// Lines.
     pub items: Vec<OrderLine>,
     /// Sum of line totals.
@@ -273,10 +277,10 @@ impl Envelope {
                 let order: OrderSnapshot =
                     serde_json::from_str(&self.data).map_err(payload_error)?;
                 let expected = match self.event_type.as_str() {
-                    ORDER_RESERVED => "PENDING",
-                    ORDER_PAID => "PAID",
-                    ORDER_EXPIRED => "EXPIRED",
-                    _ => "CANCELLED",
+                    ORDER_RESERVED => OrderStatus::Pending,
+                    ORDER_PAID => OrderStatus::Paid,
+                    ORDER_EXPIRED => OrderStatus::Expired,
+                    _ => OrderStatus::Cancelled,
                 };
                 let consistent = order.status == expected
                     && order.total == order.subtotal - order.discount

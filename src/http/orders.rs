@@ -85,7 +85,7 @@ impl From<Order> for OrderView {
     fn from(o: Order) -> Self {
         Self {
             order_id: o.id,
-            status: o.status,
+            status: o.status.to_string(),
             items: o
                 .items
                 .into_iter()

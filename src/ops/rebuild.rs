@@ -137,7 +137,7 @@ async fn rebuild_pending_orders(db: &MySqlPool, cache: &Cache) -> anyhow::Result
         let fields: Vec<(String, String)> = vec![
             ("id".into(), o.order_id.clone()),
             ("userId".into(), o.user_id.to_string()),
-            ("status".into(), o.status.clone()),
+            ("status".into(), o.status.to_string()),
             ("items".into(), serde_json::to_string(&o.items)?),
             ("subtotal".into(), o.subtotal.to_string()),
             ("discount".into(), o.discount.to_string()),

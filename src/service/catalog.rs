@@ -133,13 +133,18 @@ pub async fn with_stock(state: &AppState, rows: Vec<ProductRow>) -> Result<Vec<P
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let live = stock::available(&state.cache, &ids).await?;
     let mut products = Vec::with_capacity(rows.len());
+    // Units held by pending orders, read once and only if some product is missing in Redis.
+    let mut reserved: Option<Vec<(i64, i64)>> = None;
     for (row, available) in rows.into_iter().zip(live) {
         let stock = match available {
             Some(units) => units,
             None => {
-                let reserved = crate::store::orders::pending_reservations(&state.db).await?;
+                if reserved.is_none() {
+                    reserved = Some(crate::store::orders::pending_reservations(&state.db).await?);
+                }
                 let held = reserved
                     .iter()
+                    .flatten()
                     .find(|(id, _)| *id == row.id)
                     .map_or(0, |(_, n)| *n);
                 let units = row.stock_total - row.sold - held;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::cache::coupons::{self as hot, CampaignTerms, IssueOutcome};
 use crate::domain::UserId;
 use crate::error::AppError;
-use crate::events::at_millis;
+use crate::events::{at_millis, CouponStatus};
 use crate::state::AppState;
 use crate::store::coupons::{self as stored, CampaignRow};
 
@@ -141,10 +141,10 @@ pub async fn held(state: &AppState, user: UserId) -> Result<Vec<HeldView>, AppEr
             .await?
             .map(|c| c.name)
             .unwrap_or_default();
-        let status = if coupon.status == "AVAILABLE" && now_ms >= coupon.expires_at_ms {
+        let status = if coupon.status == CouponStatus::Available && now_ms >= coupon.expires_at_ms {
             "EXPIRED".to_owned()
         } else {
-            coupon.status.clone()
+            coupon.status.to_string()
         };
         views.push(HeldView {
             user_coupon_id: coupon.id,

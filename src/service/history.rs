@@ -102,7 +102,7 @@ mod tests {
         let order = Order {
             id: "0190a3f0-0000-7000-8000-000000000001".into(),
             user_id: 1,
-            status: "PAID".into(),
+            status: crate::events::OrderStatus::Paid,
             items: vec![],
             subtotal: 0,
             discount: 0,

@@ -8,7 +8,7 @@ use crate::cache::orders::{
 };
 use crate::domain::UserId;
 use crate::error::{AppError, FieldError};
-use crate::events::OrderLine;
+use crate::events::{OrderLine, OrderStatus};
 use crate::service::catalog;
 use crate::service::discount::Discount;
 use crate::state::AppState;
@@ -222,7 +222,9 @@ pub async fn create(
     };
     let mut outcome = hot::reserve(&state.cache, &call).await?;
     if let ReserveOutcome::StockNotLoaded(_) = outcome {
-        catalog::with_stock(state, store::products::all(&state.db).await?).await?;
+        // Load the stock of this order's products only (not the whole catalog).
+        let ids: Vec<i64> = call.items.iter().map(|l| l.product_id).collect();
+        catalog::with_stock(state, store::products::find_many(&state.db, &ids).await?).await?;
         outcome = hot::reserve(&state.cache, &call).await?;
     }
     let result = match outcome {
@@ -237,7 +239,7 @@ pub async fn create(
             requested,
             available,
         }),
-        ReserveOutcome::InvalidCoupon(reason) => Err(AppError::InvalidCoupon(reason_word(&reason))),
+        ReserveOutcome::InvalidCoupon(reason) => Err(AppError::InvalidCoupon(reason.as_str())),
         ReserveOutcome::KeyReused => Err(AppError::IdempotencyKeyReused),
         ReserveOutcome::StockNotLoaded(id) => {
             Err(anyhow::anyhow!("stock of product {id} still not in Redis").into())
@@ -251,15 +253,6 @@ pub async fn create(
     };
     metrics::counter!("orders_total", "result" => label).increment(1);
     result
-}
-
-fn reason_word(reason: &str) -> &'static str {
-    match reason {
-        "NOT_YOURS" => "NOT_YOURS",
-        "NOT_AVAILABLE" => "NOT_AVAILABLE",
-        "EXPIRED" => "EXPIRED",
-        _ => "BELOW_MINIMUM",
-    }
 }
 
 async fn get_hot(state: &AppState, order_id: &str) -> Result<Order, AppError> {
@@ -307,7 +300,7 @@ pub async fn cancel(
 ) -> Result<Order, AppError> {
     let Some(order) = hot::read(&state.cache, order_id).await? else {
         let stored = get(state, caller, admin, order_id).await?;
-        return Err(AppError::OrderNotCancellable(stored.status));
+        return Err(AppError::OrderNotCancellable(stored.status.to_string()));
     };
     if order.user_id != caller.0 && !admin {
         return Err(AppError::Forbidden);
@@ -317,15 +310,17 @@ pub async fn cancel(
         user_id: order.user_id,
     };
     match hot::release(&state.cache, &order, coupon, mode, state.clock.now_ms()).await? {
-        ReleaseOutcome::Released(status) if status == "EXPIRED" => {
+        ReleaseOutcome::Released(status @ OrderStatus::Expired) => {
             metrics::counter!("orders_ended_total", "status" => "EXPIRED").increment(1);
-            Err(AppError::OrderNotCancellable(status))
+            Err(AppError::OrderNotCancellable(status.to_string()))
         }
         ReleaseOutcome::Released(_) => {
             metrics::counter!("orders_ended_total", "status" => "CANCELLED").increment(1);
             get(state, caller, admin, order_id).await
         }
-        ReleaseOutcome::NotPending(status) => Err(AppError::OrderNotCancellable(status)),
+        ReleaseOutcome::NotPending(status) => {
+            Err(AppError::OrderNotCancellable(status.to_string()))
+        }
         ReleaseOutcome::Forbidden => Err(AppError::Forbidden),
         ReleaseOutcome::NotFound => Err(AppError::OrderNotFound),
         ReleaseOutcome::NotDue => Err(anyhow::anyhow!("cancel answered not-due").into()),

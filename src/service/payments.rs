@@ -38,7 +38,7 @@ pub async fn pay(
         if stored.order.user_id != caller.0 && !admin {
             return Err(AppError::Forbidden);
         }
-        return Err(AppError::OrderNotPayable(stored.order.status));
+        return Err(AppError::OrderNotPayable(stored.order.status.to_string()));
     };
     if order.user_id != caller.0 && !admin {
         return Err(AppError::Forbidden);
@@ -84,7 +84,7 @@ pub async fn pay(
         PayOutcome::InsufficientBalance { required, balance } => {
             Err(AppError::InsufficientBalance { required, balance })
         }
-        PayOutcome::NotPayable(status) => Err(AppError::OrderNotPayable(status)),
+        PayOutcome::NotPayable(status) => Err(AppError::OrderNotPayable(status.to_string())),
         PayOutcome::NotFound => Err(AppError::OrderNotFound),
         PayOutcome::Forbidden => Err(AppError::Forbidden),
         PayOutcome::KeyReused => Err(AppError::IdempotencyKeyReused),

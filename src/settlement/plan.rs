@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::events::{at_millis, CouponIssued, CouponState, Envelope, Event};
-use crate::events::{OrderSnapshot, ORDER_PAID};
+use crate::events::{CouponStatus, OrderSnapshot, OrderStatus, ORDER_PAID};
 use crate::store::ledger::{self, Postings};
 use crate::store::orders::{hour_start, PaymentRow};
 use crate::store::outbox::NewDelivery;
@@ -74,7 +74,7 @@ impl Plan {
     /// payment, the units sold and the delivery.
     fn add_order(&mut self, envelope: &Envelope, order: OrderSnapshot) -> anyhow::Result<()> {
         let paid_at = order.paid_at_ms.map(at_millis);
-        if order.status == "PAID" {
+        if order.status == OrderStatus::Paid {
             let (Some(paid_at), Some(payment_id)) = (paid_at, order.payment_id.as_deref()) else {
                 anyhow::bail!("paid order {} without payment data", order.order_id);
             };
@@ -105,7 +105,7 @@ impl Plan {
                 .transfer(&envelope.event_id, &user, ledger::REVENUE, order.total);
         }
         if let Some(coupon) = &order.coupon {
-            let used_at = if coupon.status == "USED" {
+            let used_at = if coupon.status == CouponStatus::Used {
                 paid_at
             } else {
                 None
@@ -148,7 +148,7 @@ mod tests {
         Event::Order(Box::new(OrderSnapshot {
             order_id: order_id.into(),
             user_id,
-            status: "PAID".into(),
+            status: OrderStatus::Paid,
             items,
             subtotal,
             discount: 0,

@@ -148,7 +148,7 @@ pub async fn upsert_states(
             row.push_bind(c.user_coupon_id)
                 .push_bind(c.coupon_id)
                 .push_bind(c.user_id)
-                .push_bind(&c.status)
+                .push_bind(c.status.as_str())
                 .push_bind(at_millis(c.issued_at_ms))
                 .push_bind(at_millis(c.expires_at_ms))
                 .push_bind(&c.order_id)

@@ -36,7 +36,7 @@ pub async fn upsert(
         |mut row, o| {
             row.push_bind(&o.order_id)
                 .push_bind(o.user_id)
-                .push_bind(&o.status)
+                .push_bind(o.status.as_str())
                 .push_bind(o.subtotal)
                 .push_bind(o.discount)
                 .push_bind(o.total)
@@ -201,7 +201,7 @@ async fn with_lines(
             order: OrderSnapshot {
                 order_id: r.0,
                 user_id: r.1,
-                status: r.2,
+                status: r.2.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
                 items,
                 subtotal: r.3,
                 discount: r.4,

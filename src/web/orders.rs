@@ -15,6 +15,7 @@ use super::layout::{self, csrf_field, key_field, won, Nav};
 use super::session::SignedIn;
 use super::shop::totals;
 use crate::error::AppError;
+use crate::events::OrderStatus;
 use crate::http::extract::{AppPath, AppQuery, IdempotencyKey};
 use crate::http::orders::order_id;
 use crate::service::orders::{self, Order};
@@ -72,7 +73,7 @@ pub async fn page(
         @if let Some(paid) = order.paid_at_ms {
             p { "Paid " (layout::when_ms(paid)) ". " a href="/me" { "See it on my page" } }
         }
-        @if order.status == "PENDING" {
+        @if order.status == OrderStatus::Pending {
             @let left_ms = (order.expires_at_ms - now_ms).max(0);
             section.pay aria-labelledby="pay-title" {
                 h2 #pay-title { "Pay" }

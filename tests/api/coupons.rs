@@ -107,6 +107,33 @@ async fn a_user_gets_one_coupon_and_sees_it_as_available() {
 }
 
 #[tokio::test]
+async fn a_user_holding_coupons_of_three_campaigns_sees_all_three_in_issue_order() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let mut issued = Vec::new();
+    for _ in 0..3 {
+        let id = create_campaign(&app, &admin, campaign(5, -60, 3600)).await;
+        let response = issue(&app, &user, id).await;
+        assert_eq!(response.status(), 201);
+        issued.push(json_of(response).await["userCouponId"].clone());
+    }
+    let path = format!("/api/v1/users/{}/coupons", user.id);
+    let mine = json_of(app.call(Method::GET, &path, Some(&user.token), None).await).await;
+    let ids: Vec<_> = mine["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["userCouponId"].clone())
+        .collect();
+    assert_eq!(ids, issued, "every held coupon, oldest first");
+    let other = app.new_user().await;
+    let path = format!("/api/v1/users/{}/coupons", other.id);
+    let none = json_of(app.call(Method::GET, &path, Some(&other.token), None).await).await;
+    assert_eq!(none["items"].as_array().expect("items").len(), 0);
+}
+
+#[tokio::test]
 async fn when_the_quantity_is_gone_the_first_come_event_is_over() {
     let app = spawn_app().await;
     let admin = app.new_admin().await;

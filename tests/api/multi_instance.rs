@@ -105,6 +105,11 @@ async fn sigterm_stops_an_instance_gracefully_and_the_other_keeps_serving() {
         "the instance logged its graceful shutdown:\n{}",
         cluster.log(0)
     );
+    assert!(
+        cluster.log(0).contains("background tasks stopped"),
+        "the instance waited for its sweeper, relay and settlement thread:\n{}",
+        cluster.log(0)
+    );
     let gone = cluster
         .http
         .get(format!("{}/health/live", cluster.base(0)))
