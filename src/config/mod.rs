@@ -1,25 +1,28 @@
 //! Configuration from environment variables (a `.env` file is read first if present), declared
-//! once with clap's derive: each section in [`sections`] names its variables, defaults and
-//! parsers, so `flashmart serve --help` documents every variable and a test checks README's
-//! table against the same declarations.
+//! once with clap's derive: each section (`sections.rs`, `limits.rs`, `workers.rs`) names its
+//! variables, defaults and parsers, so `flashmart serve --help` documents every variable and a
+//! test checks README's table against the same declarations.
 //!
 //! Every value is validated at start with a message naming the variable; secrets are wrapped in
 //! [`Secret`] whose `Debug` never prints them, `--help` hides their values, and their checks
 //! (see [`Config::validate`]) never repeat them.
 
+mod limits;
 mod parse;
 mod sections;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 use std::fmt;
 
 use clap::{Args, CommandFactory, FromArgMatches};
 
+pub use limits::LimitsConfig;
 pub use sections::{
-    AuthConfig, DatabaseConfig, DeliveryConfig, LimitsConfig, LogFormat, OrdersConfig, RedisConfig,
-    ServerConfig, SettlementConfig,
+    AuthConfig, DatabaseConfig, LogFormat, OrdersConfig, RedisConfig, ServerConfig,
 };
+pub use workers::{DeliveryConfig, SettlementConfig};
 
 /// A value that must never reach a log line.
 #[derive(Clone, PartialEq, Eq)]
