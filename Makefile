@@ -64,8 +64,10 @@ chaos: ## Seeded fault-injection run (release; SEED=… replays, CHAOS_SECS=… 
 	$(CARGO) build --release -p flashmart-chaos
 	$(ROOT)/target/release/flashmart-chaos --duration $(CHAOS_SECS) $(if $(SEED),--seed $(SEED)) --clients $(CHAOS_CLIENTS)
 
-lint: ## cargo fmt --check and clippy with -D warnings
+lint: ## cargo fmt --check, clippy with -D warnings, bash -n and py_compile of the scripts
 	$(CARGO) fmt --all --check
+	for f in $(ROOT)/scripts/*.sh $(ROOT)/scripts/lib/*.sh $(ROOT)/scripts/security/*.sh; do bash -n "$$f" || exit 1; done
+	python3 -c 'import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]' $(ROOT)/bench/report.py
 	$(WITH_ENV) --optional $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt: ## Format the code (cargo fmt)

@@ -1,10 +1,11 @@
-//! Command line: `serve`, `migrate`, `seed`. Each subcommand reads the configuration from the
-//! environment and reports failures with their context and a non-zero exit code.
+//! Command line: `serve`, `migrate`, `seed`, … Each subcommand that needs the configuration
+//! takes it as flattened arguments read from the environment (so its `--help` documents every
+//! variable) and reports failures with their context and a non-zero exit code.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::cache::Cache;
 use crate::clock::Clock;
@@ -12,8 +13,8 @@ use crate::config::Config;
 use crate::{ops, seed, store, telemetry};
 
 async fn connect(config: &Config) -> anyhow::Result<(sqlx::MySqlPool, Cache)> {
-    let db = store::connect(config.database_url.expose(), 4).await?;
-    let cache = Cache::connect(config.redis_url.expose(), 1, &config.redis_key_prefix).await?;
+    let db = store::connect(config.database.url.expose(), 4).await?;
+    let cache = Cache::connect(config.redis.url.expose(), 1, &config.redis.key_prefix).await?;
     Ok((db, cache))
 }
 
@@ -30,9 +31,17 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Serve the HTTP API and run the background workers.
-    Serve,
+    Serve {
+        /// The configuration.
+        #[command(flatten)]
+        config: Box<Config>,
+    },
     /// Apply pending database migrations (forward-only).
-    Migrate,
+    Migrate {
+        /// The configuration.
+        #[command(flatten)]
+        config: Box<Config>,
+    },
     /// Insert demo data (catalog, admin, demo users).
     Seed {
         /// Seed the demo catalog, admin and demo users.
@@ -47,40 +56,79 @@ pub enum Command {
         /// Write one line `userId,email,accessToken` per bulk user to this file.
         #[arg(long)]
         tokens_out: Option<std::path::PathBuf>,
+        /// The configuration.
+        #[command(flatten)]
+        config: Box<Config>,
     },
     /// Check that Redis and MySQL agree and the ledger balances; exits 1 on any violation.
     Audit {
         /// How long to wait for the settlement stream to drain first.
         #[arg(long, default_value_t = 30)]
         wait_secs: u64,
+        /// The configuration.
+        #[command(flatten)]
+        config: Box<Config>,
     },
     /// Rebuild Redis hot state (balances, stock) from MySQL; refuses while events are undrained.
-    RebuildCache,
+    RebuildCache {
+        /// The configuration.
+        #[command(flatten)]
+        config: Box<Config>,
+    },
     /// Put every DEAD delivery to the external data platform back in the queue.
-    RetryDeadDeliveries,
+    RetryDeadDeliveries {
+        /// The configuration.
+        #[command(flatten)]
+        config: Box<Config>,
+    },
     /// Run a local receiver for paid-order deliveries (verifies signatures; for development).
     DevPlatform {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9999")]
         bind: std::net::SocketAddr,
+        /// HMAC key the app signs deliveries with (the same value as the app's).
+        #[arg(
+            long = "external-platform-secret",
+            env = "EXTERNAL_PLATFORM_SECRET",
+            hide_env_values = true
+        )]
+        secret: crate::config::Secret,
     },
 }
 
-/// Parses arguments and runs the subcommand.
-pub async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::DevPlatform { bind } = cli.command {
-        return dev_platform(bind).await;
-    }
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
+impl Command {
+    /// The configuration of a subcommand that has one.
+    fn config(&self) -> Option<&Config> {
+        match self {
+            Command::Serve { config }
+            | Command::Migrate { config }
+            | Command::Seed { config, .. }
+            | Command::Audit { config, .. }
+            | Command::RebuildCache { config }
+            | Command::RetryDeadDeliveries { config } => Some(config),
+            Command::DevPlatform { .. } => None,
         }
+    }
+}
+
+/// Parses arguments (after loading `.env`, so its values count as environment) and runs the
+/// subcommand. A configuration error exits 2 naming the variable.
+pub async fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let matches = crate::config::ignore_empty_env(Cli::command()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let Some(config) = cli.command.config() else {
+        if let Command::DevPlatform { bind, secret } = cli.command {
+            return dev_platform(bind, secret).await;
+        }
+        return ExitCode::FAILURE;
     };
+    if let Err(e) = config.validate() {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     telemetry::init_logs(config.log_format);
-    match run(cli.command, config).await {
+    match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "command failed");
@@ -90,14 +138,14 @@ pub async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve => {
-            telemetry::init_metrics(config.metrics_addr)?;
-            crate::serve::run(config, Clock::system()).await
+        Command::Serve { config } => {
+            telemetry::init_metrics(config.server.metrics_addr)?;
+            crate::serve::run(*config, Clock::system()).await
         }
-        Command::Migrate => {
-            let db = store::connect(config.database_url.expose(), 2).await?;
+        Command::Migrate { config } => {
+            let db = store::connect(config.database.url.expose(), 2).await?;
             store::migrate(&db).await?;
             println!("migrations applied");
             Ok(())
@@ -107,6 +155,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             users,
             user_prefix,
             tokens_out,
+            config,
         } => {
             if !demo && users.is_none() {
                 anyhow::bail!("nothing to seed: pass --demo and/or --users N");
@@ -120,7 +169,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Audit { wait_secs } => {
+        Command::Audit { wait_secs, config } => {
             let (db, cache) = connect(&config).await?;
             let report = ops::audit::run(&db, &cache, Duration::from_secs(wait_secs)).await?;
             for fact in &report.facts {
@@ -135,14 +184,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("audit passed");
             Ok(())
         }
-        Command::RetryDeadDeliveries => {
+        Command::RetryDeadDeliveries { config } => {
             let (db, _) = connect(&config).await?;
             let requeued = store::outbox::retry_dead(&db, chrono::Utc::now()).await?;
             println!("{requeued} dead deliveries queued again");
             Ok(())
         }
         Command::DevPlatform { .. } => Ok(()),
-        Command::RebuildCache => {
+        Command::RebuildCache { config } => {
             let (db, cache) = connect(&config).await?;
             let rebuilt = ops::rebuild::run(&db, &cache).await?;
             println!(
@@ -155,14 +204,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 /// `flashmart dev-platform`: needs only `EXTERNAL_PLATFORM_SECRET`.
-async fn dev_platform(bind: std::net::SocketAddr) -> ExitCode {
-    let _ = dotenvy::dotenv();
+async fn dev_platform(bind: std::net::SocketAddr, secret: crate::config::Secret) -> ExitCode {
     telemetry::init_logs(crate::config::LogFormat::Pretty);
-    let Ok(secret) = std::env::var("EXTERNAL_PLATFORM_SECRET") else {
-        eprintln!("EXTERNAL_PLATFORM_SECRET must be set (the same value the app signs with)");
-        return ExitCode::from(2);
-    };
-    match crate::delivery::receiver::serve(bind, secret.as_bytes()).await {
+    match crate::delivery::receiver::serve(bind, secret.expose().as_bytes()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -46,8 +46,8 @@ pub const DEMO_PASSWORD: &str = "flashmart-demo";
 
 /// Seeds the demo data and prints how to log in.
 pub async fn demo(config: &Config) -> anyhow::Result<()> {
-    let db = store::connect(config.database_url.expose(), 4).await?;
-    let cache = Cache::connect(config.redis_url.expose(), 1, &config.redis_key_prefix).await?;
+    let db = store::connect(config.database.url.expose(), 4).await?;
+    let cache = Cache::connect(config.redis.url.expose(), 1, &config.redis.key_prefix).await?;
     let now = chrono::Utc::now();
 
     if store::products::all(&db).await?.is_empty() {
@@ -63,6 +63,7 @@ pub async fn demo(config: &Config) -> anyhow::Result<()> {
     seed_campaign(&db, &cache, now).await?;
 
     let admin_email = config
+        .auth
         .admin_email
         .clone()
         .unwrap_or_else(|| "admin@flashmart.local".into());
@@ -70,7 +71,7 @@ pub async fn demo(config: &Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("ADMIN_EMAIL {}", e.message))?
         .as_str()
         .to_owned();
-    let (admin_password, generated) = match &config.admin_password {
+    let (admin_password, generated) = match &config.auth.admin_password {
         Some(p) => (p.expose().to_owned(), false),
         None => (Alphanumeric.sample_string(&mut rand::rng(), 20), true),
     };
@@ -141,8 +142,8 @@ pub async fn bulk_users(
             && prefix.bytes().all(|b| b.is_ascii_alphanumeric()),
         "--user-prefix must be 1-32 ASCII letters or digits"
     );
-    let db = store::connect(config.database_url.expose(), 4).await?;
-    let cache = Cache::connect(config.redis_url.expose(), 2, &config.redis_key_prefix).await?;
+    let db = store::connect(config.database.url.expose(), 4).await?;
+    let cache = Cache::connect(config.redis.url.expose(), 2, &config.redis.key_prefix).await?;
     let hash = password::hash(BULK_PASSWORD.into()).await?;
     let now = chrono::Utc::now();
     let emails: Vec<String> = (1..=count)
@@ -172,8 +173,8 @@ pub async fn bulk_users(
             .fetch_all(&db)
             .await?;
     let tokens = crate::auth::TokenKeys::new(
-        config.jwt_secret.expose().as_bytes(),
-        config.access_token_ttl_secs,
+        config.auth.jwt_secret.expose().as_bytes(),
+        config.auth.access_token_ttl.as_secs(),
     );
     let mut lines = String::new();
     for (id, email) in &users {

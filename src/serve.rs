@@ -32,8 +32,8 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// dependencies are still unavailable after `STARTUP_TIMEOUT_SECS`, or at once on an error that
 /// waiting cannot cure (a Redis without durable persistence, a bad URL).
 pub async fn run(config: Config, clock: Clock) -> anyhow::Result<()> {
-    let socket =
-        bind(config.bind_addr).with_context(|| format!("failed to bind {}", config.bind_addr))?;
+    let socket = bind(config.server.bind_addr)
+        .with_context(|| format!("failed to bind {}", config.server.bind_addr))?;
     let stop = CancellationToken::new();
     cancel_on_signal(stop.clone());
 
@@ -86,8 +86,8 @@ async fn build_when_ready(
     clock: &Clock,
     socket: &std::net::TcpListener,
 ) -> anyhow::Result<Application> {
-    let timeout = Duration::from_secs(config.startup_timeout_secs);
-    let deadline = (config.startup_timeout_secs > 0).then(|| Instant::now() + timeout);
+    let timeout = config.server.startup_timeout;
+    let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
     let mut delay = FIRST_RETRY_DELAY;
     let mut attempt = 0u64;
     loop {

@@ -18,7 +18,7 @@ use crate::config::{Config, UNSAFE_REDIS_PHRASE};
 use crate::http::server::{self, ServerLimits};
 use crate::http::{self, ratelimit, Limiters};
 use crate::settlement::runner::{self, RunnerConfig};
-use crate::settlement::{Worker, WorkerConfig};
+use crate::settlement::WorkerConfig;
 use crate::state::{AppState, Shared};
 use crate::store;
 
@@ -53,9 +53,9 @@ impl Application {
         clock: Clock,
         extra: Router<AppState>,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.bind_addr)
+        let listener = TcpListener::bind(config.server.bind_addr)
             .await
-            .with_context(|| format!("failed to bind {}", config.bind_addr))?;
+            .with_context(|| format!("failed to bind {}", config.server.bind_addr))?;
         Self::build_on(config, clock, listener, extra).await
     }
 
@@ -68,15 +68,19 @@ impl Application {
         listener: TcpListener,
         extra: Router<AppState>,
     ) -> anyhow::Result<Self> {
-        let db = store::connect(config.database_url.expose(), config.db_max_connections).await?;
+        let db = store::connect(
+            config.database.url.expose(),
+            config.database.max_connections,
+        )
+        .await?;
         let cache = Cache::connect(
-            config.redis_url.expose(),
-            config.redis_pool_size,
-            &config.redis_key_prefix,
+            config.redis.url.expose(),
+            config.redis.pool_size,
+            &config.redis.key_prefix,
         )
         .await
         .context("failed to connect to Redis")?;
-        check_redis_durability(&cache, config.allow_unsafe_redis_persistence).await?;
+        check_redis_durability(&cache, config.redis.allow_unsafe_persistence()).await?;
         load_missing_stock(&db, &cache)
             .await
             .context("failed to load product stock into Redis")?;
@@ -84,11 +88,11 @@ impl Application {
             .await
             .context("failed to create the settlement consumer group")?;
         let tokens = Arc::new(TokenKeys::new(
-            config.jwt_secret.expose().as_bytes(),
-            config.access_token_ttl_secs,
+            config.auth.jwt_secret.expose().as_bytes(),
+            config.auth.access_token_ttl.as_secs(),
         ));
         let limits = ServerLimits::from_config(&config);
-        let config_login_attempts = config.login_attempts_per_minute;
+        let config_login_attempts = config.limits.login_attempts_per_minute;
         let state = AppState::new(Shared {
             db,
             cache,
@@ -118,32 +122,30 @@ impl Application {
             }
         });
         let mut settlement = None;
-        if state.config.settlement_worker {
+        if state.config.settlement.worker {
             let runner = RunnerConfig {
-                database_url: state.config.database_url.expose().to_owned(),
-                redis_url: state.config.redis_url.expose().to_owned(),
-                key_prefix: state.config.redis_key_prefix.clone(),
-                consumer: Worker::consumer_name(),
+                database_url: state.config.database.url.expose().to_owned(),
+                redis_url: state.config.redis.url.expose().to_owned(),
+                key_prefix: state.config.redis.key_prefix.clone(),
+                consumer: state.config.settlement.consumer_name(),
                 worker: WorkerConfig {
-                    claim_idle_ms: state.config.settlement_claim_idle_ms,
-                    batch_size: state.config.settlement_batch_size,
+                    claim_idle_ms: state.config.settlement.claim_idle.as_millis() as u64,
+                    batch_size: state.config.settlement.batch_size,
                     ..WorkerConfig::default()
                 },
             };
             settlement = Some(runner::spawn(runner, state.clock.clone(), shutdown.clone()).await?);
         }
         if let (Some(url), Some(secret)) = (
-            state.config.external_platform_url.clone(),
-            state.config.external_platform_secret.clone(),
+            state.config.delivery.platform_url.clone(),
+            state.config.delivery.platform_secret.clone(),
         ) {
             let relay = crate::delivery::relay::RelayConfig {
                 url,
                 secret: secret.expose().as_bytes().to_vec(),
-                timeout: std::time::Duration::from_millis(state.config.delivery_timeout_ms),
-                backoff_base: std::time::Duration::from_millis(
-                    state.config.delivery_backoff_base_ms,
-                ),
-                max_attempts: state.config.delivery_max_attempts as i32,
+                timeout: state.config.delivery.timeout,
+                backoff_base: state.config.delivery.backoff_base,
+                max_attempts: state.config.delivery.max_attempts as i32,
                 batch: 32,
             };
             tasks.spawn(crate::delivery::relay::run(

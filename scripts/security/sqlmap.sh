@@ -48,95 +48,14 @@ if [[ "$("$VENV/bin/sqlmap" --version 2>/dev/null || true)" != "$SQLMAP_VERSION"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "sqlmap==$SQLMAP_VERSION"
 fi
 
-# --- one fresh server (same block in scripts/security/schemathesis.sh) --------------------------
-bash scripts/services.sh up >&2
-# DATABASE_URL / REDIS_URL of the private services (an exported value wins, as in `make test`).
-eval "$(bash scripts/with-env.sh bash -c 'printf "SERVER_BASE_DB=%q\nREDIS_URL=%q\n" "$DATABASE_URL" "$REDIS_URL"')"
-cargo build --quiet --bin flashmart
-BIN="$REPO/target/debug/flashmart"
-
-RUN_ID="$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-DB_NAME="fmsec_$RUN_ID"
-# mysql://user:password@host:port/db -> parts for the mariadb client
-read -r DB_USER DB_PASS DB_HOST DB_PORT < <(python3 - "$SERVER_BASE_DB" <<'PY'
-import sys, urllib.parse
-u = urllib.parse.urlsplit(sys.argv[1])
-print(urllib.parse.unquote(u.username or "root"), urllib.parse.unquote(u.password or "") or "-",
-      u.hostname or "127.0.0.1", u.port or 3306)
-PY
-)
-[[ "$DB_PASS" == "-" ]] && DB_PASS=""
-db_sql() { MYSQL_PWD="$DB_PASS" mariadb --no-defaults --protocol=tcp -h"$DB_HOST" -P"$DB_PORT" -u"$DB_USER" "$@"; }
-
-SERVER_PID=""
-WORK="$(mktemp -d)"
-PREFIX="sec$RUN_ID"
-cleanup() {
-  local rc=$?
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  if [[ "${SECURITY_KEEP_DB:-0}" != 1 ]]; then
-    db_sql -e "DROP DATABASE IF EXISTS \`$DB_NAME\`" 2>/dev/null || true
-    redis-cli -u "$REDIS_URL" --scan --pattern "{$PREFIX}:*" 2>/dev/null |
-      xargs -r -n 500 redis-cli -u "$REDIS_URL" DEL >/dev/null 2>&1 || true
-  else
-    log "kept database $DB_NAME and Redis prefix {$PREFIX}"
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-db_sql -e "CREATE DATABASE \`$DB_NAME\`"
-export DATABASE_URL="${SERVER_BASE_DB%/*}/$DB_NAME"
-export REDIS_URL
-export REDIS_KEY_PREFIX="$PREFIX"
-JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')"
-export JWT_SECRET
-ADMIN_EMAIL="admin@flashmart.local"
-ADMIN_PASSWORD="$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')"
-export ADMIN_EMAIL ADMIN_PASSWORD
-export BIND_ADDR="127.0.0.1:0" METRICS_ADDR=off LOG_FORMAT=json
-# One scanner sends thousands of requests: lift the per-instance budgets so it tests the API,
-# not the limiter (429s are covered by tests/api/errors.rs).
-export RATE_LIMIT_PER_SECOND=1000000 RATE_LIMIT_BURST=1000000
-export COUPON_ISSUE_PER_SECOND=1000000 COUPON_ISSUE_BURST=1000000
-export ORDER_RATE_PER_SECOND=1000000 ORDER_RATE_BURST=1000000
-export PAYMENT_RATE_PER_SECOND=1000000 PAYMENT_RATE_BURST=1000000
-unset EXTERNAL_PLATFORM_URL EXTERNAL_PLATFORM_SECRET TRUSTED_PROXIES
-
-"$BIN" migrate >&2
-"$BIN" seed --demo >"$WORK/seed.log" 2>&1 || {
-  cat "$WORK/seed.log" >&2
-  die "seed failed"
-}
-"$BIN" serve >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-ADDR=""
-for _ in $(seq 1 100); do
-  ADDR="$(grep -o '"addr":"127\.0\.0\.1:[0-9]*"' "$WORK/server.log" | head -n1 | cut -d'"' -f4 || true)"
-  [[ -n "$ADDR" ]] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || {
-    cat "$WORK/server.log" >&2
-    die "flashmart serve exited"
-  }
-  sleep 0.1
-done
-[[ -n "$ADDR" ]] || die "flashmart serve did not report its address"
-BASE="http://$ADDR"
-for _ in $(seq 1 50); do
-  curl -fsS "$BASE/health/ready" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-TOKEN="$(curl -fsS "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
-  -d '{"email":"alice@example.com","password":"flashmart-demo"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')" ||
-  die "login as alice@example.com failed"
-log "server pid $SERVER_PID on $BASE (database $DB_NAME, Redis prefix {$PREFIX})"
-# --- end of server block -----------------------------------------------------------------------
+# --- one fresh server (scripts/lib/scratch-app.sh) ---------------------------------------------
+# shellcheck source=scripts/lib/scratch-app.sh
+source "$REPO/scripts/lib/scratch-app.sh"
+LT_KEEP="${SECURITY_KEEP_DB:-0}"
+lt_single_app fmsec
+WORK="$LT_WORK"
+log "server pid ${LT_PIDS[0]} on $BASE (database $LT_DB_NAME, Redis prefix {$LT_PREFIX})"
+# --------------------------------------------------------------------------------------------------
 
 # --- realistic starting values -----------------------------------------------------------------
 api() { # METHOD PATH TOKEN [JSON]
@@ -240,13 +159,13 @@ for entry in "${TARGETS[@]}"; do
 done
 total=$(($(date +%s) - started_all))
 
-if grep -q '"level":"ERROR"' "$WORK/server.log"; then
+if grep -q '"level":"ERROR"' "$LT_LOG"; then
   log "the server logged errors during the scan:"
-  grep '"level":"ERROR"' "$WORK/server.log" | head -n 20 >&2
+  grep '"level":"ERROR"' "$LT_LOG" | head -n 20 >&2
   failures=$((failures + 1))
   echo "server logged errors (see server.log)" >>"$SUMMARY"
 fi
-cp "$WORK/server.log" "$OUT/server.log"
+cp "$LT_LOG" "$OUT/server.log"
 echo "total ${total}s; $failures problem(s)" | tee -a "$SUMMARY" >&2
 ((failures == 0)) || die "sqlmap found problems; see $SUMMARY and $OUT/*.log"
 log "nothing injectable; summary in $SUMMARY"

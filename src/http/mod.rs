@@ -16,7 +16,6 @@ pub mod server;
 pub mod wallet;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
@@ -130,15 +129,21 @@ impl Limiters {
     /// Builds limiters from the configured budget.
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
-            general: ratelimit::limiter(config.rate_limit_per_second, config.rate_limit_burst),
-            coupon_issue: ratelimit::limiter(
-                config.coupon_issue_per_second,
-                config.coupon_issue_burst,
+            general: ratelimit::limiter(
+                config.limits.rate_limit_per_second,
+                config.limits.rate_limit_burst,
             ),
-            auth: ratelimit::limiter(config.auth_rate.0, config.auth_rate.1),
+            coupon_issue: ratelimit::limiter(
+                config.limits.coupon_issue_per_second,
+                config.limits.coupon_issue_burst,
+            ),
+            auth: ratelimit::limiter(
+                config.limits.auth_rate_per_second,
+                config.limits.auth_rate_burst,
+            ),
             per_ip: ratelimit::limiter(
-                config.rate_limit_per_second.saturating_mul(10),
-                config.rate_limit_burst.saturating_mul(10),
+                config.limits.rate_limit_per_second.saturating_mul(10),
+                config.limits.rate_limit_burst.saturating_mul(10),
             ),
         }
     }
@@ -157,9 +162,9 @@ impl Limiters {
 /// Builds the whole application router and its OpenAPI document. `extra` routes (tests only)
 /// sit behind the same layers as the real ones.
 pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> Router {
-    let trusted: client_ip::TrustedProxies = Arc::new(state.config.trusted_proxies.clone());
+    let trusted: client_ip::TrustedProxies = Arc::new(state.config.server.trusted_proxies.clone());
     let hsts = hsts_header(&state.config);
-    let request_timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let request_timeout = state.config.server.request_timeout;
     // a budget shared by every instance (Redis), after the cheap local one
     let global =
         |budget: Budget| from_fn_with_state((state.clone(), budget), ratelimit::global_budget);
@@ -264,6 +269,7 @@ pub fn warming_router(config: &Config) -> Router {
 /// `Strict-Transport-Security` when `HSTS_MAX_AGE_SECS` is set.
 fn hsts_header(config: &Config) -> Option<HeaderValue> {
     config
+        .server
         .hsts_max_age_secs
         .and_then(|secs| HeaderValue::from_str(&format!("max-age={secs}; includeSubDomains")).ok())
 }

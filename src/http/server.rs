@@ -38,9 +38,9 @@ impl ServerLimits {
     /// (a request cannot outlive its timeout, so draining waits that long plus a second).
     pub fn from_config(config: &Config) -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
-            max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
-            drain_timeout: Duration::from_secs(config.request_timeout_secs + 1),
+            header_read_timeout: config.server.header_read_timeout,
+            max_connections: usize::try_from(config.server.max_connections).unwrap_or(usize::MAX),
+            drain_timeout: config.server.request_timeout + Duration::from_secs(1),
         }
     }
 }

@@ -217,7 +217,7 @@ pub async fn create(
         discount,
         coupon,
         now_ms,
-        expires_at_ms: now_ms + state.config.order_ttl_secs as i64 * 1000,
+        expires_at_ms: now_ms + state.config.orders.ttl.as_millis() as i64,
         idempotency_key: &key,
     };
     let mut outcome = hot::reserve(&state.cache, &call).await?;

@@ -45,7 +45,7 @@ pub async fn log_in(
 
 /// Opens a session for a user who has just proved who they are (log-in or sign-up).
 pub async fn start(state: &AppState, user_id: UserId, role: Role) -> Result<Session, AppError> {
-    let ttl_ms = state.config.access_token_ttl_secs as i64 * 1000;
+    let ttl_ms = state.config.auth.access_token_ttl.as_millis() as i64;
     let expires_at_ms = state.clock.now_ms() + ttl_ms;
     let stored = StoredSession {
         user_id: user_id.0,

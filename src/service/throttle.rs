@@ -46,14 +46,26 @@ impl Budget {
     /// The configured rate.
     pub fn rate(self, config: &Config) -> Rate {
         match self {
-            Budget::LoginPerClient => Rate::per_minute(config.login_attempts_per_minute),
-            Budget::LoginPerAccount => Rate::per_minute(config.login_account_attempts_per_minute),
-            Budget::Anonymous => Rate::per_second(config.auth_rate.0, config.auth_rate.1),
-            Budget::CouponIssue => {
-                Rate::per_second(config.coupon_issue_per_second, config.coupon_issue_burst)
+            Budget::LoginPerClient => Rate::per_minute(config.limits.login_attempts_per_minute),
+            Budget::LoginPerAccount => {
+                Rate::per_minute(config.limits.login_account_attempts_per_minute)
             }
-            Budget::Orders => Rate::per_second(config.order_rate.0, config.order_rate.1),
-            Budget::Payments => Rate::per_second(config.payment_rate.0, config.payment_rate.1),
+            Budget::Anonymous => Rate::per_second(
+                config.limits.auth_rate_per_second,
+                config.limits.auth_rate_burst,
+            ),
+            Budget::CouponIssue => Rate::per_second(
+                config.limits.coupon_issue_per_second,
+                config.limits.coupon_issue_burst,
+            ),
+            Budget::Orders => Rate::per_second(
+                config.limits.order_rate_per_second,
+                config.limits.order_rate_burst,
+            ),
+            Budget::Payments => Rate::per_second(
+                config.limits.payment_rate_per_second,
+                config.limits.payment_rate_burst,
+            ),
         }
     }
 }

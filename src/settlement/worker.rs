@@ -90,24 +90,6 @@ impl Worker {
         })
     }
 
-    /// The consumer name: `SETTLEMENT_CONSUMER` when set (stable across restarts, so a
-    /// restarted instance drains its own pending entries at once), else unique to this process.
-    pub fn consumer_name() -> String {
-        if let Ok(name) = std::env::var("SETTLEMENT_CONSUMER") {
-            let valid = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if valid {
-                return name;
-            }
-        }
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-        let short = &uuid::Uuid::new_v4().simple().to_string()[..8];
-        format!("{host}-{}-{short}", std::process::id())
-    }
-
     /// This worker's consumer name.
     pub fn consumer(&self) -> &str {
         &self.consumer

@@ -41,9 +41,9 @@ impl WebSettings {
     /// Reads what the storefront needs from the process configuration.
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
-            csrf: CsrfKey::derive(config.jwt_secret.expose().as_bytes()),
-            secure_cookies: config.hsts_max_age_secs.is_some(),
-            session_ttl_secs: config.access_token_ttl_secs,
+            csrf: CsrfKey::derive(config.auth.jwt_secret.expose().as_bytes()),
+            secure_cookies: config.server.hsts_max_age_secs.is_some(),
+            session_ttl_secs: config.auth.access_token_ttl.as_secs(),
         }
     }
 

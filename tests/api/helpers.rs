@@ -34,6 +34,8 @@ pub struct TestApp {
     #[allow(dead_code)]
     pub db_name: String,
     shutdown: CancellationToken,
+    /// Declared last: the app is told to stop before its database is dropped.
+    _database: DatabaseGuard,
 }
 
 /// A user made for a test, with a valid token.
@@ -55,8 +57,62 @@ fn redis_url() -> String {
     std::env::var("REDIS_URL").expect("REDIS_URL must be set: run the tests with `make test`")
 }
 
-/// Creates a fresh, migrated database and returns its URL and name.
-pub async fn fresh_database() -> (String, String) {
+/// Drops its test database when it goes out of scope, unless the test is failing (then the
+/// database stays for a look, and its name is printed).
+pub struct DatabaseGuard {
+    name: String,
+}
+
+impl DatabaseGuard {
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for DatabaseGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("test failed: kept its database {}", self.name);
+            return;
+        }
+        let name = std::mem::take(&mut self.name);
+        let base = base_database_url();
+        // A thread of its own: `drop` cannot await, and the app's last connections live on the
+        // test's runtime, which must stay free to close them while DROP waits for their locks.
+        // Best effort: a database left behind (the process exited first, a lock wait timed out)
+        // costs disk space, never a test result.
+        std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(drop_database(&base, &name));
+        });
+    }
+}
+
+async fn drop_database(base: &str, name: &str) {
+    let Ok(options) = MySqlConnectOptions::from_str(base) else {
+        return;
+    };
+    let Ok(mut conn) = options.connect().await else {
+        return;
+    };
+    let _ = sqlx::raw_sql("SET SESSION lock_wait_timeout = 60")
+        .execute(&mut conn)
+        .await;
+    let drop = format!("DROP DATABASE IF EXISTS `{name}`");
+    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(&mut conn)
+        .await;
+    conn.close().await.ok();
+}
+
+/// Creates a fresh, migrated database and returns its URL and the guard that drops it.
+pub async fn fresh_database() -> (String, DatabaseGuard) {
     let base = base_database_url();
     let name = format!("fmtest_{}", uuid::Uuid::new_v4().simple());
     let options = MySqlConnectOptions::from_str(&base).expect("valid DATABASE_URL");
@@ -74,7 +130,7 @@ pub async fn fresh_database() -> (String, String) {
         .await
         .expect("migrate the test database");
     pool.close().await;
-    (url, name)
+    (url, DatabaseGuard { name })
 }
 
 fn database_url_for(base: &str, name: &str) -> String {
@@ -123,7 +179,8 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns an app after letting the test change its environment.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<&'static str, String>)) -> TestApp {
-    let (url, db_name) = fresh_database().await;
+    let (url, database) = fresh_database().await;
+    let db_name = database.name().to_owned();
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let mut env = test_env(&url, &prefix);
     adjust(&mut env);
@@ -148,6 +205,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<&'static str, Strin
         state,
         db_name,
         shutdown,
+        _database: database,
     }
 }
 

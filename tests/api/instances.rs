@@ -78,6 +78,8 @@ pub struct Cluster {
     pub http: reqwest::Client,
     /// The process slots, in the order of `bases`.
     instances: Vec<Instance>,
+    /// Declared last: the instances are killed before their database is dropped.
+    _database: crate::helpers::DatabaseGuard,
 }
 
 /// Why an instance did not become ready.
@@ -100,7 +102,8 @@ pub async fn spawn_cluster(
     n: usize,
     adjust: impl FnOnce(&mut HashMap<&'static str, String>),
 ) -> Cluster {
-    let (database_url, db_name) = fresh_database().await;
+    let (database_url, database) = fresh_database().await;
+    let db_name = database.name().to_owned();
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let mut env = test_env(&database_url, &prefix);
     env.insert("METRICS_ADDR", "off".to_owned());
@@ -134,6 +137,7 @@ pub async fn spawn_cluster(
         cache,
         http,
         instances,
+        _database: database,
     }
 }
 
