@@ -94,6 +94,11 @@ impl Application {
         // Stops the tasks spawned below if a later step fails; disarmed on success.
         let stop_on_failure = shutdown.clone().drop_guard();
         ratelimit::spawn_pruner(limiters.all(), shutdown.clone());
+        crate::observe::spawn_collector(
+            state.db.clone(),
+            state.cache.pool.clone(),
+            shutdown.clone(),
+        );
         let attempts = state.login_attempts.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
