@@ -226,7 +226,10 @@ fn dashboard_exprs() -> Vec<(String, String)> {
             let expr = expr
                 .replace("$__rate_interval", "1m")
                 .replace("$instance", ".+");
-            exprs.push((format!("panel {:?}", panel["title"]), expr));
+            exprs.push((
+                format!("panel {:?}", panel["title"].as_str().unwrap_or("?")),
+                expr,
+            ));
         }
     }
     exprs
