@@ -303,6 +303,12 @@ async fn every_dashboard_panel_and_alert_has_data_in_a_real_prometheus() {
         ] {
             assert!(text.contains(name), "{addr} exports no {name}");
         }
+        let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .count();
+        eprintln!("{addr}: {families} metric families, {samples} samples");
         let problems = check_metrics(&text);
         assert!(
             problems.trim().is_empty(),
@@ -348,6 +354,7 @@ async fn every_dashboard_panel_and_alert_has_data_in_a_real_prometheus() {
         }
         missing = still;
         if missing.is_empty() {
+            eprintln!("{} expressions parsed and returned data", exprs.len());
             break;
         }
         assert!(
