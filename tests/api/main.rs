@@ -26,6 +26,7 @@ mod pricing;
 mod product_reads;
 mod prometheus;
 mod replay;
+mod sale_workload;
 mod security;
 mod sessions;
 mod settlement;
