@@ -59,14 +59,15 @@ pub fn check_metrics(exposition: &str) -> String {
     )
 }
 
-/// A running private Prometheus; killed when dropped.
+/// A running private Prometheus; killed when dropped (its directory is removed unless the test
+/// failed, so the log and TSDB stay for a look).
 pub struct Prometheus {
     /// Base URL, e.g. `http://127.0.0.1:41235`.
     pub base: String,
     /// Working directory (rendered config, rules, TSDB).
     pub dir: PathBuf,
     http: reqwest::Client,
-    _child: Child,
+    child: Child,
 }
 
 impl Prometheus {
@@ -112,7 +113,7 @@ impl Prometheus {
             base: format!("http://127.0.0.1:{port}"),
             dir,
             http: reqwest::Client::new(),
-            _child: child,
+            child,
         };
         prometheus.wait_ready().await;
         prometheus
@@ -166,5 +167,14 @@ impl Prometheus {
             Some("vector") | Some("matrix") => result.as_array().map_or(0, Vec::len),
             _ => 1,
         })
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
