@@ -31,7 +31,7 @@ SERVICES := bash $(ROOT)/scripts/services.sh
 WITH_ENV := bash $(ROOT)/scripts/with-env.sh
 
 
-.PHONY: chaos help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench k6 loadtest-smoke
+.PHONY: check-deploy chaos help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench k6 loadtest-smoke
 
 help: ## List targets (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,7 +51,7 @@ build: ## Release build of the flashmart binary
 run: ## Start services, migrate, seed demo data, a local platform receiver, then serve (release)
 	bash $(ROOT)/scripts/run.sh
 
-test: services-up k6 ## Services up; schemathesis; k6 smoke of every scenario; storefront browser tests; every Rust test
+test: services-up k6 check-deploy ## Services up; promtool checks; schemathesis; k6 smoke of every scenario; storefront browser tests; every Rust test
 	$(WITH_ENV) $(CARGO) build --bin flashmart
 	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) bash $(ROOT)/scripts/security/schemathesis.sh
 	bash $(ROOT)/scripts/loadtest-smoke.sh
@@ -63,6 +63,14 @@ chaos: ## Seeded fault-injection run (release; SEED=… replays, CHAOS_SECS=… 
 	$(CARGO) build --release --bin flashmart
 	$(CARGO) build --release -p flashmart-chaos
 	$(ROOT)/target/release/flashmart-chaos --duration $(CHAOS_SECS) $(if $(SEED),--seed $(SEED)) --clients $(CHAOS_CLIENTS)
+
+check-deploy: ## promtool check config/rules + rule unit tests; compose file validation when a client exists
+	@command -v promtool >/dev/null || { echo "promtool missing: apt-get install prometheus" >&2; exit 1; }
+	cd $(ROOT)/deploy/prometheus && promtool check config prometheus.yml && promtool test rules alerts_test.yml
+	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' $(ROOT)/deploy/grafana/flashmart.json
+	@if docker compose version >/dev/null 2>&1; then docker compose -f $(ROOT)/docker-compose.yml config -q; \
+	elif command -v docker-compose >/dev/null; then docker-compose -f $(ROOT)/docker-compose.yml config -q; \
+	else echo "no docker compose client: docker-compose.yml not validated"; fi
 
 lint: ## cargo fmt --check, clippy with -D warnings, bash -n and py_compile of the scripts
 	$(CARGO) fmt --all --check

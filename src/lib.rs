@@ -15,6 +15,8 @@
 //!   the same services as the API.
 //! - [`startup`], [`serve`], [`config`], [`telemetry`], [`cli`]: process wiring ([`serve`] waits
 //!   for MySQL and Redis at start, answering `/health/ready` 503 meanwhile).
+//! - [`observe`]: metric descriptions, Lua timings, build info and the periodic collector of
+//!   pool, dependency, outbox and process gauges.
 
 pub mod auth;
 pub mod cache;
@@ -27,6 +29,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod observe;
 pub mod ops;
 pub mod seed;
 pub mod serve;

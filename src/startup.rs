@@ -110,6 +110,11 @@ impl Application {
         let stop_on_failure = shutdown.clone().drop_guard();
         ratelimit::spawn_pruner(limiters.all(), shutdown.clone());
         let tasks = TaskTracker::new();
+        crate::observe::spawn_collector(
+            state.db.clone(),
+            state.cache.pool.clone(),
+            shutdown.clone(),
+        );
         let attempts = state.login_attempts.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {

@@ -62,5 +62,6 @@ pub fn init_metrics(addr: Option<SocketAddr>) -> anyhow::Result<()> {
         }
     }
     let _ = INSTALLED.set(());
+    crate::observe::init();
     Ok(())
 }

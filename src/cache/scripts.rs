@@ -34,10 +34,15 @@ impl LuaScript {
         V: TryInto<MultipleValues> + Send,
         V::Error: Into<fred::error::Error> + Send,
     {
-        self.script
-            .evalsha_with_reload(client, keys, args)
-            .await
-            .with_context(|| format!("lua script {} failed", self.name))
+        let started = std::time::Instant::now();
+        let reply = self.script.evalsha_with_reload(client, keys, args).await;
+        let outcome = match &reply {
+            Ok(_) => "ok",
+            Err(e) if *e.kind() == fred::error::ErrorKind::Timeout => "timeout",
+            Err(_) => "error",
+        };
+        crate::observe::record_lua_call(self.name, outcome, started.elapsed());
+        reply.with_context(|| format!("lua script {} failed", self.name))
     }
 }
 
