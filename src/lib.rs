@@ -27,6 +27,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod local;
 pub mod ops;
 pub mod seed;
 pub mod serve;

@@ -73,12 +73,14 @@ pub async fn claim(
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
-    for d in &due {
-        sqlx::query("UPDATE outbox SET lease_until = ? WHERE id = ?")
-            .bind(now + lease)
-            .bind(d.id)
-            .execute(&mut *tx)
-            .await?;
+    if !due.is_empty() {
+        // One statement leases the whole batch (its rows are locked by the SELECT above).
+        let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
+        let mut lease_all =
+            sqlx::QueryBuilder::<sqlx::MySql>::new("UPDATE outbox SET lease_until = ");
+        lease_all.push_bind(now + lease).push(" WHERE id IN ");
+        super::push_in_list(&mut lease_all, &ids);
+        lease_all.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(due)
