@@ -6,7 +6,7 @@ use crate::cache::coupons as hot_coupons;
 use crate::cache::orders::{
     self as hot, HotOrder, ReleaseMode, ReleaseOutcome, ReserveCall, ReserveOutcome,
 };
-use crate::domain::UserId;
+use crate::domain::{Caller, UserId};
 use crate::error::{AppError, FieldError};
 use crate::events::OrderLine;
 use crate::service::catalog;
@@ -269,12 +269,8 @@ async fn get_hot(state: &AppState, order_id: &str) -> Result<Order, AppError> {
 }
 
 /// An order the caller may see (owner or admin): Redis first (freshest), then MySQL.
-pub async fn get(
-    state: &AppState,
-    caller: UserId,
-    admin: bool,
-    order_id: &str,
-) -> Result<Order, AppError> {
+pub async fn get(state: &AppState, caller: Caller, order_id: &str) -> Result<Order, AppError> {
+    let (caller, admin) = (caller.id, caller.is_admin());
     let order = match hot::read(&state.cache, order_id).await? {
         Some(hot) => hot,
         None => store::orders::find(&state.db, order_id)
@@ -299,14 +295,10 @@ pub async fn coupon_campaign(state: &AppState, order: &HotOrder) -> Result<Optio
 }
 
 /// Cancels a PENDING order of the caller, releasing stock and coupon.
-pub async fn cancel(
-    state: &AppState,
-    caller: UserId,
-    admin: bool,
-    order_id: &str,
-) -> Result<Order, AppError> {
+pub async fn cancel(state: &AppState, caller: Caller, order_id: &str) -> Result<Order, AppError> {
+    let (by, caller, admin) = (caller, caller.id, caller.is_admin());
     let Some(order) = hot::read(&state.cache, order_id).await? else {
-        let stored = get(state, caller, admin, order_id).await?;
+        let stored = get(state, by, order_id).await?;
         return Err(AppError::OrderNotCancellable(stored.status));
     };
     if order.user_id != caller.0 && !admin {
@@ -323,7 +315,7 @@ pub async fn cancel(
         }
         ReleaseOutcome::Released(_) => {
             metrics::counter!("orders_ended_total", "status" => "CANCELLED").increment(1);
-            get(state, caller, admin, order_id).await
+            get(state, by, order_id).await
         }
         ReleaseOutcome::NotPending(status) => Err(AppError::OrderNotCancellable(status)),
         ReleaseOutcome::Forbidden => Err(AppError::Forbidden),
