@@ -15,24 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::dependency::is_dependency_failure;
 
-/// One invalid input field.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct FieldError {
-    /// The JSON field or parameter name.
-    pub field: String,
-    /// Why it was refused.
-    pub message: String,
-}
-
-impl FieldError {
-    /// Builds a field error.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::domain::FieldError;
 
 /// Every failure the API reports.
 #[derive(Debug, thiserror::Error)]
