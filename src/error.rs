@@ -71,11 +71,11 @@ pub enum AppError {
     /// A line asks for more units than can be ordered now.
     #[error("insufficient stock")]
     InsufficientStock {
-        /// The product.
+        /// The product of the refused line (the `product_id` extension of the problem).
         product_id: i64,
         /// Units asked for.
         requested: i64,
-        /// Units available.
+        /// Units that could be ordered at the time of the check (Redis's view).
         available: i64,
     },
     /// The coupon cannot be used for this order; the reason is a stable word.
@@ -93,9 +93,9 @@ pub enum AppError {
     /// The balance does not cover the order.
     #[error("insufficient balance")]
     InsufficientBalance {
-        /// Order total.
+        /// What the order costs after its coupon, in won.
         required: i64,
-        /// Current balance.
+        /// What the wallet holds now, in won (less than `required`).
         balance: i64,
     },
     /// Sign-up with an e-mail that already has an account.
@@ -124,7 +124,7 @@ pub enum AppError {
 /// The problem document of an error response (RFC 9457 plus `code` and extensions).
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
-    /// HTTP status.
+    /// The response status (set on the response; this field itself is not serialized).
     #[serde(skip)]
     pub status: StatusCode,
     /// Stable SCREAMING_SNAKE_CASE code.

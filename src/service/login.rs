@@ -30,7 +30,7 @@ pub use crate::local::{attempt_limiter, AttemptKey, AttemptLimiter};
 
 /// A successful login.
 pub struct LoggedIn {
-    /// The user.
+    /// The account the e-mail resolved to and the password matched.
     pub user_id: UserId,
     /// Their role (the one the token carries).
     pub role: Role,

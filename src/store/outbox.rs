@@ -10,7 +10,7 @@ use sqlx::{MySqlConnection, MySqlPool};
 pub struct NewDelivery {
     /// Event id (the receiver's de-duplication key; unique in the outbox).
     pub event_id: String,
-    /// Event type.
+    /// The event's `type` (e.g. `order.paid`), kept for operators' queries on the outbox.
     pub event_type: &'static str,
     /// The JSON body to POST.
     pub body: String,
@@ -45,7 +45,7 @@ pub async fn enqueue(
 /// A claimed delivery.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Delivery {
-    /// Row id.
+    /// The outbox row's primary key, used to lease and mark this delivery.
     pub id: i64,
     /// Event id (sent as `X-Flashmart-Event-Id`; the same on every retry).
     pub event_id: String,
