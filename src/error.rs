@@ -14,25 +14,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::dependency::is_dependency_failure;
+use crate::events::{CouponRefusal, OrderStatus};
 
-/// One invalid input field.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct FieldError {
-    /// The JSON field or parameter name.
-    pub field: String,
-    /// Why it was refused.
-    pub message: String,
-}
-
-impl FieldError {
-    /// Builds a field error.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use crate::domain::FieldError;
 
 /// Every failure the API reports.
 #[derive(Debug, thiserror::Error)]
@@ -88,31 +72,31 @@ pub enum AppError {
     /// A line asks for more units than can be ordered now.
     #[error("insufficient stock")]
     InsufficientStock {
-        /// The product.
+        /// The product of the refused line (the `product_id` extension of the problem).
         product_id: i64,
         /// Units asked for.
         requested: i64,
-        /// Units available.
+        /// Units that could be ordered at the time of the check (Redis's view).
         available: i64,
     },
-    /// The coupon cannot be used for this order; the reason is a stable word.
+    /// The coupon cannot be used for this order, and why (the problem's stable `reason`).
     #[error("invalid coupon: {0}")]
-    InvalidCoupon(&'static str),
+    InvalidCoupon(CouponRefusal),
     /// The order does not exist.
     #[error("order not found")]
     OrderNotFound,
     /// The order is not PENDING (or past its deadline); its status is given.
     #[error("order not payable")]
-    OrderNotPayable(String),
+    OrderNotPayable(OrderStatus),
     /// The order is not PENDING any more.
     #[error("order not cancellable")]
-    OrderNotCancellable(String),
+    OrderNotCancellable(OrderStatus),
     /// The balance does not cover the order.
     #[error("insufficient balance")]
     InsufficientBalance {
-        /// Order total.
+        /// What the order costs after its coupon, in won.
         required: i64,
-        /// Current balance.
+        /// What the wallet holds now, in won (less than `required`).
         balance: i64,
     },
     /// Sign-up with an e-mail that already has an account.
@@ -141,7 +125,7 @@ pub enum AppError {
 /// The problem document of an error response (RFC 9457 plus `code` and extensions).
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
-    /// HTTP status.
+    /// The response status (set on the response; this field itself is not serialized).
     #[serde(skip)]
     pub status: StatusCode,
     /// Stable SCREAMING_SNAKE_CASE code.
@@ -297,13 +281,17 @@ impl AppError {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "INVALID_COUPON",
                     "Invalid coupon",
-                    match *reason {
-                        "NOT_FOUND" | "NOT_YOURS" => "This coupon is not yours.".to_owned(),
-                        "NOT_AVAILABLE" => {
+                    match reason {
+                        CouponRefusal::NotFound | CouponRefusal::NotYours => {
+                            "This coupon is not yours.".to_owned()
+                        }
+                        CouponRefusal::NotAvailable => {
                             "This coupon is already used or reserved by another order.".to_owned()
                         }
-                        "EXPIRED" => "This coupon has expired.".to_owned(),
-                        _ => "The order does not reach this coupon's minimum amount.".to_owned(),
+                        CouponRefusal::Expired => "This coupon has expired.".to_owned(),
+                        CouponRefusal::BelowMinimum => {
+                            "The order does not reach this coupon's minimum amount.".to_owned()
+                        }
                     },
                 ),
                 E::OrderNotFound => (

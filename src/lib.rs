@@ -29,6 +29,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod local;
 pub mod observe;
 pub mod ops;
 pub mod seed;

@@ -30,9 +30,9 @@ pub struct Shared {
     /// Process configuration.
     pub config: Arc<Config>,
     /// Login attempts per account (the id the e-mail resolved to), on this instance.
-    pub login_attempts: Arc<crate::service::login::AttemptLimiter>,
+    pub login_attempts: Arc<crate::local::AttemptLimiter>,
     /// This instance's cache of the popular-products ranking.
-    pub popular: Arc<crate::service::popular::PopularCache>,
+    pub popular: Arc<crate::local::Memo<crate::domain::Ranking>>,
 }
 
 impl AppState {

@@ -1,8 +1,12 @@
 //! Validated value types built at the edge, so services only ever see valid values.
 
-pub mod money;
+pub mod caller;
+pub mod field;
+pub mod product;
 pub mod text;
 pub mod user;
 
-pub use money::Won;
+pub use caller::Caller;
+pub use field::FieldError;
+pub use product::{Product, Ranked, Ranking};
 pub use user::{Email, Password, Role, UserId, UserName};

@@ -138,7 +138,7 @@ impl UserName {
         Ok(Self(value.to_owned()))
     }
 
-    /// The name.
+    /// The name as validated (trimmed, within the length limit), for storage and display.
     pub fn as_str(&self) -> &str {
         &self.0
     }

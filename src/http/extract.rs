@@ -137,6 +137,14 @@ impl AuthUser {
         self.role == Role::Admin
     }
 
+    /// The caller as services take it (id and role).
+    pub fn caller(&self) -> crate::domain::Caller {
+        crate::domain::Caller {
+            id: self.id,
+            role: self.role,
+        }
+    }
+
     /// Allows the owner of `owner` (or an admin); anyone else → 403.
     pub fn ensure_can_access(&self, owner: UserId) -> Result<(), AppError> {
         if self.id == owner || self.is_admin() {

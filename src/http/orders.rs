@@ -159,7 +159,7 @@ pub async fn get_one(
     user: AuthUser,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<OrderView>, AppError> {
-    let order = orders::get(&state, user.id, user.is_admin(), order_id(&id)?).await?;
+    let order = orders::get(&state, user.caller(), order_id(&id)?).await?;
     Ok(Json(order.into()))
 }
 
@@ -173,7 +173,7 @@ pub async fn cancel(
     user: AuthUser,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<OrderView>, AppError> {
-    let order = orders::cancel(&state, user.id, user.is_admin(), order_id(&id)?).await?;
+    let order = orders::cancel(&state, user.caller(), order_id(&id)?).await?;
     Ok(Json(order.into()))
 }
 
@@ -209,7 +209,7 @@ pub async fn pay(
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Json<PaymentView>, AppError> {
     user.ensure_exists()?;
-    let paid = payments::pay(&state, user.id, user.is_admin(), order_id(&id)?, key).await?;
+    let paid = payments::pay(&state, user.caller(), order_id(&id)?, key).await?;
     Ok(Json(PaymentView {
         order_id: paid.order_id,
         payment_id: paid.payment_id,

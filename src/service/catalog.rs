@@ -8,18 +8,7 @@ use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 use crate::store::{self, products::ProductRow};
 
-/// A product as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Product {
-    /// Id.
-    pub id: i64,
-    /// Name.
-    pub name: String,
-    /// Unit price in won.
-    pub price: i64,
-    /// Units that can be ordered now (Redis's view).
-    pub stock: i64,
-}
+pub use crate::domain::product::Product;
 
 /// One page of the catalog.
 pub struct ProductPage {

@@ -26,44 +26,11 @@ use crate::service::throttle::{self, Budget};
 use crate::state::AppState;
 use crate::store;
 
-/// What a login attempt is counted against.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum AttemptKey {
-    /// An existing account, by id (whatever spelling of its e-mail was typed).
-    Account(i64),
-    /// A canonical e-mail that names no account (so probing unknown addresses is bounded too).
-    Unknown(String),
-}
-
-impl AttemptKey {
-    /// The key's text in a Redis bucket name: `a<id>`, or `e<hash>` of an unknown e-mail (a
-    /// fixed 32 characters whatever the client typed).
-    pub fn subject(&self) -> String {
-        use sha2::Digest;
-        match self {
-            AttemptKey::Account(id) => format!("a{id}"),
-            AttemptKey::Unknown(email) => {
-                let digest = sha2::Sha256::digest(email.as_bytes());
-                format!("e{}", &hex::encode(digest)[..32])
-            }
-        }
-    }
-}
-
-/// Login attempts per (account, client IP): a keyed token bucket on this instance, the cheap
-/// first line before the budgets shared through Redis.
-pub type AttemptLimiter = governor::DefaultKeyedRateLimiter<(AttemptKey, IpAddr)>;
-
-/// A limiter allowing `per_minute` attempts per key per minute (bursts of the same size).
-pub fn attempt_limiter(per_minute: u32) -> AttemptLimiter {
-    let per_minute =
-        std::num::NonZeroU32::new(per_minute.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
-    governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute))
-}
+pub use crate::local::{attempt_limiter, AttemptKey, AttemptLimiter};
 
 /// A successful login.
 pub struct LoggedIn {
-    /// The user.
+    /// The account the e-mail resolved to and the password matched.
     pub user_id: UserId,
     /// Their role (the one the token carries).
     pub role: Role,

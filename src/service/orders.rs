@@ -6,9 +6,9 @@ use crate::cache::coupons as hot_coupons;
 use crate::cache::orders::{
     self as hot, HotOrder, ReleaseMode, ReleaseOutcome, ReserveCall, ReserveOutcome,
 };
-use crate::domain::UserId;
+use crate::domain::{Caller, UserId};
 use crate::error::{AppError, FieldError};
-use crate::events::{OrderLine, OrderStatus};
+use crate::events::{CouponRefusal, OrderLine, OrderStatus};
 use crate::service::catalog;
 use crate::service::discount::Discount;
 use crate::state::AppState;
@@ -107,19 +107,19 @@ async fn coupon_terms(
 ) -> Result<((i64, i64, i64), i64), AppError> {
     let (coupon_id, holder) = hot_coupons::owner_of(&state.cache, user_coupon_id)
         .await?
-        .ok_or(AppError::InvalidCoupon("NOT_FOUND"))?;
+        .ok_or(AppError::InvalidCoupon(CouponRefusal::NotFound))?;
     if holder != user.0 {
-        return Err(AppError::InvalidCoupon("NOT_YOURS"));
+        return Err(AppError::InvalidCoupon(CouponRefusal::NotYours));
     }
     let campaign = store::coupons::find(&state.db, coupon_id)
         .await?
-        .ok_or(AppError::InvalidCoupon("NOT_FOUND"))?;
+        .ok_or(AppError::InvalidCoupon(CouponRefusal::NotFound))?;
     let terms = Discount::from_campaign(
         &campaign.discount_type,
         campaign.discount_value,
         campaign.max_discount,
     )
-    .ok_or(AppError::InvalidCoupon("NOT_FOUND"))?;
+    .ok_or(AppError::InvalidCoupon(CouponRefusal::NotFound))?;
     Ok((
         (user_coupon_id, coupon_id, campaign.min_order_amount),
         terms.on(subtotal),
@@ -239,7 +239,7 @@ pub async fn create(
             requested,
             available,
         }),
-        ReserveOutcome::InvalidCoupon(reason) => Err(AppError::InvalidCoupon(reason.as_str())),
+        ReserveOutcome::InvalidCoupon(reason) => Err(AppError::InvalidCoupon(reason)),
         ReserveOutcome::KeyReused => Err(AppError::IdempotencyKeyReused),
         ReserveOutcome::StockNotLoaded(id) => {
             Err(anyhow::anyhow!("stock of product {id} still not in Redis").into())
@@ -262,12 +262,8 @@ async fn get_hot(state: &AppState, order_id: &str) -> Result<Order, AppError> {
 }
 
 /// An order the caller may see (owner or admin): Redis first (freshest), then MySQL.
-pub async fn get(
-    state: &AppState,
-    caller: UserId,
-    admin: bool,
-    order_id: &str,
-) -> Result<Order, AppError> {
+pub async fn get(state: &AppState, caller: Caller, order_id: &str) -> Result<Order, AppError> {
+    let (caller, admin) = (caller.id, caller.is_admin());
     let order = match hot::read(&state.cache, order_id).await? {
         Some(hot) => hot,
         None => store::orders::find(&state.db, order_id)
@@ -292,15 +288,11 @@ pub async fn coupon_campaign(state: &AppState, order: &HotOrder) -> Result<Optio
 }
 
 /// Cancels a PENDING order of the caller, releasing stock and coupon.
-pub async fn cancel(
-    state: &AppState,
-    caller: UserId,
-    admin: bool,
-    order_id: &str,
-) -> Result<Order, AppError> {
+pub async fn cancel(state: &AppState, caller: Caller, order_id: &str) -> Result<Order, AppError> {
+    let (by, caller, admin) = (caller, caller.id, caller.is_admin());
     let Some(order) = hot::read(&state.cache, order_id).await? else {
-        let stored = get(state, caller, admin, order_id).await?;
-        return Err(AppError::OrderNotCancellable(stored.status.to_string()));
+        let stored = get(state, by, order_id).await?;
+        return Err(AppError::OrderNotCancellable(stored.status));
     };
     if order.user_id != caller.0 && !admin {
         return Err(AppError::Forbidden);
@@ -312,15 +304,13 @@ pub async fn cancel(
     match hot::release(&state.cache, &order, coupon, mode, state.clock.now_ms()).await? {
         ReleaseOutcome::Released(status @ OrderStatus::Expired) => {
             metrics::counter!("orders_ended_total", "status" => "EXPIRED").increment(1);
-            Err(AppError::OrderNotCancellable(status.to_string()))
+            Err(AppError::OrderNotCancellable(status))
         }
         ReleaseOutcome::Released(_) => {
             metrics::counter!("orders_ended_total", "status" => "CANCELLED").increment(1);
-            get(state, caller, admin, order_id).await
+            get(state, by, order_id).await
         }
-        ReleaseOutcome::NotPending(status) => {
-            Err(AppError::OrderNotCancellable(status.to_string()))
-        }
+        ReleaseOutcome::NotPending(status) => Err(AppError::OrderNotCancellable(status)),
         ReleaseOutcome::Forbidden => Err(AppError::Forbidden),
         ReleaseOutcome::NotFound => Err(AppError::OrderNotFound),
         ReleaseOutcome::NotDue => Err(anyhow::anyhow!("cancel answered not-due").into()),

@@ -2,7 +2,7 @@
 //! ranking together.
 
 use crate::cache::orders::{self as hot, PayCall, PayOutcome};
-use crate::domain::UserId;
+use crate::domain::{Caller, UserId};
 use crate::error::AppError;
 use crate::service::{orders, wallet};
 use crate::state::AppState;
@@ -26,11 +26,11 @@ pub struct Paid {
 /// Pays an order, once per idempotency key; a second payment of a paid order is refused.
 pub async fn pay(
     state: &AppState,
-    caller: UserId,
-    admin: bool,
+    caller: Caller,
     order_id: &str,
     idempotency_key: Option<String>,
 ) -> Result<Paid, AppError> {
+    let (caller, admin) = (caller.id, caller.is_admin());
     let Some(order) = hot::read(&state.cache, order_id).await? else {
         let stored = store::orders::find(&state.db, order_id)
             .await?
@@ -38,7 +38,7 @@ pub async fn pay(
         if stored.order.user_id != caller.0 && !admin {
             return Err(AppError::Forbidden);
         }
-        return Err(AppError::OrderNotPayable(stored.order.status.to_string()));
+        return Err(AppError::OrderNotPayable(stored.order.status));
     };
     if order.user_id != caller.0 && !admin {
         return Err(AppError::Forbidden);
@@ -84,7 +84,7 @@ pub async fn pay(
         PayOutcome::InsufficientBalance { required, balance } => {
             Err(AppError::InsufficientBalance { required, balance })
         }
-        PayOutcome::NotPayable(status) => Err(AppError::OrderNotPayable(status.to_string())),
+        PayOutcome::NotPayable(status) => Err(AppError::OrderNotPayable(status)),
         PayOutcome::NotFound => Err(AppError::OrderNotFound),
         PayOutcome::Forbidden => Err(AppError::Forbidden),
         PayOutcome::KeyReused => Err(AppError::IdempotencyKeyReused),

@@ -2,12 +2,12 @@
 //! refreshed at most once a second per instance, by one task at a time (single flight):
 //! readers never wait on Redis while a value exists, even a slightly stale one.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cache::popular::{self as ranking, WINDOW_HOURS};
 use crate::error::AppError;
-use crate::service::catalog::{self, Product};
+use crate::service::catalog;
 use crate::state::AppState;
 use crate::store;
 
@@ -16,49 +16,10 @@ pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// Places in the ranking.
 pub const TOP: usize = 5;
 
-/// One ranked product.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ranked {
-    /// 1-based rank.
-    pub rank: usize,
-    /// The product (live stock).
-    pub product: Product,
-    /// Units sold in the window.
-    pub sold: i64,
-}
+pub use crate::domain::product::{Ranked, Ranking};
 
-/// A computed ranking and the window it covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ranking {
-    /// Window start, Unix ms (start of the oldest hour bucket).
-    pub from_ms: i64,
-    /// Window end, Unix ms (when it was computed).
-    pub to_ms: i64,
-    /// At most five, most sold first, ties by lower product id.
-    pub items: Vec<Ranked>,
-}
-
-/// The per-instance cache.
-#[derive(Default)]
-pub struct PopularCache {
-    value: Mutex<Option<(Instant, Arc<Ranking>)>>,
-    refresh: tokio::sync::Mutex<()>,
-}
-
-impl PopularCache {
-    fn fresh(&self, max_age: Duration) -> (Option<Arc<Ranking>>, bool) {
-        let guard = self.value.lock().unwrap_or_else(|e| e.into_inner());
-        match guard.as_ref() {
-            Some((at, ranking)) => (Some(ranking.clone()), at.elapsed() < max_age),
-            None => (None, false),
-        }
-    }
-
-    fn store(&self, ranking: Arc<Ranking>) {
-        let mut guard = self.value.lock().unwrap_or_else(|e| e.into_inner());
-        *guard = Some((Instant::now(), ranking));
-    }
-}
+/// The per-instance cache of the ranking (held by the state as `state.popular`).
+pub type PopularCache = crate::local::Memo<Ranking>;
 
 /// The ranking, from the cache when fresh; otherwise one caller refreshes it while the others
 /// keep getting the previous value.
@@ -68,10 +29,10 @@ pub async fn ranking(state: &AppState) -> Result<Arc<Ranking>, AppError> {
     if let (Some(ranking), true) = (&current, fresh) {
         return Ok(ranking.clone());
     }
-    let _guard = match (cache.refresh.try_lock(), &current) {
+    let _guard = match (cache.refresh_lock().try_lock(), &current) {
         (Ok(guard), _) => guard,
         (Err(_), Some(stale)) => return Ok(stale.clone()),
-        (Err(_), None) => cache.refresh.lock().await,
+        (Err(_), None) => cache.refresh_lock().lock().await,
     };
     if let (Some(ranking), true) = cache.fresh(MAX_AGE) {
         return Ok(ranking); // another caller refreshed while we waited
@@ -86,15 +47,19 @@ pub async fn ranking(state: &AppState) -> Result<Arc<Ranking>, AppError> {
 pub async fn compute(state: &AppState) -> Result<Ranking, AppError> {
     let now_ms = state.clock.now_ms();
     let top = ranking::top(&state.cache, now_ms, TOP).await?;
+    // One query for the ranked products and one stock read for all of them (was one of each
+    // per place); ranked ids that no longer name a product are skipped.
+    let ids: Vec<i64> = top.iter().map(|(id, _)| *id).collect();
+    let rows = store::products::find_many(&state.db, &ids).await?;
+    let mut products = catalog::with_stock(state, rows).await?;
     let mut items = Vec::with_capacity(top.len());
     for (product_id, sold) in top {
-        let Some(row) = store::products::find(&state.db, product_id).await? else {
+        let Some(at) = products.iter().position(|p| p.id == product_id) else {
             continue;
         };
-        let product = catalog::with_stock(state, vec![row]).await?.remove(0);
         items.push(Ranked {
             rank: items.len() + 1,
-            product,
+            product: products.swap_remove(at),
             sold,
         });
     }

@@ -10,7 +10,7 @@ use sqlx::{MySqlConnection, MySqlPool};
 pub struct NewDelivery {
     /// Event id (the receiver's de-duplication key; unique in the outbox).
     pub event_id: String,
-    /// Event type.
+    /// The event's `type` (e.g. `order.paid`), kept for operators' queries on the outbox.
     pub event_type: &'static str,
     /// The JSON body to POST.
     pub body: String,
@@ -45,7 +45,7 @@ pub async fn enqueue(
 /// A claimed delivery.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Delivery {
-    /// Row id.
+    /// The outbox row's primary key, used to lease and mark this delivery.
     pub id: i64,
     /// Event id (sent as `X-Flashmart-Event-Id`; the same on every retry).
     pub event_id: String,
@@ -73,12 +73,14 @@ pub async fn claim(
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
-    for d in &due {
-        sqlx::query("UPDATE outbox SET lease_until = ? WHERE id = ?")
-            .bind(now + lease)
-            .bind(d.id)
-            .execute(&mut *tx)
-            .await?;
+    if !due.is_empty() {
+        // One statement leases the whole batch (its rows are locked by the SELECT above).
+        let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
+        let mut lease_all =
+            sqlx::QueryBuilder::<sqlx::MySql>::new("UPDATE outbox SET lease_until = ");
+        lease_all.push_bind(now + lease).push(" WHERE id IN ");
+        super::push_in_list(&mut lease_all, &ids);
+        lease_all.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(due)

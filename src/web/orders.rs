@@ -51,13 +51,7 @@ pub async fn page(
     AppPath(id): AppPath<String>,
     AppQuery(query): AppQuery<DoneQuery>,
 ) -> Result<Response, AppError> {
-    let order = orders::get(
-        &state,
-        viewer.user.id,
-        viewer.user.is_admin(),
-        order_id(&id)?,
-    )
-    .await?;
+    let order = orders::get(&state, viewer.user.caller(), order_id(&id)?).await?;
     let balance = wallet::balance(&state, crate::domain::UserId(order.user_id)).await?;
     let now_ms = state.clock.now_ms();
     let body = html! {
@@ -144,13 +138,7 @@ pub async fn pay(
 ) -> Result<Response, AppError> {
     let id = order_id(&id)?;
     let key = IdempotencyKey::parse("key", form.key.as_bytes())?;
-    let outcome = payments::pay(
-        &state,
-        viewer.user.id,
-        viewer.user.is_admin(),
-        id,
-        Some(key),
-    );
+    let outcome = payments::pay(&state, viewer.user.caller(), id, Some(key));
     match outcome.await {
         Ok(_) => Ok(layout::see_other(&format!("/orders/{id}?done=paid"))),
         Err(error @ AppError::InsufficientBalance { required, balance }) => {
@@ -202,7 +190,7 @@ pub async fn cancel(
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<Response, AppError> {
     let id = order_id(&id)?;
-    orders::cancel(&state, viewer.user.id, viewer.user.is_admin(), id).await?;
+    orders::cancel(&state, viewer.user.caller(), id).await?;
     Ok(layout::see_other(&format!("/orders/{id}?done=cancelled")))
 }
 
