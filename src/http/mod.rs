@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod coupons;
 pub mod extract;
+pub mod failures;
 pub mod guard;
 pub mod health;
 pub mod json_body;
@@ -242,6 +243,7 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         ))
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(from_fn_with_state(request_timeout, guard::request_timeout))
+        .layer(from_fn(failures::log_failures))
         .layer(from_fn(negotiate::negotiate_errors))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -257,6 +259,7 @@ pub fn warming_router(config: &Config) -> Router {
     Router::new()
         .route("/health/live", get(health::live))
         .fallback(|| async { AppError::Unavailable })
+        .layer(from_fn(failures::log_failures))
         .layer(from_fn(negotiate::negotiate_errors))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
