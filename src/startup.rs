@@ -6,15 +6,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use fred::prelude::*;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::TokenKeys;
-use crate::cache::{stock, Cache};
+use crate::cache::{stock, topology, Cache};
 use crate::clock::Clock;
-use crate::config::{Config, UNSAFE_REDIS_PHRASE};
+use crate::config::{Config, RedisConfig, UNSAFE_REDIS_PHRASE};
 use crate::http::server::{self, ServerLimits};
 use crate::http::{self, ratelimit, Limiters};
 use crate::settlement::runner::{self, RunnerConfig};
@@ -80,7 +79,16 @@ impl Application {
         )
         .await
         .context("failed to connect to Redis")?;
-        check_redis_durability(&cache, config.redis.allow_unsafe_persistence()).await?;
+        let replica_acks = check_redis_durability(&cache, &config.redis).await?;
+        let cache = cache
+            .require_replicas(
+                config.redis.url.expose(),
+                config.redis.pool_size,
+                replica_acks,
+                config.redis.replica_ack_timeout,
+            )
+            .await
+            .context("failed to connect the replica-acknowledged Redis pool")?;
         load_missing_stock(&db, &cache)
             .await
             .context("failed to load product stock into Redis")?;
@@ -133,6 +141,8 @@ impl Application {
                 redis_url: state.config.redis.url.expose().to_owned(),
                 key_prefix: state.config.redis.key_prefix.clone(),
                 consumer: state.config.settlement.consumer_name(),
+                replica_acks,
+                replica_ack_timeout: state.config.redis.replica_ack_timeout,
                 worker: WorkerConfig {
                     claim_idle_ms: state.config.settlement.claim_idle.as_millis() as u64,
                     batch_size: state.config.settlement.batch_size,
@@ -261,31 +271,32 @@ pub fn cancel_on_signal(token: CancellationToken) {
     });
 }
 
-/// Refuses a Redis that could lose acknowledged writes (no AOF, or AOF without
-/// `appendfsync always`), unless the operator accepted that loss explicitly.
-async fn check_redis_durability(cache: &Cache, allow_unsafe: bool) -> anyhow::Result<()> {
-    let appendonly: Vec<String> = cache.client().config_get("appendonly").await?;
-    let fsync: Vec<String> = cache.client().config_get("appendfsync").await?;
-    let aof_on = appendonly.get(1).map(|v| v == "yes").unwrap_or(false);
-    let fsync_always = fsync.get(1).map(|v| v == "always").unwrap_or(false);
-    if aof_on && fsync_always {
-        return Ok(());
-    }
-    if allow_unsafe {
-        tracing::warn!(
-            aof_on,
-            fsync_always,
-            "Redis persistence is unsafe: acknowledged charges, orders and payments may be lost \
-             on a Redis crash (ALLOW_UNSAFE_REDIS_PERSISTENCE is set)"
-        );
-        return Ok(());
-    }
-    anyhow::bail!(
-        "Redis must run with appendonly yes and appendfsync always (found appendonly={} \
-         appendfsync={}); set ALLOW_UNSAFE_REDIS_PERSISTENCE={UNSAFE_REDIS_PHRASE} to run anyway",
-        appendonly.get(1).map(String::as_str).unwrap_or("?"),
-        fsync.get(1).map(String::as_str).unwrap_or("?"),
+/// Refuses a Redis that could lose acknowledged writes (see [`topology::required_acks`]) and
+/// returns the replica acknowledgements every decision must wait for.
+async fn check_redis_durability(cache: &Cache, redis: &RedisConfig) -> anyhow::Result<u8> {
+    let found = topology::inspect(cache.client())
+        .await
+        .context("failed to read the Redis topology")?;
+    let decided = topology::required_acks(
+        &found,
+        redis.min_replica_acks,
+        redis.allow_unsafe_persistence(),
     )
+    .map_err(|e| anyhow::anyhow!("{e:#} (ALLOW_UNSAFE_REDIS_PERSISTENCE={UNSAFE_REDIS_PHRASE})"))?;
+    for warning in &decided.warnings {
+        tracing::warn!(
+            "{warning}: acknowledged charges, orders and payments may be lost \
+             (ALLOW_UNSAFE_REDIS_PERSISTENCE is set)"
+        );
+    }
+    tracing::info!(
+        cluster = found.cluster,
+        primaries = found.primaries.len(),
+        min_replicas = found.min_replicas(),
+        replica_acks = decided.acks,
+        "redis topology checked"
+    );
+    Ok(decided.acks)
 }
 
 /// Loads the available stock of every product Redis does not know yet.

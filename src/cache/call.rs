@@ -26,14 +26,23 @@ pub trait ScriptCall {
 
     /// Turns the reply into the outcome; any other shape is an error.
     fn decode(reply: Reply) -> anyhow::Result<Self::Outcome>;
+
+    /// Whether the call decides something a client or MySQL is told about, so that it must be
+    /// on the required replicas before it is answered (`false` for caches of MySQL's data and
+    /// for rate limits, whose loss in a failover costs nothing).
+    const REPLICATED: bool = true;
 }
 
-/// Runs one typed call against Redis.
+/// Runs one typed call against Redis; a replicated call returns only once the required
+/// replicas hold its effects ([`super::durable`]).
 pub async fn run<C: ScriptCall>(cache: &Cache, call: &C) -> anyhow::Result<C::Outcome> {
     let script = C::script(&cache.scripts);
-    let reply: Value = script
-        .call(cache.client(), call.keys(&cache.keys), call.args()?)
-        .await?;
+    let keys = call.keys(&cache.keys);
+    let args = call.args()?;
+    let reply: Value = match &cache.durable {
+        Some(durable) if C::REPLICATED => durable.call(script, keys, args).await?,
+        _ => script.call(cache.client(), keys, args).await?,
+    };
     C::decode(Reply::new(script.name(), reply))
 }
 

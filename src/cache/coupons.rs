@@ -34,6 +34,8 @@ pub struct LoadCall<'a> {
 
 impl ScriptCall for LoadCall<'_> {
     type Outcome = i64;
+    // A cache of MySQL's campaign terms: lost in a failover, it is loaded again.
+    const REPLICATED: bool = false;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.coupon_load

@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod coupons;
+pub mod durable;
 pub mod keys;
 pub mod orders;
 pub mod popular;
@@ -13,6 +14,7 @@ pub mod scripts;
 pub mod session;
 pub mod sessions;
 pub mod stock;
+pub mod topology;
 pub mod wallet;
 
 use std::time::Duration;
@@ -32,6 +34,9 @@ pub struct Cache {
     pub keys: Keys,
     /// The loaded Lua scripts (shared: a `Cache` clone must stay cheap).
     pub scripts: std::sync::Arc<Scripts>,
+    /// The replica-acknowledged path for state-changing scripts, when replicas are required
+    /// (`REDIS_MIN_REPLICA_ACKS` > 0); `None`: a decision is answered once its primary holds it.
+    pub durable: Option<durable::Durable>,
 }
 
 impl Cache {
@@ -44,7 +49,24 @@ impl Cache {
             pool,
             keys: Keys::new(prefix),
             scripts: std::sync::Arc::new(scripts),
+            durable: None,
         })
+    }
+
+    /// From now on, state-changing scripts are answered only once `acks` replicas hold their
+    /// effects (at most `timeout` of waiting; see [`durable`]). `acks == 0` keeps the direct path.
+    pub async fn require_replicas(
+        mut self,
+        url: &str,
+        pool_size: usize,
+        acks: u8,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        self.durable = match acks {
+            0 => None,
+            _ => Some(durable::Durable::connect(url, pool_size, acks, timeout).await?),
+        };
+        Ok(self)
     }
 
     /// A client from the pool.
@@ -58,10 +80,20 @@ impl Cache {
 /// State-changing scripts carry an operation id, so fred's re-send of an in-flight command after
 /// a reconnect cannot apply a decision twice.
 pub async fn build_pool(url: &str, size: usize) -> anyhow::Result<Pool> {
+    build_pool_with(url, size, |_| {}).await
+}
+
+/// Like [`build_pool`], with connection settings changed by `tune` (for example no re-sends).
+pub async fn build_pool_with(
+    url: &str,
+    size: usize,
+    tune: impl FnOnce(&mut fred::types::config::ConnectionConfig),
+) -> anyhow::Result<Pool> {
     let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
     let pool = Builder::from_config(config)
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(5);
+            tune(c);
         })
         .with_performance_config(|p| {
             p.default_command_timeout = Duration::from_secs(5);

@@ -35,6 +35,8 @@ pub struct PutCall<'a> {
 
 impl ScriptCall for PutCall<'_> {
     type Outcome = bool;
+    // A cache of MySQL's product: lost in a failover, it is read again.
+    const REPLICATED: bool = false;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.product_put

@@ -59,6 +59,8 @@ pub struct TakeCall<'a> {
 
 impl ScriptCall for TakeCall<'_> {
     type Outcome = Verdict;
+    // A rate budget: a failover that forgets some spending costs nothing.
+    const REPLICATED: bool = false;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.rate_gcra

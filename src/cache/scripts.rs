@@ -36,13 +36,31 @@ impl LuaScript {
     {
         let started = std::time::Instant::now();
         let reply = self.script.evalsha_with_reload(client, keys, args).await;
-        let outcome = match &reply {
-            Ok(_) => "ok",
+        self.record(reply.as_ref().map(|_| ()), started.elapsed());
+        reply.with_context(|| format!("lua script {} failed", self.name))
+    }
+
+    /// The script's SHA-1, for EVALSHA in a pipeline.
+    pub fn sha1(&self) -> &str {
+        self.script.sha1()
+    }
+
+    /// Loads the script on every primary (after a NOSCRIPT).
+    pub async fn load(&self, client: &Client) -> anyhow::Result<()> {
+        self.script
+            .load(client)
+            .await
+            .with_context(|| format!("failed to load lua script {}", self.name))
+    }
+
+    /// Counts one call of the script and its latency by outcome (`ok`, `timeout`, `error`).
+    pub fn record(&self, result: Result<(), &fred::error::Error>, elapsed: std::time::Duration) {
+        let outcome = match result {
+            Ok(()) => "ok",
             Err(e) if *e.kind() == fred::error::ErrorKind::Timeout => "timeout",
             Err(_) => "error",
         };
-        crate::observe::record_lua_call(self.name, outcome, started.elapsed());
-        reply.with_context(|| format!("lua script {} failed", self.name))
+        crate::observe::record_lua_call(self.name, outcome, elapsed);
     }
 }
 

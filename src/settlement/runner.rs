@@ -31,6 +31,11 @@ pub struct RunnerConfig {
     pub key_prefix: String,
     /// Consumer name in the group.
     pub consumer: String,
+    /// Replicas that must hold a batch before it is written into MySQL (0: none; the value
+    /// `serve` decided from the topology at start).
+    pub replica_acks: u8,
+    /// How long to wait for them (`REDIS_REPLICA_ACK_TIMEOUT_MS`).
+    pub replica_ack_timeout: std::time::Duration,
     /// Worker tuning.
     pub worker: WorkerConfig,
 }
@@ -76,7 +81,15 @@ pub async fn spawn(
 
 async fn connect(config: &RunnerConfig, clock: Clock) -> anyhow::Result<Worker> {
     let db = crate::store::connect(&config.database_url, DB_CONNECTIONS).await?;
-    let cache = Cache::connect(&config.redis_url, REDIS_CONNECTIONS, &config.key_prefix).await?;
+    let cache = Cache::connect(&config.redis_url, REDIS_CONNECTIONS, &config.key_prefix)
+        .await?
+        .require_replicas(
+            &config.redis_url,
+            REDIS_CONNECTIONS,
+            config.replica_acks,
+            config.replica_ack_timeout,
+        )
+        .await?;
     Worker::new(
         db,
         cache,

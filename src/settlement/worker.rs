@@ -195,6 +195,13 @@ impl Worker {
         if entries.is_empty() {
             return Ok(outcome);
         }
+        if let Some(durable) = &self.cache.durable {
+            // Nothing goes into MySQL that a failover could still take away from Redis.
+            let newest = newest_id(&entries).unwrap_or_default();
+            durable
+                .settle_fence(&self.cache.keys.events(), newest)
+                .await?;
+        }
         let mut good: Vec<(RawEntry, Envelope)> = Vec::with_capacity(entries.len());
         for entry in entries {
             match Envelope::from_fields(&entry.id, &entry.fields) {
@@ -307,6 +314,18 @@ impl Worker {
 
 /// Deadlocks, lock-wait timeouts and lost connections (MySQL error numbers, not message text):
 /// the same work will succeed later.
+/// The newest stream id of a batch (ids are `ms-seq`, compared as numbers).
+fn newest_id(entries: &[RawEntry]) -> Option<&str> {
+    fn parts(id: &str) -> (u64, u64) {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+    }
+    entries
+        .iter()
+        .max_by_key(|e| parts(&e.id))
+        .map(|e| e.id.as_str())
+}
+
 fn is_transient(error: &anyhow::Error) -> bool {
     crate::dependency::is_dependency_failure(error)
 }

@@ -10,6 +10,7 @@ mod coupons;
 mod delivery;
 mod delivery_cluster;
 mod errors;
+mod failover;
 #[path = "../../chaos/src/proxy.rs"]
 mod fault_proxy;
 mod global_limits;
