@@ -187,7 +187,7 @@ impl Durable {
             .convert::<i64>()
             .context("WAIT did not answer a number")?;
         if acked < i64::from(self.acks) {
-            metrics::counter!("flashmart_redis_replica_shortfalls_total").increment(1);
+            metrics::counter!("redis_replica_shortfalls_total").increment(1);
             return Err(ReplicaShortfall {
                 wanted: self.acks,
                 acked,

@@ -10,6 +10,7 @@ pub const ZERO_COUNTERS: &[&str] = &[
     "http_request_timeouts_total",
     "http_overload_total",
     "redis_reconnects_total",
+    "redis_replica_shortfalls_total",
 ];
 
 /// Labelled counters created at 0 for each result the dashboards and alerts name.
@@ -230,6 +231,10 @@ fn describe_resources() {
     describe_counter!(
         "redis_reconnects_total",
         "Reconnections of the API's Redis pool clients."
+    );
+    describe_counter!(
+        "redis_replica_shortfalls_total",
+        "Decisions and settlement batches for which fewer Redis replicas than REDIS_MIN_REPLICA_ACKS acknowledged the write in time (answered 503 / retried)."
     );
     describe_gauge!(
         "dependency_up",
