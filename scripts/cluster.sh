@@ -83,7 +83,11 @@ up() {
     die "redis-server and redis-cli are needed (apt-get install redis-server, or run scripts/services.sh up)"
   local p fresh=1
   for p in "${PORTS[@]}"; do
-    [[ -s "$DIR/$p/nodes.conf" ]] && fresh=0
+    if [[ -s "$DIR/$p/nodes.conf" ]]; then
+      fresh=0
+    elif answers "$p"; then
+      die "port $p answers but is not a node of $DIR (another cluster or server); set FM_CLUSTER_PORT"
+    fi
     if answers "$p"; then continue; fi
     start_node "$p"
   done
@@ -92,7 +96,8 @@ up() {
     log "creating the cluster on ports ${PORTS[*]}"
     local hosts=()
     for p in "${PORTS[@]}"; do hosts+=("127.0.0.1:$p"); done
-    redis-cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes >"$DIR/create.log" 2>&1 ||
+    timeout "$TIMEOUT" redis-cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes \
+      >"$DIR/create.log" 2>&1 ||
       die "redis-cli --cluster create failed (log: $DIR/create.log)"
   fi
   wait_until "cluster_state:ok on every node" all_ok

@@ -21,11 +21,11 @@ pub const LEEWAY_SECS: i64 = 5;
 pub struct Claims {
     /// The user id, as a string (JWT convention).
     pub sub: String,
-    /// The user's role.
+    /// The user's role at issue time; requests are authorised by it without a database read.
     pub role: Role,
-    /// Issuer.
+    /// Who issued the token: `"flashmart"` in tokens we issue; verification refuses others.
     pub iss: String,
-    /// Audience.
+    /// Who the token is for: `"flashmart-api"` in tokens we issue; verification refuses others.
     pub aud: String,
     /// Issued at (Unix seconds); a token issued in the future is refused.
     pub iat: i64,
@@ -43,9 +43,9 @@ pub struct Claims {
 /// What a valid token says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verified {
-    /// The user.
+    /// The user the token was issued to (its `sub` claim, always a positive id).
     pub user: UserId,
-    /// The role.
+    /// The role the token grants, as recorded when it was issued.
     pub role: Role,
     /// The token generation it was issued at.
     pub gen: i64,

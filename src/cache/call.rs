@@ -122,12 +122,13 @@ impl Reply {
 mod tests {
     use super::*;
     use crate::cache::coupons::{CampaignTerms, IssueCall, LoadCall};
-    use crate::cache::orders::{HotOrder, PayCall, ReleaseCall, ReleaseMode, ReserveCall};
+    use crate::cache::orders::{PayCall, ReleaseCall, ReleaseMode, ReserveCall};
     use crate::cache::products::{ProductTerms, PutCall};
     use crate::cache::ratelimit::{Rate, TakeCall};
     use crate::cache::session::RaiseCall;
     use crate::cache::stock::AddCall;
     use crate::cache::wallet::ChargeCall;
+    use crate::domain::Order;
     use crate::events::{OrderLine, OrderStatus};
 
     /// Redis Cluster's slot of a key: CRC16 (XMODEM) of its hash tag, mod 16384.
@@ -192,7 +193,7 @@ mod tests {
                 line_total: 10,
             },
         ];
-        let order = HotOrder {
+        let order = Order {
             id: "o1".into(),
             user_id: 42,
             status: OrderStatus::Pending,

@@ -133,6 +133,24 @@ impl Durable {
         }
     }
 
+    /// Returns once the required replicas hold a plain write to `key` that Redis already
+    /// answered (for example a log-out's `DEL`): the fence goes to the node that owns `key`
+    /// after that write, so a replica that acknowledged the fence holds the write.
+    pub async fn replicated_after(&self, key: &str) -> anyhow::Result<()> {
+        let client = self.pool.next();
+        let pipeline = client.pipeline();
+        let [fenced, waited] =
+            match <[_; 2]>::try_from(self.fenced(&pipeline, &fence_key(key)).await) {
+                Ok(replies) => replies,
+                Err(results) => match results.into_iter().find_map(Result::err) {
+                    Some(e) => return Err(anyhow::Error::new(e).context("fencing a write")),
+                    None => anyhow::bail!("a fence pipeline answered other than 2 replies"),
+                },
+            };
+        self.acknowledged(fenced, waited)
+            .with_context(|| format!("write to {key} not replicated"))
+    }
+
     /// Before the settlement worker writes entries up to `last_id` of `stream` into MySQL: on
     /// the node that owns the stream now, checks that `last_id` is there, writes the fence and
     /// waits for the replicas. An error means "do not settle yet" (a failover may be under way).

@@ -8,6 +8,7 @@ use fred::types::Value;
 use super::call::{self, Reply, ScriptCall};
 use super::scripts::{LuaScript, Scripts};
 use super::{Cache, Keys};
+use crate::domain::Order;
 use crate::events::{CouponRefusal, OrderLine, OrderStatus};
 
 /// How long idempotency records of orders and payments are kept (the API promises 24 h).
@@ -17,35 +18,8 @@ pub const ENDED_ORDER_RETENTION_SECS: i64 = 86_400;
 /// Hourly ranking buckets live a little longer than the 72-hour window they feed.
 pub const RANKING_BUCKET_TTL_SECS: i64 = 73 * 3600;
 
-/// An order as Redis holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HotOrder {
-    /// The order id (UUID v7, so ids sort by creation).
-    pub id: String,
-    /// The user who placed it; only they (or an admin) may see, pay or cancel it.
-    pub user_id: i64,
-    /// Where the order is in its life.
-    pub status: OrderStatus,
-    /// The lines, priced when the order was placed (later price changes do not apply).
-    pub items: Vec<OrderLine>,
-    /// Sum of lines.
-    pub subtotal: i64,
-    /// Won taken off the subtotal by the coupon (0 without one).
-    pub discount: i64,
-    /// What payment takes from the balance: subtotal − discount.
-    pub total: i64,
-    /// userCouponId, if a coupon was used.
-    pub user_coupon_id: Option<i64>,
-    /// When it was placed, Unix ms.
-    pub created_at_ms: i64,
-    /// Its payment deadline, Unix ms; unpaid after it, the sweeper expires it.
-    pub expires_at_ms: i64,
-    /// Unix ms, when paid.
-    pub paid_at_ms: Option<i64>,
-}
-
 /// Reads an order hash; `None` when Redis does not hold it.
-pub async fn read(cache: &Cache, order_id: &str) -> anyhow::Result<Option<HotOrder>> {
+pub async fn read(cache: &Cache, order_id: &str) -> anyhow::Result<Option<Order>> {
     let fields: HashMap<String, String> =
         cache.client().hgetall(cache.keys.order(order_id)).await?;
     from_fields(&fields)
@@ -53,10 +27,7 @@ pub async fn read(cache: &Cache, order_id: &str) -> anyhow::Result<Option<HotOrd
 
 /// Many orders in one round trip (a pipeline of HGETALLs), in the same order; `None` where
 /// Redis no longer holds the order.
-pub async fn read_many(
-    cache: &Cache,
-    order_ids: &[String],
-) -> anyhow::Result<Vec<Option<HotOrder>>> {
+pub async fn read_many(cache: &Cache, order_ids: &[String]) -> anyhow::Result<Vec<Option<Order>>> {
     if order_ids.len() <= 1 {
         let mut orders = Vec::with_capacity(1);
         for id in order_ids {
@@ -75,9 +46,37 @@ pub async fn read_many(
         .collect()
 }
 
+/// The hash fields of a PENDING `order` at `version` (rebuilds write them; `order_reserve.lua`
+/// writes the same names): [`from_fields`] reads back exactly `order`.
+pub fn to_fields(order: &Order, version: i64) -> anyhow::Result<Vec<(String, String)>> {
+    let mut fields = vec![
+        ("id".to_owned(), order.id.clone()),
+        ("userId".to_owned(), order.user_id.to_string()),
+        ("status".to_owned(), order.status.to_string()),
+        ("items".to_owned(), serde_json::to_string(&order.items)?),
+        ("subtotal".to_owned(), order.subtotal.to_string()),
+        ("discount".to_owned(), order.discount.to_string()),
+        ("total".to_owned(), order.total.to_string()),
+        (
+            "userCouponId".to_owned(),
+            order
+                .user_coupon_id
+                .map(|i| i.to_string())
+                .unwrap_or_default(),
+        ),
+        ("createdAt".to_owned(), order.created_at_ms.to_string()),
+        ("expiresAt".to_owned(), order.expires_at_ms.to_string()),
+        ("ver".to_owned(), version.to_string()),
+    ];
+    if let Some(paid) = order.paid_at_ms {
+        fields.push(("paidAt".to_owned(), paid.to_string()));
+    }
+    Ok(fields)
+}
+
 /// Decodes an order hash strictly: a hash without one of the fields every order has is a
 /// damaged entry and an error, never an order with zeros in it.
-fn from_fields(fields: &HashMap<String, String>) -> anyhow::Result<Option<HotOrder>> {
+fn from_fields(fields: &HashMap<String, String>) -> anyhow::Result<Option<Order>> {
     if fields.is_empty() {
         return Ok(None);
     }
@@ -100,7 +99,7 @@ fn from_fields(fields: &HashMap<String, String>) -> anyhow::Result<Option<HotOrd
         }
     };
     let items: Vec<OrderLine> = serde_json::from_str(required("items")?)?;
-    Ok(Some(HotOrder {
+    Ok(Some(Order {
         id: required("id")?.clone(),
         user_id: number("userId")?,
         status: required("status")?.parse()?,
@@ -243,7 +242,7 @@ pub async fn reserve(cache: &Cache, call: &ReserveCall<'_>) -> anyhow::Result<Re
 /// A payment to make.
 pub struct PayCall<'a> {
     /// The order as read from Redis (its id and coupon name the keys).
-    pub order: &'a HotOrder,
+    pub order: &'a Order,
     /// The payer (must own the order).
     pub user_id: i64,
     /// Now, Unix ms.
@@ -388,7 +387,7 @@ pub enum ReleaseOutcome {
 /// One release of a pending order (order_release.lua).
 pub struct ReleaseCall<'a> {
     /// The order, as read from Redis (its lines name the stock keys).
-    pub order: &'a HotOrder,
+    pub order: &'a Order,
     /// The order's campaign, if it holds a coupon.
     pub coupon_id: Option<i64>,
     /// Expire or cancel.
@@ -451,7 +450,7 @@ impl ScriptCall for ReleaseCall<'_> {
 /// Runs order_release.lua for an order read from Redis.
 pub async fn release(
     cache: &Cache,
-    order: &HotOrder,
+    order: &Order,
     coupon_id: Option<i64>,
     mode: ReleaseMode,
     now_ms: i64,
@@ -519,6 +518,21 @@ mod tests {
         ("createdAt", "1000"),
         ("expiresAt", "2000"),
     ];
+
+    #[test]
+    fn the_fields_a_rebuild_writes_read_back_as_the_same_order() {
+        let mut order = from_fields(&hash(WHOLE))
+            .expect("decodes")
+            .expect("present");
+        for coupon in [None, Some(9)] {
+            order.user_coupon_id = coupon;
+            let fields: HashMap<String, String> =
+                to_fields(&order, 1).expect("encodes").into_iter().collect();
+            assert_eq!(fields["ver"], "1");
+            let back = from_fields(&fields).expect("decodes").expect("present");
+            assert_eq!(back, order);
+        }
+    }
 
     #[test]
     fn a_whole_hash_decodes_and_a_damaged_one_is_an_error() {

@@ -49,9 +49,15 @@ pub async fn get(cache: &Cache, token_hash: &str) -> anyhow::Result<Option<Store
     Ok(value.as_deref().and_then(parse))
 }
 
-/// Ends a session (log-out); ending one that is gone is not an error.
+/// Ends a session (log-out); ending one that is gone is not an error. Where replicas are
+/// required, returns only once they hold the deletion, so a failover cannot bring the session
+/// back.
 pub async fn delete(cache: &Cache, token_hash: &str) -> anyhow::Result<()> {
-    let _: i64 = cache.client().del(cache.keys.session(token_hash)).await?;
+    let key = cache.keys.session(token_hash);
+    let _: i64 = cache.client().del(&key).await?;
+    if let Some(durable) = &cache.durable {
+        durable.replicated_after(&key).await?;
+    }
     Ok(())
 }
 

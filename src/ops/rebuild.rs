@@ -134,26 +134,8 @@ async fn rebuild_pending_orders(db: &MySqlPool, cache: &Cache) -> anyhow::Result
     let _: i64 = cache.client().del(k.order_deadlines()).await?;
     for stored in crate::store::orders::pending(db).await? {
         let o = &stored.order;
-        let fields: Vec<(String, String)> = vec![
-            ("id".into(), o.order_id.clone()),
-            ("userId".into(), o.user_id.to_string()),
-            ("status".into(), o.status.to_string()),
-            ("items".into(), serde_json::to_string(&o.items)?),
-            ("subtotal".into(), o.subtotal.to_string()),
-            ("discount".into(), o.discount.to_string()),
-            ("total".into(), o.total.to_string()),
-            (
-                "userCouponId".into(),
-                stored
-                    .user_coupon_id
-                    .map(|i| i.to_string())
-                    .unwrap_or_default(),
-            ),
-            ("createdAt".into(), o.created_at_ms.to_string()),
-            ("expiresAt".into(), o.expires_at_ms.to_string()),
-            ("ver".into(), o.version.to_string()),
-        ];
-        let _: i64 = cache.client().hset(k.order(&o.order_id), fields).await?;
+        let fields = crate::cache::orders::to_fields(o, stored.version)?;
+        let _: i64 = cache.client().hset(k.order(&o.id), fields).await?;
         let _: i64 = cache
             .client()
             .zadd(
@@ -162,7 +144,7 @@ async fn rebuild_pending_orders(db: &MySqlPool, cache: &Cache) -> anyhow::Result
                 None,
                 false,
                 false,
-                (o.expires_at_ms as f64, o.order_id.clone()),
+                (o.expires_at_ms as f64, o.id.clone()),
             )
             .await?;
         let _: i64 = cache
@@ -173,7 +155,7 @@ async fn rebuild_pending_orders(db: &MySqlPool, cache: &Cache) -> anyhow::Result
                 None,
                 false,
                 false,
-                (o.created_at_ms as f64, o.order_id.clone()),
+                (o.created_at_ms as f64, o.id.clone()),
             )
             .await?;
     }

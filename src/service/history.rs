@@ -66,7 +66,7 @@ pub async fn page(
         None => true,
     };
     let stored = store::orders::history_page(&state.db, user.0, before.clone(), limit + 1).await?;
-    let mut merged: Vec<Order> = stored.into_iter().map(Order::from).collect();
+    let mut merged: Vec<Order> = stored.into_iter().map(|s| s.order).collect();
     let recent = hot::recent(&state.cache, user.0).await?;
     for order in hot::read_many(&state.cache, &recent)
         .await?

@@ -3,9 +3,7 @@
 use std::collections::HashSet;
 
 use crate::cache::coupons as hot_coupons;
-use crate::cache::orders::{
-    self as hot, HotOrder, ReleaseMode, ReleaseOutcome, ReserveCall, ReserveOutcome,
-};
+use crate::cache::orders::{self as hot, ReleaseMode, ReleaseOutcome, ReserveCall, ReserveOutcome};
 use crate::domain::{Caller, UserId};
 use crate::error::{AppError, FieldError};
 use crate::events::{CouponRefusal, OrderLine, OrderStatus};
@@ -19,27 +17,8 @@ pub const MAX_LINES: usize = 50;
 /// Most units of one product in one order.
 pub const MAX_QUANTITY: i64 = 100;
 
-/// An order as clients see it: the same shape Redis holds.
-pub use crate::cache::orders::HotOrder as Order;
-
-impl From<store::orders::StoredOrder> for Order {
-    fn from(s: store::orders::StoredOrder) -> Self {
-        let o = s.order;
-        Self {
-            id: o.order_id,
-            user_id: o.user_id,
-            status: o.status,
-            items: o.items,
-            subtotal: o.subtotal,
-            discount: o.discount,
-            total: o.total,
-            user_coupon_id: s.user_coupon_id,
-            created_at_ms: o.created_at_ms,
-            expires_at_ms: o.expires_at_ms,
-            paid_at_ms: o.paid_at_ms,
-        }
-    }
-}
+/// An order as clients see it: the engine's one order type.
+pub use crate::domain::Order;
 
 /// A requested line: (productId, quantity).
 pub type RequestedLine = (i64, i64);
@@ -268,7 +247,7 @@ pub async fn get(state: &AppState, caller: Caller, order_id: &str) -> Result<Ord
         Some(hot) => hot,
         None => store::orders::find(&state.db, order_id)
             .await?
-            .map(Order::from)
+            .map(|stored| stored.order)
             .ok_or(AppError::OrderNotFound)?,
     };
     if order.user_id != caller.0 && !admin {
@@ -278,7 +257,7 @@ pub async fn get(state: &AppState, caller: Caller, order_id: &str) -> Result<Ord
 }
 
 /// The campaign id of an order's coupon (to address the coupon's key).
-pub async fn coupon_campaign(state: &AppState, order: &HotOrder) -> Result<Option<i64>, AppError> {
+pub async fn coupon_campaign(state: &AppState, order: &Order) -> Result<Option<i64>, AppError> {
     match order.user_coupon_id {
         Some(id) => Ok(hot_coupons::owner_of(&state.cache, id)
             .await?

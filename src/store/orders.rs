@@ -11,6 +11,7 @@ use sqlx::{MySqlConnection, MySqlPool};
 
 use super::insert_rows;
 
+use crate::domain::Order;
 use crate::events::{at_millis, OrderLine, OrderSnapshot};
 
 /// Writes order snapshots (and their lines, once) in the worker's transaction: one multi-row
@@ -142,13 +143,14 @@ pub async fn add_sales(
     Ok(())
 }
 
-/// An order row with its lines.
+/// An order row with its lines, and the version MySQL holds (a rebuild writes it back to Redis
+/// so later events still win over it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredOrder {
-    /// The order as a snapshot (version and coupon omitted).
-    pub order: OrderSnapshot,
-    /// userCouponId, if any.
-    pub user_coupon_id: Option<i64>,
+    /// The order.
+    pub order: Order,
+    /// 1 while PENDING, 2 once ended (the events' `version`).
+    pub version: i64,
 }
 
 type OrderRow = (
@@ -197,24 +199,20 @@ async fn with_lines(
     for r in rows {
         let items = lines_of.remove(&r.0).unwrap_or_default();
         orders.push(StoredOrder {
-            user_coupon_id: r.6,
-            order: OrderSnapshot {
-                order_id: r.0,
+            order: Order {
+                id: r.0,
                 user_id: r.1,
                 status: r.2.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
                 items,
                 subtotal: r.3,
                 discount: r.4,
                 total: r.5,
+                user_coupon_id: r.6,
                 created_at_ms: r.7.timestamp_millis(),
                 expires_at_ms: r.8.timestamp_millis(),
                 paid_at_ms: r.9.map(|t| t.timestamp_millis()),
-                payment_id: r.11,
-                balance_after: None,
-                ended_at_ms: r.10.map(|t| t.timestamp_millis()),
-                version: i64::from(r.12),
-                coupon: None,
             },
+            version: i64::from(r.12),
         });
     }
     Ok(orders)

@@ -140,12 +140,17 @@ impl Drop for PrivateRedisCluster {
     }
 }
 
-/// A first port such that the six node ports and their bus ports (+10000) are free now.
+/// Bases handed out in this process: two tests starting at once never get the same one.
+static NEXT_BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// A first port such that the six node ports and their bus ports (+10000) are free now, never
+/// one already handed to another test of this process.
 fn free_base_port() -> u16 {
     let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let start = 21000 + (std::process::id() % 400) as u16 * 10;
-    (0..400u16)
-        .map(|i| 21000 + (start - 21000 + i * 10) % 4000)
+    let seed = (std::process::id() % 97) as usize * 40;
+    (0..400)
+        .map(|_| NEXT_BASE.fetch_add(1, Ordering::SeqCst))
+        .map(|n| 21000 + ((seed + n * 10) % 4000) as u16)
         .find(|&base| (base..base + 6).all(|p| free(p) && free(p + 10000)))
         .expect("six free loopback ports for a Redis Cluster")
 }
