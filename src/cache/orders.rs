@@ -116,13 +116,14 @@ fn from_fields(fields: &HashMap<String, String>) -> anyhow::Result<Option<Order>
 
 /// A new order to reserve.
 pub struct ReserveCall<'a> {
-    /// New order id.
+    /// Id for the order to create (a fresh UUIDv7 from the service); unused when the key
+    /// replays an earlier order.
     pub order_id: &'a str,
     /// The user who placed it; only they (or an admin) may see, pay or cancel it.
     pub user_id: i64,
     /// Lines (validated, priced).
     pub items: &'a [OrderLine],
-    /// Sum of lines.
+    /// Sum of the line totals in won, before the discount.
     pub subtotal: i64,
     /// Won taken off the subtotal by the coupon (0 without one).
     pub discount: i64,
@@ -130,7 +131,7 @@ pub struct ReserveCall<'a> {
     pub coupon: Option<(i64, i64, i64)>,
     /// Now, Unix ms.
     pub now_ms: i64,
-    /// Deadline, Unix ms.
+    /// When the order expires unless paid, Unix ms.
     pub expires_at_ms: i64,
     /// Idempotency key (the client's, or one per request).
     pub idempotency_key: &'a str,

@@ -16,7 +16,7 @@ pub struct Product {
 /// One ranked product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ranked {
-    /// 1-based rank.
+    /// Place in the ranking, from 1 (most units sold); ties go to the lower product id.
     pub rank: usize,
     /// The product (live stock).
     pub product: Product,

@@ -48,7 +48,8 @@ pub fn at_millis(ms: i64) -> DateTime<Utc> {
 pub struct Envelope {
     /// Redis stream entry id (`<ms>-<seq>`).
     pub stream_id: String,
-    /// Event id (UUID).
+    /// The entry's `id` field: a UUID fixed before the first send, so a re-sent event keeps it;
+    /// the worker applies each id at most once.
     pub event_id: String,
     /// What happened, e.g. `order.paid` (selects the payload type).
     pub event_type: String,
@@ -187,9 +188,9 @@ pub struct CouponIssued {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StockAdded {
-    /// The product.
+    /// The product whose stock was raised.
     pub product_id: i64,
-    /// Units added (> 0).
+    /// Units an admin added to the product's stock (> 0); the worker raises its MySQL total by it.
     pub units: i64,
     /// Available units right after, in Redis.
     pub available_after: i64,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct UnknownWord {
     /// Which vocabulary was expected.
     pub kind: &'static str,
-    /// The word found.
+    /// The text that was read instead (from a Redis hash, an event or MySQL), kept for the error.
     pub word: String,
 }
 

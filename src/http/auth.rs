@@ -40,9 +40,10 @@ pub struct SignUpResponse {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LoginRequest {
-    /// E-mail address.
+    /// The account's e-mail address, as given at sign-up; case of ASCII letters and surrounding
+    /// spaces are ignored.
     pub email: String,
-    /// Password.
+    /// The account's password; a wrong one gets the same `401` as an unknown e-mail.
     pub password: String,
 }
 

@@ -24,15 +24,15 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CampaignItem {
-    /// Campaign id.
+    /// The campaign's id; use it as `couponId` in `POST /api/v1/coupons/{couponId}/issue`.
     pub coupon_id: i64,
-    /// Name.
+    /// The campaign's display name, as the administrator entered it (1–100 characters).
     pub name: String,
     /// FIXED or PERCENT.
     pub discount_type: String,
     /// Won off, or percent off.
     pub discount_value: i64,
-    /// Cap of a percent discount.
+    /// Largest discount in won a PERCENT coupon gives; null when uncapped (and for FIXED).
     pub max_discount: Option<i64>,
     /// Smallest order subtotal.
     pub min_order_amount: i64,
@@ -40,9 +40,11 @@ pub struct CampaignItem {
     pub total_quantity: i64,
     /// Coupons left.
     pub remaining_quantity: i64,
-    /// Issue window start.
+    /// First moment coupons can be issued (RFC 3339 UTC); before it, issue answers
+    /// `409 COUPON_NOT_ACTIVE`.
     pub issue_starts_at: String,
-    /// Issue window end.
+    /// End of issuing (RFC 3339 UTC, exclusive); from then on, issue answers
+    /// `409 COUPON_NOT_ACTIVE`.
     pub issue_ends_at: String,
 }
 
@@ -120,15 +122,16 @@ pub async fn issue(
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeldItem {
-    /// The coupon's id.
+    /// The id of this issued coupon; pass it as `userCouponId` when creating an order.
     pub user_coupon_id: i64,
-    /// Campaign.
+    /// The campaign it was issued from (its `couponId` in the coupon list).
     pub coupon_id: i64,
-    /// Campaign name.
+    /// The display name of the campaign it was issued from (empty if that campaign is gone).
     pub name: String,
     /// AVAILABLE, RESERVED, USED or EXPIRED.
     pub status: String,
-    /// Expiry.
+    /// When the coupon stops being usable (RFC 3339 UTC); an unused coupon past it shows
+    /// EXPIRED.
     pub expires_at: String,
 }
 

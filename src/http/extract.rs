@@ -122,9 +122,9 @@ where
 /// The authenticated caller: a verified, unrevoked bearer token (see [`super::guard`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuthUser {
-    /// The caller's id.
+    /// The user the bearer token (or storefront session) was issued to.
     pub id: UserId,
-    /// The caller's role.
+    /// The role recorded in that token or session at log-in; admin checks use it.
     pub role: Role,
     /// Whether a user with this id exists (a validly signed token may name an id that does
     /// not, e.g. after a database reset); money operations refuse when it does not.

@@ -20,7 +20,7 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LineRequest {
-    /// Product id.
+    /// The product to order (its `id` in the catalog); each product at most once per order.
     pub product_id: i64,
     /// Units, 1–100.
     pub quantity: i64,
@@ -41,13 +41,13 @@ pub struct CreateOrderRequest {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineView {
-    /// Product id.
+    /// The ordered product's id (its `id` in the catalog).
     pub product_id: i64,
     /// Name at order time.
     pub name: String,
     /// Unit price at order time.
     pub unit_price: i64,
-    /// Units.
+    /// Units ordered of this product, 1–100.
     pub quantity: i64,
     /// unitPrice × quantity.
     pub line_total: i64,
@@ -57,26 +57,26 @@ pub struct LineView {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
-    /// Order id.
+    /// The order's id (a UUID); use it in the order's read, cancel and payment routes.
     pub order_id: String,
     /// PENDING, PAID, EXPIRED or CANCELLED.
     pub status: String,
-    /// Lines.
+    /// The ordered lines, priced when the order was created.
     pub items: Vec<LineView>,
-    /// Sum of lines.
+    /// Sum of the line totals in won, before the discount.
     pub subtotal: i64,
-    /// Coupon discount.
+    /// Won taken off the subtotal by the coupon; 0 without one.
     pub discount: i64,
-    /// What is paid.
+    /// Won to pay: subtotal − discount.
     pub total: i64,
-    /// Coupon used.
+    /// The coupon applied to the order; omitted when none was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_coupon_id: Option<i64>,
-    /// Creation time.
+    /// When the order was created (RFC 3339 UTC).
     pub created_at: String,
-    /// Payment deadline.
+    /// Payment deadline (RFC 3339 UTC); a PENDING order not paid by then becomes EXPIRED.
     pub expires_at: String,
-    /// Payment time.
+    /// When the order was paid (RFC 3339 UTC); omitted unless it is PAID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paid_at: Option<String>,
 }
@@ -181,17 +181,17 @@ pub async fn cancel(
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentView {
-    /// Order.
+    /// The id of the order this payment paid.
     pub order_id: String,
-    /// Payment id.
+    /// The payment's id (a UUID); a retry with the same `Idempotency-Key` returns the same one.
     pub payment_id: String,
     /// Always PAID.
     pub status: &'static str,
     /// Won paid.
     pub amount: i64,
-    /// Balance after.
+    /// The payer's balance in won right after this payment (a retry repeats the first value).
     pub balance: i64,
-    /// Payment time.
+    /// When the order was paid (RFC 3339 UTC).
     pub paid_at: String,
 }
 

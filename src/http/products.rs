@@ -22,11 +22,11 @@ pub const MAX_STOCK_CHANGE: i64 = 1_000_000;
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProductView {
-    /// Id.
+    /// The product's id; use it as `productId` in product routes and order lines.
     pub id: i64,
-    /// Name.
+    /// Display name, as the administrator entered it.
     pub name: String,
-    /// Unit price (won).
+    /// Current price of one unit in won; an order created now is priced at it.
     pub price: i64,
     /// Units that can be ordered now.
     pub stock: i64,
@@ -129,9 +129,10 @@ pub struct CreateProductRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateProductRequest {
-    /// New name.
+    /// Name to replace the current one, 1–200 characters; omitted or null keeps the name.
     pub name: Option<String>,
-    /// New price.
+    /// Unit price to replace the current one, 0–1,000,000,000 won; omitted or null keeps it.
+    /// Orders already created keep the price they were made at.
     pub price: Option<i64>,
     /// Units to add, 1–1,000,000.
     pub add_stock: Option<i64>,
@@ -216,13 +217,13 @@ pub async fn update(
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PopularItem {
-    /// 1-based rank.
+    /// Place in the ranking: 1 for the most units sold, up to 5.
     pub rank: usize,
-    /// Product id.
+    /// The ranked product's id (its `id` in the product routes).
     pub product_id: i64,
-    /// Name.
+    /// The product's display name.
     pub name: String,
-    /// Unit price.
+    /// The product's current unit price in won.
     pub price: i64,
     /// Units orderable now.
     pub stock: i64,
@@ -234,9 +235,10 @@ pub struct PopularItem {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PopularView {
-    /// Window start.
+    /// Start of the counted window (RFC 3339 UTC): the start of the oldest hour of the last 72.
     pub from: String,
-    /// Window end.
+    /// End of the counted window (RFC 3339 UTC): when the ranking was computed; a served
+    /// ranking is at most about a second old.
     pub to: String,
     /// At most five, most sold first, ties by lower product id.
     pub items: Vec<PopularItem>,

@@ -19,25 +19,25 @@ pub struct CampaignView {
 
 /// A coupon issued now.
 pub struct Issued {
-    /// userCouponId.
+    /// Id of the coupon just issued (the API's `userCouponId`), used to apply it to an order.
     pub user_coupon_id: i64,
-    /// Campaign.
+    /// The campaign it was issued from.
     pub coupon_id: i64,
-    /// Expiry.
+    /// When it stops being usable: issue time plus the campaign's valid days.
     pub expires_at: DateTime<Utc>,
 }
 
 /// A coupon a user holds, with its effective status.
 pub struct HeldView {
-    /// userCouponId.
+    /// Id of the held coupon (the API's `userCouponId`).
     pub user_coupon_id: i64,
-    /// Campaign.
+    /// The campaign it was issued from.
     pub coupon_id: i64,
-    /// Campaign name.
+    /// Display name of that campaign, read from MySQL; empty if the campaign is gone.
     pub name: String,
     /// AVAILABLE, RESERVED, USED or EXPIRED.
     pub status: String,
-    /// Expiry.
+    /// When it stops being usable; an AVAILABLE coupon past it is reported as EXPIRED.
     pub expires_at: DateTime<Utc>,
 }
 

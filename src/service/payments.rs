@@ -11,15 +11,15 @@ use crate::store;
 /// A completed (or replayed) payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Paid {
-    /// Order.
+    /// The order that was paid.
     pub order_id: String,
-    /// Payment id.
+    /// The payment's id (a UUIDv7); a replay of the same key reports the first payment's id.
     pub payment_id: String,
     /// Won paid.
     pub amount: i64,
-    /// Balance after.
+    /// The payer's balance in won right after the payment (a replay reports the first value).
     pub balance: i64,
-    /// Unix ms.
+    /// When the order was paid, Unix ms.
     pub paid_at_ms: i64,
 }
 

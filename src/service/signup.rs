@@ -12,7 +12,7 @@ pub struct SignUp {
     pub email: Email,
     /// Password (length-checked).
     pub password: Password,
-    /// Display name.
+    /// The name shown for the user (trimmed, 1–100 characters); not used to log in.
     pub name: UserName,
 }
 

@@ -23,20 +23,22 @@ const REDIS_CONNECTIONS: usize = 1;
 
 /// Where the worker connects and how it runs.
 pub struct RunnerConfig {
-    /// `DATABASE_URL`.
+    /// MySQL URL the worker opens its own connections to (`DATABASE_URL`).
     pub database_url: String,
-    /// `REDIS_URL`.
+    /// Redis URL the worker opens its own connections to (`REDIS_URL`).
     pub redis_url: String,
-    /// `REDIS_KEY_PREFIX`.
+    /// Prefix of every Redis key, the same as the server's so both see one event stream
+    /// (`REDIS_KEY_PREFIX`).
     pub key_prefix: String,
-    /// Consumer name in the group.
+    /// This worker's consumer name in the settlement group: `SETTLEMENT_CONSUMER` if set,
+    /// else unique to the process.
     pub consumer: String,
     /// Replicas that must hold a batch before it is written into MySQL (0: none; the value
     /// `serve` decided from the topology at start).
     pub replica_acks: u8,
     /// How long to wait for them (`REDIS_REPLICA_ACK_TIMEOUT_MS`).
     pub replica_ack_timeout: std::time::Duration,
-    /// Worker tuning.
+    /// Batch size, block and reclaim timings and the failure limit the worker loop runs with.
     pub worker: WorkerConfig,
 }
 

@@ -12,9 +12,11 @@ use crate::cache::Cache;
 /// One raw stream entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawEntry {
-    /// Stream entry id.
+    /// The entry's stream id (`<ms>-<seq>`, assigned by Redis); used to acknowledge, reclaim or
+    /// dead-letter it.
     pub id: String,
-    /// Its fields.
+    /// The entry's field names and values as written; an event carries `id`, `type`, `v`,
+    /// `at` and `data`.
     pub fields: HashMap<String, String>,
 }
 

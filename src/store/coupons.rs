@@ -8,9 +8,9 @@ use crate::events::{at_millis, CouponIssued, CouponState};
 /// A campaign as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignRow {
-    /// Id.
+    /// The campaign's id (auto-increment), the `couponId` of the API.
     pub id: i64,
-    /// Name.
+    /// Display name, as the administrator entered it (1–100 characters).
     pub name: String,
     /// `FIXED` or `PERCENT`.
     pub discount_type: String,
@@ -202,17 +202,17 @@ pub async fn ensure_held(
 /// An issued coupon as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserCouponRow {
-    /// userCouponId.
+    /// The issued coupon's id, the API's `userCouponId` (taken from Redis's sequence at issue).
     pub id: i64,
-    /// Campaign.
+    /// The campaign it was issued from (`coupons.id`).
     pub coupon_id: i64,
-    /// Holder.
+    /// The user who holds it; one coupon per user and campaign.
     pub user_id: i64,
     /// AVAILABLE, RESERVED or USED.
     pub status: String,
     /// Issue time.
     pub issued_at: DateTime<Utc>,
-    /// Expiry time.
+    /// When it stops being usable: issue time plus the campaign's valid days.
     pub expires_at: DateTime<Utc>,
     /// The order it is reserved by or used in.
     pub order_id: Option<String>,

@@ -23,7 +23,8 @@ pub fn user_account(user_id: i64) -> String {
 pub struct Posting {
     /// The event that caused it.
     pub event_id: String,
-    /// Account code.
+    /// The account it moves money in or out of: `user:{id}` ([`user_account`]), `cash_in` or
+    /// `revenue`.
     pub account: String,
     /// Signed amount in won.
     pub amount: i64,

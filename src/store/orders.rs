@@ -77,11 +77,11 @@ pub async fn upsert(
 /// A payment to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRow {
-    /// Payment id.
+    /// The payment's id (UUIDv7, the one the payment answer gave), stored as `payments.id`.
     pub payment_id: String,
     /// Order id (unique: a second fence against paying twice).
     pub order_id: String,
-    /// Payer.
+    /// The user whose balance paid it (the order's owner).
     pub user_id: i64,
     /// Won paid.
     pub amount: i64,

@@ -6,9 +6,9 @@ use sqlx::{MySqlPool, Row};
 /// A product as stored (without Redis's live availability).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductRow {
-    /// Id.
+    /// The product's id (auto-increment), the `productId` of the API.
     pub id: i64,
-    /// Name.
+    /// Display name, as the administrator entered it (1–200 characters, trimmed).
     pub name: String,
     /// Unit price in won.
     pub price: i64,

@@ -8,11 +8,11 @@ use crate::domain::{Role, UserId};
 /// A stored user as login needs it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
-    /// Id.
+    /// The user's id (auto-increment), the `userId` of the API and a token's `sub`.
     pub id: i64,
     /// Normalised e-mail.
     pub email: String,
-    /// Display name.
+    /// The name shown for the user, as given at sign-up; not used to log in.
     pub name: String,
     /// Argon2id PHC string.
     pub password_hash: String,
@@ -26,13 +26,13 @@ pub struct UserRow {
 pub struct NewUser<'a> {
     /// Normalised e-mail.
     pub email: &'a str,
-    /// Display name.
+    /// The name shown for the user (already validated, 1–100 characters).
     pub name: &'a str,
     /// Argon2id PHC string.
     pub password_hash: &'a str,
-    /// Role.
+    /// `USER` for sign-ups; `ADMIN` only for the admin account `seed` creates.
     pub role: Role,
-    /// Creation time.
+    /// When the account was created (stored in `created_at`).
     pub created_at: DateTime<Utc>,
 }
 

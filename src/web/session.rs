@@ -109,7 +109,7 @@ pub async fn resolve(State(state): State<AppState>, mut request: Request, next: 
 
 /// The signed-in shopper of a page, with the CSRF token of their forms.
 pub struct SignedIn {
-    /// The session.
+    /// The live session the request's cookie names (its token is what log-out ends).
     pub session: Session,
     /// The caller, as the services expect it.
     pub user: AuthUser,
