@@ -110,7 +110,7 @@ impl Durable {
             words.extend(keys.iter().cloned());
             words.extend(args.iter().cloned());
             let _: () = pipeline.custom(evalsha, words).await?;
-            let [reply, fenced, waited] = three(self.fenced(&pipeline, &fence).await)
+            let [reply, fenced, waited] = replies(self.fenced(&pipeline, &fence).await)
                 .with_context(|| format!("lua script {} failed", script.name()))?;
             match reply {
                 Err(e) if !reloaded && e.details().starts_with("NOSCRIPT") => {
@@ -140,13 +140,7 @@ impl Durable {
         let client = self.pool.next();
         let pipeline = client.pipeline();
         let [fenced, waited] =
-            match <[_; 2]>::try_from(self.fenced(&pipeline, &fence_key(key)).await) {
-                Ok(replies) => replies,
-                Err(results) => match results.into_iter().find_map(Result::err) {
-                    Some(e) => return Err(anyhow::Error::new(e).context("fencing a write")),
-                    None => anyhow::bail!("a fence pipeline answered other than 2 replies"),
-                },
-            };
+            replies(self.fenced(&pipeline, &fence_key(key)).await).context("fencing a write")?;
         self.acknowledged(fenced, waited)
             .with_context(|| format!("write to {key} not replicated"))
     }
@@ -160,7 +154,7 @@ impl Durable {
         let _: () = pipeline
             .xrange::<(), _, _, _>(stream, last_id, last_id, Some(1))
             .await?;
-        let [present, fenced, waited] = three(self.fenced(&pipeline, &fence_key(stream)).await)
+        let [present, fenced, waited] = replies(self.fenced(&pipeline, &fence_key(stream)).await)
             .context("fencing a settlement batch")?;
         let present = present.context("reading the batch's last entry before settling")?;
         let found = matches!(&present, Value::Array(entries) if !entries.is_empty());
@@ -219,15 +213,15 @@ impl Durable {
 
 type FredResultValue = Result<Value, fred::error::Error>;
 
-/// The three replies of a fenced pipeline. A pipeline that failed as a whole (the connection
+/// The `N` replies of a fenced pipeline. A pipeline that failed as a whole (the connection
 /// dropped, the node is gone) answers one error instead: that error, typed, so a failover is a
 /// dependency failure (503), not a shape we did not expect.
-fn three(results: Vec<FredResultValue>) -> anyhow::Result<[FredResultValue; 3]> {
-    match <[_; 3]>::try_from(results) {
+fn replies<const N: usize>(results: Vec<FredResultValue>) -> anyhow::Result<[FredResultValue; N]> {
+    match <[_; N]>::try_from(results) {
         Ok(replies) => Ok(replies),
         Err(results) => match results.into_iter().find_map(Result::err) {
             Some(e) => Err(anyhow::Error::new(e)),
-            None => anyhow::bail!("a fenced pipeline answered other than 3 replies"),
+            None => anyhow::bail!("a fenced pipeline answered other than {N} replies"),
         },
     }
 }
@@ -266,9 +260,9 @@ mod tests {
     #[test]
     fn a_pipeline_that_failed_as_a_whole_is_a_dependency_failure() {
         let gone = fred::error::Error::new(fred::error::ErrorKind::IO, "connection closed");
-        let err = three(vec![Err(gone)]).expect_err("one error for three commands");
+        let err = replies::<3>(vec![Err(gone)]).expect_err("one error for three commands");
         assert!(crate::dependency::is_dependency_failure(&err), "{err:#}");
-        assert!(three(vec![Ok(Value::Null)]).is_err());
+        assert!(replies::<3>(vec![Ok(Value::Null)]).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,13 +57,21 @@ impl PrivateRedisCluster {
         self.script("url").trim().to_owned()
     }
 
-    /// Runs `scripts/cluster.sh <command>` for this cluster and returns its stdout.
-    fn script(&self, command: &str) -> String {
-        let output = Command::new("bash")
+    /// `scripts/cluster.sh <command>` for this cluster, not yet run.
+    fn command(&self, command: &str) -> Command {
+        let mut script = Command::new("bash");
+        script
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh"))
             .arg(command)
             .env("FM_CLUSTER_PORT", self.base.to_string())
-            .env("FM_CLUSTER_DIR", &self.dir)
+            .env("FM_CLUSTER_DIR", &self.dir);
+        script
+    }
+
+    /// Runs `scripts/cluster.sh <command>` for this cluster and returns its stdout.
+    fn script(&self, command: &str) -> String {
+        let output = self
+            .command(command)
             .output()
             .expect("run scripts/cluster.sh");
         assert!(
@@ -131,12 +139,7 @@ impl PrivateRedisCluster {
 
 impl Drop for PrivateRedisCluster {
     fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh"))
-            .arg("down")
-            .env("FM_CLUSTER_PORT", self.base.to_string())
-            .env("FM_CLUSTER_DIR", &self.dir)
-            .output();
+        let _ = self.command("down").output();
     }
 }
 
@@ -189,6 +192,30 @@ async fn kill_primary_when(
     .expect("the killer task")
 }
 
+/// Every status answered so far, by code.
+type Seen = std::sync::Mutex<BTreeMap<u16, usize>>;
+
+/// The answer counter, the status tally and the task that kills the keys' primary once
+/// `after` answers are in (see [`kill_primary_when`]).
+fn arm_killer(
+    redis: &Arc<PrivateRedisCluster>,
+    cluster: &Cluster,
+    after: usize,
+) -> (
+    Arc<AtomicUsize>,
+    Seen,
+    tokio::task::JoinHandle<(usize, u16, u16)>,
+) {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let killer = tokio::spawn(kill_primary_when(
+        redis.clone(),
+        cluster.prefix.clone(),
+        answered.clone(),
+        after,
+    ));
+    (answered, Seen::default(), killer)
+}
+
 /// One API call of one shopper.
 struct Call<'a> {
     method: Method,
@@ -205,7 +232,7 @@ async fn until_definitive(
     cluster: &Cluster,
     instance: usize,
     call: Call<'_>,
-    seen: &std::sync::Mutex<BTreeMap<u16, usize>>,
+    seen: &Seen,
 ) -> (u16, Value) {
     let Call {
         method,
@@ -273,7 +300,7 @@ async fn assert_audit_passes(cluster: &Cluster) {
     );
 }
 
-fn no_server_errors(seen: &std::sync::Mutex<BTreeMap<u16, usize>>) -> BTreeMap<u16, usize> {
+fn no_server_errors(seen: &Seen) -> BTreeMap<u16, usize> {
     let seen = seen.lock().expect("tally").clone();
     let errors: Vec<_> = seen
         .iter()
@@ -316,14 +343,7 @@ async fn acknowledged_coupons_survive_a_killed_primary() {
         .expect("couponId");
     let users = cluster.seed_users(240, "focoupon").await;
 
-    let answered = Arc::new(AtomicUsize::new(0));
-    let seen = std::sync::Mutex::new(BTreeMap::new());
-    let killer = tokio::spawn(kill_primary_when(
-        redis.clone(),
-        cluster.prefix.clone(),
-        answered.clone(),
-        40,
-    ));
+    let (answered, seen, killer) = arm_killer(&redis, &cluster, 40);
     let path = format!("/api/v1/coupons/{coupon_id}/issue");
     let finals: Vec<(i64, u16, Value)> = stream::iter(users.iter().enumerate())
         .map(|(n, user)| {
@@ -427,18 +447,10 @@ async fn acknowledged_charges_and_payments_survive_a_killed_primary() {
         .await;
     let users = cluster.seed_users(90, "fopay").await;
 
-    let answered = Arc::new(AtomicUsize::new(0));
-    let seen = std::sync::Mutex::new(BTreeMap::new());
-    let killer = tokio::spawn(kill_primary_when(
-        redis.clone(),
-        cluster.prefix.clone(),
-        answered.clone(),
-        60,
-    ));
-    let stop = AtomicBool::new(false);
+    let (answered, seen, killer) = arm_killer(&redis, &cluster, 60);
     let shoppers: Vec<(i64, Shopper)> = stream::iter(users.iter().enumerate())
         .map(|(n, user)| {
-            let (cluster, seen, answered, stop) = (&cluster, &seen, answered.clone(), &stop);
+            let (cluster, seen, answered) = (&cluster, &seen, answered.clone());
             async move {
                 let mut told = Shopper::default();
                 let step = |method: Method, path: String, body: Option<Value>, key: String| {
@@ -477,9 +489,6 @@ async fn acknowledged_charges_and_payments_survive_a_killed_primary() {
                     (409, Some("INSUFFICIENT_STOCK")) => return (user.id, told),
                     other => panic!("order: {other:?} {body}"),
                 }
-                if stop.load(Ordering::SeqCst) {
-                    return (user.id, told);
-                }
                 let order = told.order.clone().expect("order id");
                 let (status, body) = step(
                     Method::POST,
@@ -496,7 +505,6 @@ async fn acknowledged_charges_and_payments_survive_a_killed_primary() {
         .buffer_unordered(IN_FLIGHT)
         .collect()
         .await;
-    stop.store(true, Ordering::SeqCst);
     let (killed_at, old, new) = killer.await.expect("killer");
     let seen = no_server_errors(&seen);
     println!(
