@@ -151,6 +151,25 @@ pub fn database_server() -> String {
         .expect("DATABASE_URL is mysql://user:pass@host:port/db")
 }
 
+/// An HTTP client for tests: no redirects followed, and idle pooled connections dropped after
+/// [`CLIENT_POOL_IDLE`].
+///
+/// The server closes a keep-alive connection idle for `HEADER_READ_TIMEOUT_SECS` (10 s by
+/// default, 2 s in one test); a client that keeps it longer can send a request at the instant the
+/// server closes it and get a reset. Real clients and load balancers must likewise idle out
+/// sooner than the server does (see OPERATIONS.md).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(CLIENT_POOL_IDLE)
+        .build()
+        .expect("build the HTTP client")
+}
+
+/// How long a test client keeps an idle connection: below the shortest header-read timeout any
+/// test gives the server.
+pub const CLIENT_POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Environment of a test app, as `serve` would read it.
 pub fn test_env(database_url: &str, prefix: &str) -> HashMap<&'static str, String> {
     HashMap::from([
@@ -198,10 +217,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<&'static str, Strin
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base: format!("http://{addr}"),
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client"),
+        http: http_client(),
         state,
         db_name,
         shutdown,

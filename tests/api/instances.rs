@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use sqlx::mysql::MySqlPool;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{fresh_database, json_of, test_env, TestUser, TEST_PASSWORD};
+use crate::helpers::{fresh_database, http_client, json_of, test_env, TestUser, TEST_PASSWORD};
 
 /// The `flashmart` binary built for this test run.
 const BINARY: &str = env!("CARGO_BIN_EXE_flashmart");
@@ -110,10 +110,7 @@ pub async fn spawn_cluster(
     env.insert("LOG_FORMAT", "json".to_owned());
     env.insert("RUST_LOG", "info".to_owned());
     adjust(&mut env);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("build the HTTP client");
+    let http = http_client();
     let log_dir = log_dir();
     let mut instances = Vec::with_capacity(n);
     for i in 0..n {

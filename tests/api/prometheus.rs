@@ -112,7 +112,7 @@ impl Prometheus {
         let prometheus = Self {
             base: format!("http://127.0.0.1:{port}"),
             dir,
-            http: reqwest::Client::new(),
+            http: crate::helpers::http_client(),
             child,
         };
         prometheus.wait_ready().await;
