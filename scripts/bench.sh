@@ -286,9 +286,9 @@ main() {
   phase_begin "redis-benchmark EVALSHA"
   /usr/bin/time -f '%U %S' -o "$W/redis-benchmark.time" \
     redis-benchmark -h "$LT_REDIS_HOST" -p "$LT_REDIS_PORT" -c "$C" -n $((D * 12000)) \
-    -r 100000000 --csv EVALSHA "$sha" 7 "$p:coupon:1" "$p:coupon:1:users" \
-    "$p:ucoupon:1:__rand_int__" "$p:seq:ucoupon" "$p:ucoupon:index" \
-    "$p:user:__rand_int__:coupons" "$p:events" __rand_int__ "req-__rand_int__" \
+    -r 100000000 --csv EVALSHA "$sha" 7 "$p:seq:ucoupon" "$p:ucoupon:index" "$p:events" \
+    "$p:coupon:1" "$p:coupon:1:users" "$p:ucoupon:1:__rand_int__" \
+    "$p:user:__rand_int__:coupons" __rand_int__ "req-__rand_int__" \
     "$(date +%s%3N)" "ev-__rand_int__" 1 >"$W/redis-benchmark.csv" 2>"$W/redis-benchmark.err" ||
     lt_log "redis-benchmark failed: $(tail -n 3 "$W/redis-benchmark.err")"
   gen_time "$W/redis-benchmark.time"

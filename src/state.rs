@@ -23,6 +23,9 @@ pub struct Shared {
     pub db: MySqlPool,
     /// Redis hot path.
     pub cache: Cache,
+    /// Group commit of coupon-issue requests (`None` with `COUPON_BATCH_MAX=1`: one script call
+    /// per request).
+    pub coupon_issues: Option<crate::service::coupons::IssueBatcher>,
     /// Token issuing and verification.
     pub tokens: Arc<TokenKeys>,
     /// Replaceable time source.

@@ -64,6 +64,16 @@ impl Reply {
         Self { script, values }
     }
 
+    /// Elements in the reply.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the reply has no element.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
     /// The script that answered (for error messages).
     pub fn script(&self) -> &'static str {
         self.script
@@ -121,7 +131,7 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::coupons::{CampaignTerms, IssueCall, LoadCall};
+    use crate::cache::coupons::{CampaignTerms, IssueCall, IssueRequest, LoadCall};
     use crate::cache::orders::{PayCall, ReleaseCall, ReleaseMode, ReserveCall};
     use crate::cache::products::{ProductTerms, PutCall};
     use crate::cache::ratelimit::{Rate, TakeCall};
@@ -248,12 +258,12 @@ mod tests {
             now_ms: 1,
         };
         one_slot("charge", charge.keys(&k));
+        let requests = [
+            IssueRequest::new(7, 42, "r".into(), 1),
+            IssueRequest::new(8, 43, "s".into(), 1),
+        ];
         let issue = IssueCall {
-            coupon_id: 7,
-            user_id: 42,
-            request_id: "r",
-            now_ms: 1,
-            event_id: "e".into(),
+            requests: &requests,
         };
         one_slot("coupon_issue", issue.keys(&k));
         let terms = CampaignTerms {

@@ -76,7 +76,7 @@ pub async fn load(cache: &Cache, terms: &CampaignTerms, issued_if_new: i64) -> a
     .await
 }
 
-/// Outcome of [`issue`].
+/// What coupon_issue.lua decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IssueOutcome {
     /// Issued (or the replay of this very request).
@@ -98,63 +98,117 @@ pub enum IssueOutcome {
     NotLoaded,
 }
 
-/// One first-come issue request (coupon_issue.lua).
-pub struct IssueCall<'a> {
+/// One first-come issue request: who asks for which campaign, with the ids fixed before the
+/// first send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueRequest {
     /// The campaign (MySQL `coupons.id`) the coupon belongs to.
     pub coupon_id: i64,
     /// The user asking for a coupon (at most one per campaign).
     pub user_id: i64,
-    /// Request id, fixed before the first send (a re-send answers the first success).
-    pub request_id: &'a str,
+    /// Request id (a re-send answers the first success).
+    pub request_id: String,
     /// Decision time, Unix ms.
     pub now_ms: i64,
-    /// Event id of `coupon.issued`.
+    /// Event id of `coupon.issued`, should this request win a coupon.
     pub event_id: String,
 }
 
+impl IssueRequest {
+    /// A request of `user_id` for `coupon_id` at `now_ms`, with a fresh event id.
+    pub fn new(coupon_id: i64, user_id: i64, request_id: String, now_ms: i64) -> Self {
+        Self {
+            coupon_id,
+            user_id,
+            request_id,
+            now_ms,
+            event_id: uuid::Uuid::now_v7().to_string(),
+        }
+    }
+}
+
+/// One call of coupon_issue.lua: the requests, decided one after another in this order.
+pub struct IssueCall<'a> {
+    /// At least one request.
+    pub requests: &'a [IssueRequest],
+}
+
 impl ScriptCall for IssueCall<'_> {
-    type Outcome = IssueOutcome;
+    type Outcome = Vec<IssueOutcome>;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.coupon_issue
     }
 
     fn keys(&self, k: &Keys) -> Vec<String> {
-        vec![
-            k.coupon(self.coupon_id),
-            k.coupon_users(self.coupon_id),
-            k.user_coupon(self.coupon_id, self.user_id),
-            k.user_coupon_seq(),
-            k.user_coupon_index(),
-            k.user_coupons(self.user_id),
-            k.events(),
-        ]
+        let mut keys = Vec::with_capacity(3 + 4 * self.requests.len());
+        keys.extend([k.user_coupon_seq(), k.user_coupon_index(), k.events()]);
+        for r in self.requests {
+            keys.extend([
+                k.coupon(r.coupon_id),
+                k.coupon_users(r.coupon_id),
+                k.user_coupon(r.coupon_id, r.user_id),
+                k.user_coupons(r.user_id),
+            ]);
+        }
+        keys
     }
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
-        Ok(vec![
-            self.user_id.to_string(),
-            self.request_id.to_owned(),
-            self.now_ms.to_string(),
-            self.event_id.clone(),
-            self.coupon_id.to_string(),
-        ])
+        anyhow::ensure!(!self.requests.is_empty(), "an issue call needs a request");
+        let mut args = Vec::with_capacity(5 * self.requests.len());
+        for r in self.requests {
+            args.extend([
+                r.user_id.to_string(),
+                r.request_id.clone(),
+                r.now_ms.to_string(),
+                r.event_id.clone(),
+                r.coupon_id.to_string(),
+            ]);
+        }
+        Ok(args)
     }
 
-    fn decode(reply: Reply) -> anyhow::Result<IssueOutcome> {
-        Ok(match reply.int(0)? {
-            1 => IssueOutcome::Issued {
-                user_coupon_id: reply.int(1)?,
-                expires_at_ms: reply.int(2)?,
-                remaining: reply.int(3)?,
-            },
-            -1 => IssueOutcome::AlreadyIssued,
-            -2 => IssueOutcome::NotActive,
-            -3 => IssueOutcome::SoldOut,
-            -4 => IssueOutcome::NotLoaded,
-            _ => return Err(reply.unknown_status()),
-        })
+    fn decode(reply: Reply) -> anyhow::Result<Vec<IssueOutcome>> {
+        anyhow::ensure!(
+            !reply.is_empty() && reply.len() % 4 == 0,
+            "{} answered {} elements, not 4 per request",
+            reply.script(),
+            reply.len()
+        );
+        (0..reply.len() / 4)
+            .map(|i| {
+                let at = 4 * i;
+                Ok(match reply.int(at)? {
+                    1 => IssueOutcome::Issued {
+                        user_coupon_id: reply.int(at + 1)?,
+                        expires_at_ms: reply.int(at + 2)?,
+                        remaining: reply.int(at + 3)?,
+                    },
+                    -1 => IssueOutcome::AlreadyIssued,
+                    -2 => IssueOutcome::NotActive,
+                    -3 => IssueOutcome::SoldOut,
+                    -4 => IssueOutcome::NotLoaded,
+                    _ => return Err(reply.unknown_status()),
+                })
+            })
+            .collect()
     }
+}
+
+/// Decides `requests` in one call of coupon_issue.lua, in their order; one outcome per request.
+pub async fn issue_all(
+    cache: &Cache,
+    requests: &[IssueRequest],
+) -> anyhow::Result<Vec<IssueOutcome>> {
+    let outcomes = call::run(cache, &IssueCall { requests }).await?;
+    anyhow::ensure!(
+        outcomes.len() == requests.len(),
+        "coupon_issue.lua decided {} of {} requests",
+        outcomes.len(),
+        requests.len()
+    );
+    Ok(outcomes)
 }
 
 /// Runs coupon_issue.lua for one user and request.
@@ -165,14 +219,9 @@ pub async fn issue(
     request_id: &str,
     now_ms: i64,
 ) -> anyhow::Result<IssueOutcome> {
-    let call = IssueCall {
-        coupon_id,
-        user_id,
-        request_id,
-        now_ms,
-        event_id: uuid::Uuid::now_v7().to_string(),
-    };
-    call::run(cache, &call).await
+    let request = IssueRequest::new(coupon_id, user_id, request_id.to_owned(), now_ms);
+    let mut outcomes = issue_all(cache, std::slice::from_ref(&request)).await?;
+    Ok(outcomes.remove(0))
 }
 
 /// Issued counts of many campaigns (`None` where Redis does not hold the campaign), in one

@@ -2,6 +2,7 @@
 //!
 //! One script call is one atomic decision; Rust never does read-modify-write on Redis state.
 
+pub mod batch;
 pub mod call;
 pub mod coupons;
 pub mod durable;

@@ -146,6 +146,11 @@ fn describe_sale() {
         Unit::Seconds,
         "Round trip of one Lua script call, by script file and outcome."
     );
+    describe_histogram!(
+        "redis_batch_size",
+        Unit::Count,
+        "Requests decided by one group-committed Lua script call, by script file."
+    );
 }
 
 fn describe_settlement() {

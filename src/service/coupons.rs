@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::cache::coupons::{self as hot, CampaignTerms, IssueOutcome};
+use crate::cache::batch::{BatchLimits, Batcher};
+use crate::cache::coupons::{self as hot, CampaignTerms, IssueOutcome, IssueRequest};
+use crate::cache::Cache;
+use crate::config::RedisConfig;
 use crate::domain::UserId;
 use crate::error::AppError;
 use crate::events::{at_millis, CouponStatus};
@@ -91,14 +94,50 @@ pub async fn list(state: &AppState) -> Result<Vec<CampaignView>, AppError> {
     Ok(views)
 }
 
-/// Issues one coupon of a campaign to a user: a single atomic decision in Redis.
+/// Group commit of coupon-issue requests: concurrent requests share one call of
+/// coupon_issue.lua (see [`crate::cache::batch`]).
+pub type IssueBatcher = Batcher<IssueRequest, IssueOutcome>;
+
+/// The batcher `COUPON_BATCH_MAX` and `COUPON_BATCHES_IN_FLIGHT` ask for; `None` when batches
+/// are of one request, which then go to Redis directly.
+pub fn issue_batcher(cache: &Cache, redis: &RedisConfig) -> Option<IssueBatcher> {
+    let limits = BatchLimits {
+        max: redis.coupon_batch_max,
+        in_flight: redis.coupon_batches_in_flight,
+    };
+    (limits.max > 1).then(|| {
+        let cache = cache.clone();
+        Batcher::start("coupon_issue.lua", limits, move |requests| {
+            let cache = cache.clone();
+            async move { hot::issue_all(&cache, &requests).await }
+        })
+    })
+}
+
+/// Decides one request: in the next batch when batching is on, else in a call of its own.
+async fn decide(state: &AppState, request: IssueRequest) -> anyhow::Result<IssueOutcome> {
+    match &state.coupon_issues {
+        Some(batcher) => batcher.submit(request).await,
+        None => {
+            let mut outcomes = hot::issue_all(&state.cache, std::slice::from_ref(&request)).await?;
+            Ok(outcomes.remove(0))
+        }
+    }
+}
+
+/// Issues one coupon of a campaign to a user: one atomic decision in Redis (possibly in a call
+/// shared with other users' requests, decided in arrival order).
 pub async fn issue(state: &AppState, user: UserId, coupon_id: i64) -> Result<Issued, AppError> {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let now_ms = state.clock.now_ms();
-    let mut outcome = hot::issue(&state.cache, coupon_id, user.0, &request_id, now_ms).await?;
+    let request = IssueRequest::new(
+        coupon_id,
+        user.0,
+        uuid::Uuid::new_v4().to_string(),
+        state.clock.now_ms(),
+    );
+    let mut outcome = decide(state, request.clone()).await?;
     if outcome == IssueOutcome::NotLoaded {
         load_campaign(state, coupon_id).await?;
-        outcome = hot::issue(&state.cache, coupon_id, user.0, &request_id, now_ms).await?;
+        outcome = decide(state, request).await?;
     }
     let label = match outcome {
         IssueOutcome::Issued { .. } => "issued",

@@ -1,6 +1,7 @@
-//! coupon_issue.lua against real Redis: every return code, and a replayed call.
+//! coupon_issue.lua against real Redis: every return code, a replayed call, and a batch of
+//! requests decided in one call.
 
-use flashmart::cache::coupons::{self, CampaignTerms, IssueOutcome};
+use flashmart::cache::coupons::{self, CampaignTerms, IssueOutcome, IssueRequest};
 use fred::prelude::*;
 
 use crate::helpers::{spawn_app_with, TestApp};
@@ -132,4 +133,111 @@ async fn reloading_a_campaign_keeps_its_issued_count() {
         coupons::issue(cache, 3, 32, "c", NOW).await.expect("call"),
         IssueOutcome::SoldOut
     );
+}
+
+#[tokio::test]
+async fn one_call_decides_a_batch_in_order_as_separate_calls_would() {
+    let app = app_without_worker().await;
+    let cache = &app.state.cache;
+    load(&app, 4, 2).await;
+    load(&app, 5, 10).await;
+    let request = |coupon, user, id: &str| IssueRequest::new(coupon, user, id.into(), NOW);
+    let batch = [
+        request(4, 40, "a"),
+        request(4, 40, "a2"), // same user again: already holds one
+        request(99, 41, "b"), // a campaign Redis does not hold
+        request(4, 42, "c"),  // the last of campaign 4
+        request(5, 40, "d"),  // another campaign, same user: allowed
+        request(4, 43, "e"),  // campaign 4 is now sold out
+        request(4, 40, "a"),  // a re-send of the first request: its first success
+    ];
+    let outcomes = coupons::issue_all(cache, &batch).await.expect("call");
+    assert_eq!(outcomes.len(), batch.len(), "one outcome per request");
+    let IssueOutcome::Issued {
+        user_coupon_id: first,
+        remaining: 1,
+        ..
+    } = outcomes[0]
+    else {
+        panic!("the first request wins with one left: {outcomes:?}");
+    };
+    assert_eq!(outcomes[1], IssueOutcome::AlreadyIssued);
+    assert_eq!(outcomes[2], IssueOutcome::NotLoaded);
+    assert!(
+        matches!(outcomes[3], IssueOutcome::Issued { remaining: 0, .. }),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[4], IssueOutcome::Issued { remaining: 9, .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[5], IssueOutcome::SoldOut);
+    let (
+        IssueOutcome::Issued {
+            user_coupon_id: replayed,
+            expires_at_ms: replayed_expiry,
+            ..
+        },
+        IssueOutcome::Issued {
+            expires_at_ms: first_expiry,
+            ..
+        },
+    ) = (outcomes[6], outcomes[0])
+    else {
+        panic!("a replay answers the first success: {outcomes:?}");
+    };
+    assert_eq!(
+        (replayed, replayed_expiry),
+        (first, first_expiry),
+        "a replay answers the first success"
+    );
+    assert_eq!(
+        stream_length(&app).await,
+        3,
+        "one coupon.issued per coupon issued, none for refusals or the replay"
+    );
+    let issued: Option<i64> = cache
+        .client()
+        .hget(cache.keys.coupon(4), "issued")
+        .await
+        .expect("hget");
+    assert_eq!(issued, Some(2));
+}
+
+#[tokio::test]
+async fn a_malformed_batch_is_refused_before_anything_changes() {
+    let app = app_without_worker().await;
+    let cache = &app.state.cache;
+    load(&app, 6, 5).await;
+    let script = &cache.scripts.coupon_issue;
+    let k = &cache.keys;
+    // Keys of one request but the arguments of two.
+    let keys = vec![
+        k.user_coupon_seq(),
+        k.user_coupon_index(),
+        k.events(),
+        k.coupon(6),
+        k.coupon_users(6),
+        k.user_coupon(6, 60),
+        k.user_coupons(60),
+    ];
+    let args: Vec<String> = ["60", "r", &NOW.to_string(), "e", "6"]
+        .iter()
+        .chain(["61", "s", &NOW.to_string(), "f", "6"].iter())
+        .map(|s| s.to_string())
+        .collect();
+    let refused = script
+        .call::<fred::types::Value, _, _>(cache.client(), keys, args)
+        .await;
+    assert!(
+        refused.is_err(),
+        "a shape mismatch is an error: {refused:?}"
+    );
+    assert_eq!(stream_length(&app).await, 0);
+    let issued: Option<i64> = cache
+        .client()
+        .hget(cache.keys.coupon(6), "issued")
+        .await
+        .expect("hget");
+    assert_eq!(issued, Some(0));
 }

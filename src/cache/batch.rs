@@ -1,0 +1,320 @@
+//! Group commit: concurrent requests of one kind that reach this instance while Redis is busy
+//! with earlier ones go to Redis together, as one script call that decides each of them in
+//! arrival order, so the per-call cost (round trip, syscalls, AOF write and fsync, `WAIT` for
+//! replicas) is paid once per batch instead of once per request.
+//!
+//! No timer is involved: at most `in_flight` batches are at Redis at once, and whatever queued
+//! while they were busy (up to `max` requests) becomes the next batch. An idle instance therefore
+//! sends a lone request at once, and a loaded one sends larger batches exactly when one call per
+//! request would fall behind. Each request gets its own outcome; a batch whose call fails fails
+//! each of its requests with that error (a dependency failure stays a 503, see
+//! [`crate::dependency`]). A request whose caller has gone (timed out, disconnected) before its
+//! batch is formed is not decided at all.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// How large batches may grow and how many may be at Redis at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most requests in one call (at least 1).
+    pub max: usize,
+    /// Batches sent and not yet answered, at most (at least 1).
+    pub in_flight: usize,
+}
+
+/// Requests queued beyond this wait in `submit` (the HTTP layer bounds them long before).
+const QUEUE_CAPACITY: usize = 4096;
+
+/// One queued request and where its outcome goes.
+struct Pending<Req, Out> {
+    request: Req,
+    answer: oneshot::Sender<Result<Out, BatchFailed>>,
+}
+
+/// The handle requests are submitted through; cheap to clone. The gathering task ends when the
+/// last handle is dropped.
+pub struct Batcher<Req, Out> {
+    name: &'static str,
+    queue: mpsc::Sender<Pending<Req, Out>>,
+}
+
+impl<Req, Out> Clone for Batcher<Req, Out> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name,
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+/// The error every request of a failed batch gets: the batch's cause, shared, whose cause chain
+/// stays visible to [`crate::dependency::is_dependency_failure`].
+#[derive(Debug, Clone)]
+pub struct BatchFailed {
+    name: &'static str,
+    size: usize,
+    cause: Arc<anyhow::Error>,
+}
+
+impl std::fmt::Display for BatchFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a batch of {} {} requests failed", self.size, self.name)
+    }
+}
+
+impl std::error::Error for BatchFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let cause: &(dyn std::error::Error + Send + Sync + 'static) = (*self.cause).as_ref();
+        Some(cause)
+    }
+}
+
+impl<Req, Out> Batcher<Req, Out>
+where
+    Req: Send + 'static,
+    Out: Send + 'static,
+{
+    /// Starts the gathering task; `decide` runs one batch (its requests in arrival order) and
+    /// must return one outcome per request, in the same order. `name` labels the
+    /// `redis_batch_size` histogram and errors.
+    pub fn start<F, Fut>(name: &'static str, limits: BatchLimits, decide: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Vec<Out>>> + Send + 'static,
+    {
+        let (queue, incoming) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(gather(name, limits, incoming, Arc::new(decide)));
+        Self { name, queue }
+    }
+
+    /// Queues `request` and waits for its outcome.
+    pub async fn submit(&self, request: Req) -> anyhow::Result<Out> {
+        let (answer, outcome) = oneshot::channel();
+        self.queue
+            .send(Pending { request, answer })
+            .await
+            .map_err(|_| anyhow::anyhow!("the {} batcher has stopped", self.name))?;
+        match outcome.await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(failed)) => Err(failed.into()),
+            Err(_) => Err(anyhow::anyhow!(
+                "the {} batch holding this request was abandoned",
+                self.name
+            )),
+        }
+    }
+}
+
+/// Forms batches from the queue and sends each on its own task, at most `limits.in_flight` at
+/// once.
+async fn gather<Req, Out, F, Fut>(
+    name: &'static str,
+    limits: BatchLimits,
+    mut incoming: mpsc::Receiver<Pending<Req, Out>>,
+    decide: Arc<F>,
+) where
+    Req: Send + 'static,
+    Out: Send + 'static,
+    F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<Vec<Out>>> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limits.in_flight.max(1)));
+    let max = limits.max.max(1);
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = incoming.recv().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(max.min(64));
+        batch.push(first);
+        while batch.len() < max {
+            match incoming.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        batch.retain(|pending| !pending.answer.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let decide = decide.clone();
+        tokio::spawn(async move {
+            answer_batch(name, batch, decide.as_ref()).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Runs one batch and hands each request its outcome (or the batch's error).
+async fn answer_batch<Req, Out, F, Fut>(
+    name: &'static str,
+    batch: Vec<Pending<Req, Out>>,
+    decide: &F,
+) where
+    F: Fn(Vec<Req>) -> Fut,
+    Fut: Future<Output = anyhow::Result<Vec<Out>>>,
+{
+    let size = batch.len();
+    metrics::histogram!("redis_batch_size", "script" => name).record(size as f64);
+    let (requests, answers): (Vec<Req>, Vec<_>) = batch
+        .into_iter()
+        .map(|pending| (pending.request, pending.answer))
+        .unzip();
+    let result = match decide(requests).await {
+        Ok(outcomes) if outcomes.len() == size => Ok(outcomes),
+        Ok(outcomes) => Err(anyhow::anyhow!(
+            "{name}: {} outcomes for a batch of {size}",
+            outcomes.len()
+        )),
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(outcomes) => {
+            for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                let _ = answer.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            let cause = Arc::new(error);
+            for answer in answers {
+                let _ = answer.send(Err(BatchFailed {
+                    name,
+                    size,
+                    cause: cause.clone(),
+                }));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A batcher whose "Redis" answers each request with (request, batch size) after a pause,
+    /// recording the batch sizes it saw.
+    fn echo(
+        limits: BatchLimits,
+        seen: Arc<std::sync::Mutex<Vec<usize>>>,
+    ) -> Batcher<u32, (u32, usize)> {
+        Batcher::start("echo", limits, move |requests: Vec<u32>| {
+            let seen = seen.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let n = requests.len();
+                seen.lock().expect("lock").push(n);
+                Ok(requests.into_iter().map(|r| (r, n)).collect())
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_lone_request_goes_alone_and_gets_its_own_answer() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let batcher = echo(
+            BatchLimits {
+                max: 8,
+                in_flight: 1,
+            },
+            seen.clone(),
+        );
+        assert_eq!(batcher.submit(7).await.expect("answer"), (7, 1));
+        assert_eq!(*seen.lock().expect("lock"), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn requests_that_queue_behind_a_busy_call_form_batches_of_at_most_max_in_order() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let batcher = echo(
+            BatchLimits {
+                max: 4,
+                in_flight: 1,
+            },
+            seen.clone(),
+        );
+        let answers = futures::future::join_all((0..10u32).map(|r| batcher.submit(r))).await;
+        for (r, answer) in answers.into_iter().enumerate() {
+            let (echoed, size) = answer.expect("answer");
+            assert_eq!(echoed as usize, r, "each request gets its own outcome");
+            assert!((1..=4).contains(&size), "batch of {size}");
+        }
+        let sizes = seen.lock().expect("lock").clone();
+        assert_eq!(
+            sizes.iter().sum::<usize>(),
+            10,
+            "every request decided once: {sizes:?}"
+        );
+        assert!(sizes.iter().all(|&n| n <= 4), "{sizes:?}");
+        assert!(sizes.len() < 10, "queued requests shared calls: {sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_each_request_with_the_cause_kept() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let batcher: Batcher<u32, u32> = Batcher::start(
+            "failing",
+            BatchLimits {
+                max: 8,
+                in_flight: 1,
+            },
+            move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {
+                    Err(anyhow::Error::new(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "redis went away",
+                    )))
+                }
+            },
+        );
+        let answers = futures::future::join_all((0..5u32).map(|r| batcher.submit(r))).await;
+        for answer in answers {
+            let error = answer.expect_err("the batch failed");
+            assert!(
+                crate::dependency::is_dependency_failure(&error),
+                "an I/O cause stays a dependency failure: {error:#}"
+            );
+            assert!(
+                format!("{error:#}").contains("redis went away"),
+                "{error:#}"
+            );
+        }
+        assert!(calls.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_caller_left_before_its_batch_formed_is_not_decided() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let batcher = echo(
+            BatchLimits {
+                max: 8,
+                in_flight: 1,
+            },
+            seen.clone(),
+        );
+        let busy = tokio::spawn({
+            let batcher = batcher.clone();
+            async move { batcher.submit(1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Queued behind the busy call, then abandoned before that call returns.
+        let abandoned = tokio::time::timeout(Duration::from_millis(1), batcher.submit(2)).await;
+        assert!(abandoned.is_err(), "gave up while queued");
+        assert_eq!(batcher.submit(3).await.expect("answer"), (3, 1));
+        busy.await.expect("join").expect("answer");
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            vec![1, 1],
+            "request 2 never reached Redis"
+        );
+    }
+}
