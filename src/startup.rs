@@ -102,10 +102,12 @@ impl Application {
         let limits = ServerLimits::from_config(&config);
         let config_login_attempts = config.limits.login_attempts_per_minute;
         let coupon_issues = crate::service::coupons::issue_batcher(&cache, &config.redis);
+        let rate_checks = crate::service::throttle::rate_batcher(&cache, &config.redis);
         let state = AppState::new(Shared {
             db,
             cache,
             coupon_issues,
+            rate_checks,
             tokens,
             clock,
             config: Arc::new(config),

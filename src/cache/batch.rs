@@ -25,6 +25,16 @@ pub struct BatchLimits {
     pub in_flight: usize,
 }
 
+impl BatchLimits {
+    /// The limits of `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT`.
+    pub fn of(redis: &crate::config::RedisConfig) -> Self {
+        Self {
+            max: redis.batch_max,
+            in_flight: redis.batches_in_flight,
+        }
+    }
+}
+
 /// Requests queued beyond this wait in `submit` (the HTTP layer bounds them long before).
 const QUEUE_CAPACITY: usize = 4096;
 

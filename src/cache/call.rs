@@ -134,7 +134,7 @@ mod tests {
     use crate::cache::coupons::{CampaignTerms, IssueCall, IssueRequest, LoadCall};
     use crate::cache::orders::{PayCall, ReleaseCall, ReleaseMode, ReserveCall};
     use crate::cache::products::{ProductTerms, PutCall};
-    use crate::cache::ratelimit::{Rate, TakeCall};
+    use crate::cache::ratelimit::{Rate, TakeCall, TakeRequest};
     use crate::cache::session::RaiseCall;
     use crate::cache::stock::AddCall;
     use crate::cache::wallet::ChargeCall;
@@ -310,11 +310,19 @@ mod tests {
             }
             .keys(&k),
         );
-        let take = TakeCall {
-            key: k.rate("login", "1.2.3.4"),
-            rate: Rate::per_second(1, 1),
-            request_id: "r",
-        };
+        let takes = [
+            TakeRequest {
+                key: k.rate("login", "1.2.3.4"),
+                rate: Rate::per_second(1, 1),
+                request_id: "r".into(),
+            },
+            TakeRequest {
+                key: k.rate("coupon-issue", "42"),
+                rate: Rate::per_second(1, 1),
+                request_id: "s".into(),
+            },
+        ];
+        let take = TakeCall { requests: &takes };
         one_slot("rate_gcra", take.keys(&k));
     }
 

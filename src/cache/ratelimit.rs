@@ -1,4 +1,5 @@
-//! Budgets shared by every instance: one call of `lua/rate_gcra.lua` per request and budget.
+//! Budgets shared by every instance: `lua/rate_gcra.lua` takes one request (or a batch of them)
+//! per call.
 
 use super::call::{self, Reply, ScriptCall};
 use super::scripts::{LuaScript, Scripts};
@@ -47,18 +48,25 @@ pub enum Verdict {
     },
 }
 
-/// One request against one bucket (rate_gcra.lua).
-pub struct TakeCall<'a> {
-    /// The bucket's key (a [`super::Keys::rate`] key; one key, so one slot).
+/// One request against one bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakeRequest {
+    /// The bucket's key (a [`super::Keys::rate`] key).
     pub key: String,
     /// The budget.
     pub rate: Rate,
     /// Made once per request, so a re-sent call is answered without counting twice.
-    pub request_id: &'a str,
+    pub request_id: String,
+}
+
+/// One call of rate_gcra.lua: the requests, taken one after another in this order.
+pub struct TakeCall<'a> {
+    /// At least one request.
+    pub requests: &'a [TakeRequest],
 }
 
 impl ScriptCall for TakeCall<'_> {
-    type Outcome = Verdict;
+    type Outcome = Vec<Verdict>;
     // A rate budget: a failover that forgets some spending costs nothing.
     const REPLICATED: bool = false;
 
@@ -67,28 +75,56 @@ impl ScriptCall for TakeCall<'_> {
     }
 
     fn keys(&self, _: &Keys) -> Vec<String> {
-        vec![self.key.clone()]
+        self.requests.iter().map(|r| r.key.clone()).collect()
     }
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
-        Ok(vec![
-            self.rate.interval_us.to_string(),
-            self.rate.burst.to_string(),
-            self.request_id.to_owned(),
-        ])
+        anyhow::ensure!(!self.requests.is_empty(), "a rate call needs a request");
+        let mut args = Vec::with_capacity(3 * self.requests.len());
+        for r in self.requests {
+            args.extend([
+                r.rate.interval_us.to_string(),
+                r.rate.burst.to_string(),
+                r.request_id.clone(),
+            ]);
+        }
+        Ok(args)
     }
 
-    fn decode(reply: Reply) -> anyhow::Result<Verdict> {
-        Ok(match reply.int(0)? {
-            1 => Verdict::Allowed {
-                remaining: reply.int(2)?.max(0) as u64,
-            },
-            0 => Verdict::Refused {
-                retry_after_ms: reply.int(1)?.max(1) as u64,
-            },
-            _ => return Err(reply.unknown_status()),
-        })
+    fn decode(reply: Reply) -> anyhow::Result<Vec<Verdict>> {
+        anyhow::ensure!(
+            !reply.is_empty() && reply.len() % 3 == 0,
+            "{} answered {} elements, not 3 per request",
+            reply.script(),
+            reply.len()
+        );
+        (0..reply.len() / 3)
+            .map(|i| {
+                let at = 3 * i;
+                Ok(match reply.int(at)? {
+                    1 => Verdict::Allowed {
+                        remaining: reply.int(at + 2)?.max(0) as u64,
+                    },
+                    0 => Verdict::Refused {
+                        retry_after_ms: reply.int(at + 1)?.max(1) as u64,
+                    },
+                    _ => return Err(reply.unknown_status()),
+                })
+            })
+            .collect()
     }
+}
+
+/// Takes `requests` in one call of rate_gcra.lua, in their order; one verdict per request.
+pub async fn take_all(cache: &Cache, requests: &[TakeRequest]) -> anyhow::Result<Vec<Verdict>> {
+    let verdicts = call::run(cache, &TakeCall { requests }).await?;
+    anyhow::ensure!(
+        verdicts.len() == requests.len(),
+        "rate_gcra.lua answered {} of {} requests",
+        verdicts.len(),
+        requests.len()
+    );
+    Ok(verdicts)
 }
 
 /// Takes one request from the bucket `key` (a [`super::Keys::rate`] key). `request_id` is made
@@ -99,13 +135,11 @@ pub async fn take(
     rate: Rate,
     request_id: &str,
 ) -> anyhow::Result<Verdict> {
-    call::run(
-        cache,
-        &TakeCall {
-            key,
-            rate,
-            request_id,
-        },
-    )
-    .await
+    let request = TakeRequest {
+        key,
+        rate,
+        request_id: request_id.to_owned(),
+    };
+    let mut verdicts = take_all(cache, std::slice::from_ref(&request)).await?;
+    Ok(verdicts.remove(0))
 }

@@ -96,26 +96,26 @@ pub struct RedisConfig {
         value_parser = parse::millis(1, 60_000),
     )]
     pub replica_ack_timeout: Duration,
-    /// Most coupon-issue requests one script call decides together (group commit); 1 sends
-    /// each request on its own.
+    /// Most requests one script call decides together (group commit of coupon issue and of the
+    /// shared rate budgets); 1 sends each request on its own.
     #[arg(
-        id = "coupon-batch-max",
-        long = "coupon-batch-max",
-        env = "COUPON_BATCH_MAX",
+        id = "redis-batch-max",
+        long = "redis-batch-max",
+        env = "REDIS_BATCH_MAX",
         default_value = "64",
         value_parser = parse::within(1usize, 1024),
     )]
-    pub coupon_batch_max: usize,
-    /// Coupon-issue batches in flight to Redis at once; requests arriving meanwhile wait and
-    /// form the next batch.
+    pub batch_max: usize,
+    /// Batches of one kind in flight to Redis at once; requests arriving meanwhile wait and form
+    /// the next batch.
     #[arg(
-        id = "coupon-batches-in-flight",
-        long = "coupon-batches-in-flight",
-        env = "COUPON_BATCHES_IN_FLIGHT",
+        id = "redis-batches-in-flight",
+        long = "redis-batches-in-flight",
+        env = "REDIS_BATCHES_IN_FLIGHT",
         default_value = "2",
         value_parser = parse::within(1usize, 64),
     )]
-    pub coupon_batches_in_flight: usize,
+    pub batches_in_flight: usize,
 }
 
 impl RedisConfig {

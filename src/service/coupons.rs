@@ -98,13 +98,10 @@ pub async fn list(state: &AppState) -> Result<Vec<CampaignView>, AppError> {
 /// coupon_issue.lua (see [`crate::cache::batch`]).
 pub type IssueBatcher = Batcher<IssueRequest, IssueOutcome>;
 
-/// The batcher `COUPON_BATCH_MAX` and `COUPON_BATCHES_IN_FLIGHT` ask for; `None` when batches
+/// The batcher `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT` ask for; `None` when batches
 /// are of one request, which then go to Redis directly.
 pub fn issue_batcher(cache: &Cache, redis: &RedisConfig) -> Option<IssueBatcher> {
-    let limits = BatchLimits {
-        max: redis.coupon_batch_max,
-        in_flight: redis.coupon_batches_in_flight,
-    };
+    let limits = BatchLimits::of(redis);
     (limits.max > 1).then(|| {
         let cache = cache.clone();
         Batcher::start("coupon_issue.lua", limits, move |requests| {

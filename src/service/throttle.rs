@@ -8,8 +8,10 @@
 //! operation itself, so they answer 503 right after; log-in and sign-up keep working on their
 //! per-instance budgets rather than locking everyone out while Redis is away.
 
-use crate::cache::ratelimit::{self as buckets, Rate, Verdict};
-use crate::config::Config;
+use crate::cache::batch::{BatchLimits, Batcher};
+use crate::cache::ratelimit::{self as buckets, Rate, TakeRequest, Verdict};
+use crate::cache::Cache;
+use crate::config::{Config, RedisConfig};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -70,13 +72,44 @@ impl Budget {
     }
 }
 
+/// Group commit of budget checks: concurrent checks share one call of rate_gcra.lua (see
+/// [`crate::cache::batch`]).
+pub type RateBatcher = Batcher<TakeRequest, Verdict>;
+
+/// The batcher `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT` ask for; `None` when batches are
+/// of one request, which then go to Redis directly.
+pub fn rate_batcher(cache: &Cache, redis: &RedisConfig) -> Option<RateBatcher> {
+    let limits = BatchLimits::of(redis);
+    (limits.max > 1).then(|| {
+        let cache = cache.clone();
+        Batcher::start("rate_gcra.lua", limits, move |requests| {
+            let cache = cache.clone();
+            async move { buckets::take_all(&cache, &requests).await }
+        })
+    })
+}
+
+/// Takes one request: in the next batch when batching is on, else in a call of its own.
+async fn take(state: &AppState, request: TakeRequest) -> anyhow::Result<Verdict> {
+    match &state.rate_checks {
+        Some(batcher) => batcher.submit(request).await,
+        None => {
+            let mut verdicts =
+                buckets::take_all(&state.cache, std::slice::from_ref(&request)).await?;
+            Ok(verdicts.remove(0))
+        }
+    }
+}
+
 /// Counts one request of `subject` against `budget`; over budget → `429 RATE_LIMITED` with the
 /// wait. Redis unreachable → allowed (see the module doc).
 pub async fn check(state: &AppState, budget: Budget, subject: &str) -> Result<(), AppError> {
-    let key = state.cache.keys.rate(budget.name(), subject);
-    let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let rate = budget.rate(&state.config);
-    match buckets::take(&state.cache, key, rate, &request_id).await {
+    let request = TakeRequest {
+        key: state.cache.keys.rate(budget.name(), subject),
+        rate: budget.rate(&state.config),
+        request_id: uuid::Uuid::new_v4().simple().to_string(),
+    };
+    match take(state, request).await {
         Ok(Verdict::Allowed { .. }) => Ok(()),
         Ok(Verdict::Refused { retry_after_ms }) => {
             metrics::counter!("rate_limited_global_total", "budget" => budget.name()).increment(1);

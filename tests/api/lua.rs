@@ -131,3 +131,60 @@ async fn rate_gcra_counts_a_re_sent_call_once_and_refuses_past_the_burst() {
     let other = take(cache, cache.keys.rate("test", "other"), rate, "r4").await;
     assert_eq!(other.expect("take"), Verdict::Allowed { remaining: 1 });
 }
+
+#[tokio::test]
+async fn rate_gcra_takes_a_batch_in_order_as_separate_calls_would() {
+    use flashmart::cache::ratelimit::{take_all, Rate, TakeRequest, Verdict};
+    let app = spawn_app().await;
+    let cache = &app.state.cache;
+    // one per minute, burst 2: nothing refills during the test
+    let rate = Rate::per_minute(2);
+    let request = |subject: &str, id: &str| TakeRequest {
+        key: cache.keys.rate("test", subject),
+        rate,
+        request_id: id.into(),
+    };
+    let verdicts = take_all(
+        cache,
+        &[
+            request("a", "1"),
+            request("b", "2"),
+            request("a", "3"),
+            request("a", "4"), // third on bucket a: over the burst
+            request("a", "4"), // the same request re-sent: the same answer, not counted again
+            request("b", "5"),
+        ],
+    )
+    .await
+    .expect("take");
+    assert_eq!(verdicts.len(), 6, "one verdict per request");
+    assert_eq!(verdicts[0], Verdict::Allowed { remaining: 1 });
+    assert_eq!(verdicts[1], Verdict::Allowed { remaining: 1 });
+    assert_eq!(verdicts[2], Verdict::Allowed { remaining: 0 });
+    assert!(
+        matches!(verdicts[3], Verdict::Refused { .. }),
+        "{verdicts:?}"
+    );
+    assert_eq!(verdicts[4], verdicts[3]);
+    assert_eq!(verdicts[5], Verdict::Allowed { remaining: 0 });
+
+    // A bad budget anywhere refuses the whole call before any bucket changes.
+    let bad = TakeRequest {
+        key: cache.keys.rate("test", "c"),
+        rate: Rate {
+            interval_us: 0,
+            burst: 1,
+        },
+        request_id: "6".into(),
+    };
+    assert!(take_all(cache, &[request("c", "7"), bad]).await.is_err());
+    let untouched: i64 = cache
+        .client()
+        .exists(cache.keys.rate("test", "c"))
+        .await
+        .expect("EXISTS");
+    assert_eq!(
+        untouched, 0,
+        "the good request of a refused call took nothing"
+    );
+}
