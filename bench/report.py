@@ -103,6 +103,18 @@ def wrk_codes(w, prefix=""):
 def lat_str(p50, p95, p99):
     return f"p50 {f2(p50)} / p95 {f2(p95)} / p99 {f2(p99)} ms"
 
+def phase_cpu():
+    """Phase walls and cores by phase name, from cpu.tsv."""
+    out = {}
+    try:
+        for line in open(f"{W}/cpu.tsv"):
+            cols = line.rstrip("\n").split("\t")
+            out[cols[1]] = {"wall": float(cols[2]), "app": float(cols[3]), "redis": float(cols[4]),
+                            "maria": float(cols[5])}
+    except OSError:
+        pass
+    return out
+
 # ---- coupons
 rush, rush_rc = k6("rush")
 e = ep(rush, "issue")
@@ -140,6 +152,14 @@ except Exception:
     pass
 row("coupon", f"Redis limit: coupon_issue.lua by EVALSHA, {facts.get('conc')} clients (issued {f0(int(facts.get('rb_issued') or 0))})",
     f"{f0(redis_rps)} calls/s; p50 {f2(redis_p50) if redis_rps else '—'} / p99 {f2(redis_p99)} ms", "—", "redis-benchmark")
+rbb_rps = None
+rbb_issued = int(facts.get("rb_batch_issued") or 0)
+rbb_phase = phase_cpu().get(f"redis-benchmark EVALSHA x{facts.get('rb_batch')}")
+if rbb_issued and rbb_phase:
+    rbb_rps = rbb_issued / rbb_phase["wall"]
+row("coupon", f"Redis limit, batched: coupon_issue.lua deciding {facts.get('rb_batch', '—')} requests per call, {facts.get('conc')} clients",
+    f"{f0(rbb_rps)} decisions/s" + (f" ({f2(rbb_rps / redis_rps)}× one per call)" if rbb_rps and redis_rps else ""),
+    "—", "redis-benchmark")
 row("coupon", "our HTTP issue rate ÷ Redis limit",
     f2(http_rate / redis_rps) + "×" if http_rate and redis_rps else "—", "≥ 0.3×", "wrk ÷ redis-benchmark",
     None if not (http_rate and redis_rps) else http_rate / redis_rps >= 0.3)
@@ -303,6 +323,38 @@ def lag_bound(buckets, n, q):
             return le
     return None
 
+
+# ---- cost per decision: server CPU (instances + Redis + MariaDB, /proc) ÷ decisions made
+phases = phase_cpu()
+
+def cost_row(area, what, phase, decisions, target_us, note=""):
+    ph = phases.get(phase)
+    if not ph or not decisions:
+        row(area, f"cost per {what}", "—", f"≤ {target_us} µs" if target_us else "—", "/proc ÷ decisions")
+        return
+    per = lambda cores: cores * ph["wall"] * 1e6 / decisions
+    server = per(ph["app"] + ph["redis"] + ph["maria"])
+    if ph["redis"] == 0 and ph["maria"] == 0:
+        note += "; Redis and MariaDB not attributed (services not started by the bench)"
+        target_us = None
+    row(area, f"cost per {what} ({phase}{note})",
+        f"server {server:,.0f} µs (app {per(ph['app']):,.0f} · Redis {per(ph['redis']):,.0f} · "
+        f"MariaDB {per(ph['maria']):,.0f}) over {decisions:,} decisions",
+        f"server ≤ {target_us} µs" if target_us else "—", "/proc ÷ decisions",
+        None if not target_us else server <= target_us)
+
+cost_row("cost", "issued coupon", "wrk coupon issue",
+         (wc or {}).get("statuses", {}).get("issue_201", 0), 50)
+cost_row("cost", "paid order", "wrk order + pay", (wo or {}).get("statuses", {}).get("pay_200", 0), 200,
+         "; order + pay, settlement included")
+wp = wrk("popular")
+cost_row("cost", "popular read", "wrk /products/popular (+k6 paying)",
+         (wp["requests"] - wp["non2xx3xx"]) if wp else 0, None, "; k6's payments share the CPU")
+rb_issued = int(facts.get("rb_issued") or 0)
+if phases.get("redis-benchmark EVALSHA", {}).get("redis") and rb_issued:
+    ph = phases["redis-benchmark EVALSHA"]
+    row("cost", "Redis CPU per decision, one decision per call (redis-benchmark EVALSHA)",
+        f"{ph['redis'] * ph['wall'] * 1e6 / rb_issued:,.0f} µs", "—", "/proc ÷ issued")
 
 for line in open(f"{W}/cpu.tsv"):
     idx, name, wall, app, redis, maria, gen, busy, rss = line.rstrip("\n").split("\t")

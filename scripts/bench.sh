@@ -9,7 +9,8 @@
 # `flashmart serve` instances on free loopback ports, each with its own metrics listener. Then:
 #   1. k6 coupon-rush       burst on one campaign of BENCH_RUSH_LIMIT (exactly that many issued)
 #   2. wrk coupon issue     max HTTP issue rate, distinct user×campaign pairs (real issues)
-#   3. redis-benchmark      the same lua/coupon_issue.lua by EVALSHA (Redis limit)
+#   3. redis-benchmark      the same lua/coupon_issue.lua by EVALSHA (Redis limit), one request
+#                           per call, then BENCH_RB_BATCH requests per call (group commit)
 #   4. conventional_coupon  SELECT … FOR UPDATE transactions straight on MariaDB (the
 #                           `cargo bench --bench conventional_coupon` target, run directly)
 #   5. k6 flash-sale        order + pay on 3 hot products with small stock, plus browsing
@@ -27,7 +28,8 @@
 # pre-allocated VUs; default 64), BENCH_USERS (20000), BENCH_RUSH_RATE (3000/s),
 # BENCH_RUSH_LIMIT (10000), BENCH_FLASH_RATE (1000/s), BENCH_STORM_READ_RATE (2000/s),
 # BENCH_STORM_PAY_RATE (300/s), BENCH_BG_PAY_RATE (300/s), BENCH_MIX_RATE (1500/s),
-# BENCH_MEM_CONNS (5000), BENCH_SETTLEMENT_WORKERS (2 = one per instance, the default
+# BENCH_MEM_CONNS (5000), BENCH_RB_BATCH (16 requests per call in the batched Redis limit),
+# BENCH_SETTLEMENT_WORKERS (2 = one per instance, the default
 # deployment; 1 = only instance 0 settles), FM_BIN (skip the build), KEEP=1, BENCH_OUT.
 set -euo pipefail
 
@@ -49,6 +51,7 @@ STORM_PAY_RATE="${BENCH_STORM_PAY_RATE:-300}"
 BG_PAY_RATE="${BENCH_BG_PAY_RATE:-300}"
 MIX_RATE="${BENCH_MIX_RATE:-1500}"
 MEM_CONNS="${BENCH_MEM_CONNS:-5000}"
+RB_BATCH="${BENCH_RB_BATCH:-16}"
 HALF=$((C / 2))
 ((HALF >= 1)) || lt_die "BENCH_CONC must be at least 2"
 
@@ -294,6 +297,26 @@ main() {
   gen_time "$W/redis-benchmark.time"
   phase_end
   fact rb_issued "$(lt_redis hget "$p:coupon:1" issued)"
+
+  # 3b. the same script deciding RB_BATCH requests per call (what group commit sends under load)
+  local keys=("$p:seq:ucoupon" "$p:ucoupon:index" "$p:events") args=() now k
+  now="$(date +%s%3N)"
+  for ((k = 0; k < RB_BATCH; k++)); do
+    keys+=("$p:coupon:2" "$p:coupon:2:users" "$p:ucoupon:2:__rand_int__" "$p:user:__rand_int__:coupons")
+    args+=(__rand_int__ "req-__rand_int__" "$now" "ev-__rand_int__" 2)
+  done
+  lt_redis hset "$p:coupon:2" total 1000000000 issued 0 startsMs 0 endsMs 99999999999999 \
+    validMs 604800000 >/dev/null
+  phase_begin "redis-benchmark EVALSHA x${RB_BATCH}"
+  /usr/bin/time -f '%U %S' -o "$W/redis-benchmark-batch.time" \
+    redis-benchmark -h "$LT_REDIS_HOST" -p "$LT_REDIS_PORT" -c "$C" -n $((D * 12000 / RB_BATCH)) \
+    -r 100000000 --csv EVALSHA "$sha" "${#keys[@]}" "${keys[@]}" "${args[@]}" \
+    >"$W/redis-benchmark-batch.csv" 2>"$W/redis-benchmark-batch.err" ||
+    lt_log "redis-benchmark (batches) failed: $(tail -n 3 "$W/redis-benchmark-batch.err")"
+  gen_time "$W/redis-benchmark-batch.time"
+  phase_end
+  fact rb_batch "$RB_BATCH"
+  fact rb_batch_issued "$(lt_redis hget "$p:coupon:2" issued)"
   lt_redis --scan --pattern "$p:*" | xargs -r -n 5000 \
     redis-cli -h "$LT_REDIS_HOST" -p "$LT_REDIS_PORT" unlink >/dev/null || true
   RB_PREFIX=""
