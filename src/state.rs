@@ -23,11 +23,11 @@ pub struct Shared {
     pub db: MySqlPool,
     /// Redis hot path.
     pub cache: Cache,
-    /// Group commit of coupon-issue requests (`None` with `REDIS_BATCH_MAX=1`: one script call
-    /// per request).
-    pub coupon_issues: Option<crate::service::coupons::IssueBatcher>,
-    /// Group commit of shared rate-budget checks (`None` with `REDIS_BATCH_MAX=1`).
-    pub rate_checks: Option<crate::service::throttle::RateBatcher>,
+    /// Group commit of coupon-issue requests (with `REDIS_BATCH_MAX=1`, one script call per
+    /// request).
+    pub coupon_issues: crate::service::coupons::IssueBatcher,
+    /// Group commit of shared rate-budget checks (likewise).
+    pub rate_checks: crate::service::throttle::RateBatcher,
     /// Token issuing and verification.
     pub tokens: Arc<TokenKeys>,
     /// Replaceable time source.

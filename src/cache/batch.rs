@@ -9,9 +9,11 @@
 //! request would fall behind. Each request gets its own outcome; a batch whose call fails fails
 //! each of its requests with that error (a dependency failure stays a 503, see
 //! [`crate::dependency`]). A request whose caller has gone (timed out, disconnected) before its
-//! batch is formed is not decided at all.
+//! batch is formed is not decided at all. With `max == 1` there is no queue: each request is
+//! one call of its own, made by the caller's task.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -44,18 +46,37 @@ struct Pending<Req, Out> {
     answer: oneshot::Sender<Result<Out, BatchFailed>>,
 }
 
+/// One call deciding a batch (its requests in arrival order), type-erased.
+type Decide<Req, Out> = Arc<
+    dyn Fn(Vec<Req>) -> Pin<Box<dyn Future<Output = anyhow::Result<Vec<Out>>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The handle requests are submitted through; cheap to clone. The gathering task ends when the
 /// last handle is dropped.
 pub struct Batcher<Req, Out> {
     name: &'static str,
-    queue: mpsc::Sender<Pending<Req, Out>>,
+    route: Route<Req, Out>,
+}
+
+/// Where [`Batcher::submit`] sends a request.
+enum Route<Req, Out> {
+    /// To the gathering task, which forms batches.
+    Queue(mpsc::Sender<Pending<Req, Out>>),
+    /// Straight to Redis as a call of one (`max == 1`).
+    Direct(Decide<Req, Out>),
 }
 
 impl<Req, Out> Clone for Batcher<Req, Out> {
     fn clone(&self) -> Self {
+        let route = match &self.route {
+            Route::Queue(queue) => Route::Queue(queue.clone()),
+            Route::Direct(decide) => Route::Direct(decide.clone()),
+        };
         Self {
             name: self.name,
-            queue: self.queue.clone(),
+            route,
         }
     }
 }
@@ -87,23 +108,36 @@ where
     Req: Send + 'static,
     Out: Send + 'static,
 {
-    /// Starts the gathering task; `decide` runs one batch (its requests in arrival order) and
-    /// must return one outcome per request, in the same order. `name` labels the
-    /// `redis_batch_size` histogram and errors.
+    /// Starts the gathering task (none when `limits.max == 1`); `decide` runs one batch (its
+    /// requests in arrival order) and must return one outcome per request, in the same order.
+    /// `name` labels the `redis_batch_size` histogram and errors.
     pub fn start<F, Fut>(name: &'static str, limits: BatchLimits, decide: F) -> Self
     where
         F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<Vec<Out>>> + Send + 'static,
     {
-        let (queue, incoming) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(gather(name, limits, incoming, Arc::new(decide)));
-        Self { name, queue }
+        let decide: Decide<Req, Out> = Arc::new(move |requests| Box::pin(decide(requests)));
+        let route = if limits.max <= 1 {
+            Route::Direct(decide)
+        } else {
+            let (queue, incoming) = mpsc::channel(QUEUE_CAPACITY);
+            tokio::spawn(gather(name, limits, incoming, decide));
+            Route::Queue(queue)
+        };
+        Self { name, route }
     }
 
-    /// Queues `request` and waits for its outcome.
+    /// Decides `request` in the next batch (or in a call of its own) and returns its outcome.
     pub async fn submit(&self, request: Req) -> anyhow::Result<Out> {
+        let queue = match &self.route {
+            Route::Queue(queue) => queue,
+            Route::Direct(decide) => {
+                let mut outcomes = one_per_request(self.name, 1, decide(vec![request]).await?)?;
+                return Ok(outcomes.swap_remove(0));
+            }
+        };
         let (answer, outcome) = oneshot::channel();
-        self.queue
+        queue
             .send(Pending { request, answer })
             .await
             .map_err(|_| anyhow::anyhow!("the {} batcher has stopped", self.name))?;
@@ -118,18 +152,30 @@ where
     }
 }
 
+/// `outcomes` if there is one per request of a batch of `size`, else an error.
+fn one_per_request<Out>(
+    name: &'static str,
+    size: usize,
+    outcomes: Vec<Out>,
+) -> anyhow::Result<Vec<Out>> {
+    anyhow::ensure!(
+        outcomes.len() == size,
+        "{name}: {} outcomes for a batch of {size}",
+        outcomes.len()
+    );
+    Ok(outcomes)
+}
+
 /// Forms batches from the queue and sends each on its own task, at most `limits.in_flight` at
 /// once.
-async fn gather<Req, Out, F, Fut>(
+async fn gather<Req, Out>(
     name: &'static str,
     limits: BatchLimits,
     mut incoming: mpsc::Receiver<Pending<Req, Out>>,
-    decide: Arc<F>,
+    decide: Decide<Req, Out>,
 ) where
     Req: Send + 'static,
     Out: Send + 'static,
-    F: Fn(Vec<Req>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<Vec<Out>>> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.in_flight.max(1)));
     let max = limits.max.max(1);
@@ -154,36 +200,28 @@ async fn gather<Req, Out, F, Fut>(
         }
         let decide = decide.clone();
         tokio::spawn(async move {
-            answer_batch(name, batch, decide.as_ref()).await;
+            answer_batch(name, batch, &decide).await;
             drop(slot);
         });
     }
 }
 
 /// Runs one batch and hands each request its outcome (or the batch's error).
-async fn answer_batch<Req, Out, F, Fut>(
+async fn answer_batch<Req, Out>(
     name: &'static str,
     batch: Vec<Pending<Req, Out>>,
-    decide: &F,
-) where
-    F: Fn(Vec<Req>) -> Fut,
-    Fut: Future<Output = anyhow::Result<Vec<Out>>>,
-{
+    decide: &Decide<Req, Out>,
+) {
     let size = batch.len();
     metrics::histogram!("redis_batch_size", "script" => name).record(size as f64);
     let (requests, answers): (Vec<Req>, Vec<_>) = batch
         .into_iter()
         .map(|pending| (pending.request, pending.answer))
         .unzip();
-    let result = match decide(requests).await {
-        Ok(outcomes) if outcomes.len() == size => Ok(outcomes),
-        Ok(outcomes) => Err(anyhow::anyhow!(
-            "{name}: {} outcomes for a batch of {size}",
-            outcomes.len()
-        )),
-        Err(error) => Err(error),
-    };
-    match result {
+    match decide(requests)
+        .await
+        .and_then(|outcomes| one_per_request(name, size, outcomes))
+    {
         Ok(outcomes) => {
             for (answer, outcome) in answers.into_iter().zip(outcomes) {
                 let _ = answer.send(Ok(outcome));
@@ -212,30 +250,29 @@ mod tests {
     /// A batcher whose "Redis" answers each request with (request, batch size) after a pause,
     /// recording the batch sizes it saw.
     fn echo(
-        limits: BatchLimits,
+        max: usize,
+        in_flight: usize,
         seen: Arc<std::sync::Mutex<Vec<usize>>>,
     ) -> Batcher<u32, (u32, usize)> {
-        Batcher::start("echo", limits, move |requests: Vec<u32>| {
-            let seen = seen.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let n = requests.len();
-                seen.lock().expect("lock").push(n);
-                Ok(requests.into_iter().map(|r| (r, n)).collect())
-            }
-        })
+        Batcher::start(
+            "echo",
+            BatchLimits { max, in_flight },
+            move |requests: Vec<u32>| {
+                let seen = seen.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let n = requests.len();
+                    seen.lock().expect("lock").push(n);
+                    Ok(requests.into_iter().map(|r| (r, n)).collect())
+                }
+            },
+        )
     }
 
     #[tokio::test]
     async fn a_lone_request_goes_alone_and_gets_its_own_answer() {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let batcher = echo(
-            BatchLimits {
-                max: 8,
-                in_flight: 1,
-            },
-            seen.clone(),
-        );
+        let batcher = echo(8, 1, seen.clone());
         assert_eq!(batcher.submit(7).await.expect("answer"), (7, 1));
         assert_eq!(*seen.lock().expect("lock"), vec![1]);
     }
@@ -243,13 +280,7 @@ mod tests {
     #[tokio::test]
     async fn requests_that_queue_behind_a_busy_call_form_batches_of_at_most_max_in_order() {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let batcher = echo(
-            BatchLimits {
-                max: 4,
-                in_flight: 1,
-            },
-            seen.clone(),
-        );
+        let batcher = echo(4, 1, seen.clone());
         let answers = futures::future::join_all((0..10u32).map(|r| batcher.submit(r))).await;
         for (r, answer) in answers.into_iter().enumerate() {
             let (echoed, size) = answer.expect("answer");
@@ -264,6 +295,17 @@ mod tests {
         );
         assert!(sizes.iter().all(|&n| n <= 4), "{sizes:?}");
         assert!(sizes.len() < 10, "queued requests shared calls: {sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn with_batches_of_one_each_request_is_a_call_of_its_own() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let batcher = echo(1, 1, seen.clone());
+        let answers = futures::future::join_all((0..5u32).map(|r| batcher.submit(r))).await;
+        for (r, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer.expect("answer"), (r as u32, 1));
+        }
+        assert_eq!(*seen.lock().expect("lock"), vec![1; 5]);
     }
 
     #[tokio::test]
@@ -304,13 +346,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_whose_caller_left_before_its_batch_formed_is_not_decided() {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let batcher = echo(
-            BatchLimits {
-                max: 8,
-                in_flight: 1,
-            },
-            seen.clone(),
-        );
+        let batcher = echo(8, 1, seen.clone());
         let busy = tokio::spawn({
             let batcher = batcher.clone();
             async move { batcher.submit(1).await }

@@ -46,6 +46,22 @@ pub async fn run<C: ScriptCall>(cache: &Cache, call: &C) -> anyhow::Result<C::Ou
     C::decode(Reply::new(script.name(), reply))
 }
 
+/// Runs a call that decides `expected` requests, and returns one outcome per request in their
+/// order; any other count is an error naming the script.
+pub async fn run_each<C, O>(cache: &Cache, call: &C, expected: usize) -> anyhow::Result<Vec<O>>
+where
+    C: ScriptCall<Outcome = Vec<O>>,
+{
+    let outcomes = run(cache, call).await?;
+    anyhow::ensure!(
+        outcomes.len() == expected,
+        "{} decided {} of {expected} requests",
+        C::script(&cache.scripts).name(),
+        outcomes.len()
+    );
+    Ok(outcomes)
+}
+
 /// A script's array reply, read strictly: a missing or mistyped element is an error that names
 /// the script and the position.
 #[derive(Debug)]
@@ -64,14 +80,16 @@ impl Reply {
         Self { script, values }
     }
 
-    /// Elements in the reply.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Whether the reply has no element.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+    /// The offsets of the reply's rows of `width` elements each (a batch call answers one row per
+    /// request); an empty reply, or one that does not split into whole rows, is an error.
+    pub fn rows(&self, width: usize) -> anyhow::Result<std::iter::StepBy<std::ops::Range<usize>>> {
+        anyhow::ensure!(
+            width > 0 && !self.values.is_empty() && self.values.len() % width == 0,
+            "{} answered {} elements, not {width} per request",
+            self.script,
+            self.values.len()
+        );
+        Ok((0..self.values.len()).step_by(width))
     }
 
     /// The script that answered (for error messages).
@@ -324,6 +342,24 @@ mod tests {
         ];
         let take = TakeCall { requests: &takes };
         one_slot("rate_gcra", take.keys(&k));
+    }
+
+    #[test]
+    fn a_batch_reply_splits_into_whole_rows_or_is_an_error() {
+        let ints = |n: i64| Value::Array((0..n).map(Value::Integer).collect());
+        let rows: Vec<usize> = Reply::new("x.lua", ints(8))
+            .rows(4)
+            .expect("rows")
+            .collect();
+        assert_eq!(rows, vec![0, 4]);
+        assert!(
+            Reply::new("x.lua", ints(7)).rows(4).is_err(),
+            "a partial row"
+        );
+        assert!(
+            Reply::new("x.lua", ints(0)).rows(4).is_err(),
+            "no row at all"
+        );
     }
 
     #[test]

@@ -170,15 +170,9 @@ impl ScriptCall for IssueCall<'_> {
     }
 
     fn decode(reply: Reply) -> anyhow::Result<Vec<IssueOutcome>> {
-        anyhow::ensure!(
-            !reply.is_empty() && reply.len() % 4 == 0,
-            "{} answered {} elements, not 4 per request",
-            reply.script(),
-            reply.len()
-        );
-        (0..reply.len() / 4)
-            .map(|i| {
-                let at = 4 * i;
+        reply
+            .rows(4)?
+            .map(|at| {
                 Ok(match reply.int(at)? {
                     1 => IssueOutcome::Issued {
                         user_coupon_id: reply.int(at + 1)?,
@@ -201,14 +195,7 @@ pub async fn issue_all(
     cache: &Cache,
     requests: &[IssueRequest],
 ) -> anyhow::Result<Vec<IssueOutcome>> {
-    let outcomes = call::run(cache, &IssueCall { requests }).await?;
-    anyhow::ensure!(
-        outcomes.len() == requests.len(),
-        "coupon_issue.lua decided {} of {} requests",
-        outcomes.len(),
-        requests.len()
-    );
-    Ok(outcomes)
+    call::run_each(cache, &IssueCall { requests }, requests.len()).await
 }
 
 /// Runs coupon_issue.lua for one user and request.

@@ -92,15 +92,9 @@ impl ScriptCall for TakeCall<'_> {
     }
 
     fn decode(reply: Reply) -> anyhow::Result<Vec<Verdict>> {
-        anyhow::ensure!(
-            !reply.is_empty() && reply.len() % 3 == 0,
-            "{} answered {} elements, not 3 per request",
-            reply.script(),
-            reply.len()
-        );
-        (0..reply.len() / 3)
-            .map(|i| {
-                let at = 3 * i;
+        reply
+            .rows(3)?
+            .map(|at| {
                 Ok(match reply.int(at)? {
                     1 => Verdict::Allowed {
                         remaining: reply.int(at + 2)?.max(0) as u64,
@@ -117,14 +111,7 @@ impl ScriptCall for TakeCall<'_> {
 
 /// Takes `requests` in one call of rate_gcra.lua, in their order; one verdict per request.
 pub async fn take_all(cache: &Cache, requests: &[TakeRequest]) -> anyhow::Result<Vec<Verdict>> {
-    let verdicts = call::run(cache, &TakeCall { requests }).await?;
-    anyhow::ensure!(
-        verdicts.len() == requests.len(),
-        "rate_gcra.lua answered {} of {} requests",
-        verdicts.len(),
-        requests.len()
-    );
-    Ok(verdicts)
+    call::run_each(cache, &TakeCall { requests }, requests.len()).await
 }
 
 /// Takes one request from the bucket `key` (a [`super::Keys::rate`] key). `request_id` is made

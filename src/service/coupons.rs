@@ -98,28 +98,18 @@ pub async fn list(state: &AppState) -> Result<Vec<CampaignView>, AppError> {
 /// coupon_issue.lua (see [`crate::cache::batch`]).
 pub type IssueBatcher = Batcher<IssueRequest, IssueOutcome>;
 
-/// The batcher `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT` ask for; `None` when batches
-/// are of one request, which then go to Redis directly.
-pub fn issue_batcher(cache: &Cache, redis: &RedisConfig) -> Option<IssueBatcher> {
-    let limits = BatchLimits::of(redis);
-    (limits.max > 1).then(|| {
-        let cache = cache.clone();
-        Batcher::start("coupon_issue.lua", limits, move |requests| {
+/// The batcher `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT` ask for (with batches of one,
+/// each request is a call of its own).
+pub fn issue_batcher(cache: &Cache, redis: &RedisConfig) -> IssueBatcher {
+    let cache = cache.clone();
+    Batcher::start(
+        "coupon_issue.lua",
+        BatchLimits::of(redis),
+        move |requests| {
             let cache = cache.clone();
             async move { hot::issue_all(&cache, &requests).await }
-        })
-    })
-}
-
-/// Decides one request: in the next batch when batching is on, else in a call of its own.
-async fn decide(state: &AppState, request: IssueRequest) -> anyhow::Result<IssueOutcome> {
-    match &state.coupon_issues {
-        Some(batcher) => batcher.submit(request).await,
-        None => {
-            let mut outcomes = hot::issue_all(&state.cache, std::slice::from_ref(&request)).await?;
-            Ok(outcomes.remove(0))
-        }
-    }
+        },
+    )
 }
 
 /// Issues one coupon of a campaign to a user: one atomic decision in Redis (possibly in a call
@@ -131,10 +121,10 @@ pub async fn issue(state: &AppState, user: UserId, coupon_id: i64) -> Result<Iss
         uuid::Uuid::new_v4().to_string(),
         state.clock.now_ms(),
     );
-    let mut outcome = decide(state, request.clone()).await?;
+    let mut outcome = state.coupon_issues.submit(request.clone()).await?;
     if outcome == IssueOutcome::NotLoaded {
         load_campaign(state, coupon_id).await?;
-        outcome = decide(state, request).await?;
+        outcome = state.coupon_issues.submit(request).await?;
     }
     let label = match outcome {
         IssueOutcome::Issued { .. } => "issued",

@@ -76,29 +76,14 @@ impl Budget {
 /// [`crate::cache::batch`]).
 pub type RateBatcher = Batcher<TakeRequest, Verdict>;
 
-/// The batcher `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT` ask for; `None` when batches are
-/// of one request, which then go to Redis directly.
-pub fn rate_batcher(cache: &Cache, redis: &RedisConfig) -> Option<RateBatcher> {
-    let limits = BatchLimits::of(redis);
-    (limits.max > 1).then(|| {
+/// The batcher `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT` ask for (with batches of one,
+/// each check is a call of its own).
+pub fn rate_batcher(cache: &Cache, redis: &RedisConfig) -> RateBatcher {
+    let cache = cache.clone();
+    Batcher::start("rate_gcra.lua", BatchLimits::of(redis), move |requests| {
         let cache = cache.clone();
-        Batcher::start("rate_gcra.lua", limits, move |requests| {
-            let cache = cache.clone();
-            async move { buckets::take_all(&cache, &requests).await }
-        })
+        async move { buckets::take_all(&cache, &requests).await }
     })
-}
-
-/// Takes one request: in the next batch when batching is on, else in a call of its own.
-async fn take(state: &AppState, request: TakeRequest) -> anyhow::Result<Verdict> {
-    match &state.rate_checks {
-        Some(batcher) => batcher.submit(request).await,
-        None => {
-            let mut verdicts =
-                buckets::take_all(&state.cache, std::slice::from_ref(&request)).await?;
-            Ok(verdicts.remove(0))
-        }
-    }
 }
 
 /// Counts one request of `subject` against `budget`; over budget → `429 RATE_LIMITED` with the
@@ -109,7 +94,7 @@ pub async fn check(state: &AppState, budget: Budget, subject: &str) -> Result<()
         rate: budget.rate(&state.config),
         request_id: uuid::Uuid::new_v4().simple().to_string(),
     };
-    match take(state, request).await {
+    match state.rate_checks.submit(request).await {
         Ok(Verdict::Allowed { .. }) => Ok(()),
         Ok(Verdict::Refused { retry_after_ms }) => {
             metrics::counter!("rate_limited_global_total", "budget" => budget.name()).increment(1);

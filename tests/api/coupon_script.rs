@@ -28,6 +28,16 @@ async fn load(app: &TestApp, coupon_id: i64, total: i64) {
         .expect("load");
 }
 
+/// The campaign's `issued` count as Redis holds it (`None`: not loaded).
+async fn issued(app: &TestApp, coupon_id: i64) -> Option<i64> {
+    app.state
+        .cache
+        .client()
+        .hget(app.state.cache.keys.coupon(coupon_id), "issued")
+        .await
+        .expect("hget")
+}
+
 async fn stream_length(app: &TestApp) -> u64 {
     app.state
         .cache
@@ -100,12 +110,7 @@ async fn a_replayed_call_returns_the_first_success_and_issues_nothing_more() {
         first, replay,
         "the winner is never told it already holds one"
     );
-    let issued: i64 = cache
-        .client()
-        .hget(cache.keys.coupon(2), "issued")
-        .await
-        .expect("hget");
-    assert_eq!(issued, 1);
+    assert_eq!(issued(&app, 2).await, Some(1));
     assert_eq!(stream_length(&app).await, 1);
     let holders: i64 = cache
         .client()
@@ -196,12 +201,7 @@ async fn one_call_decides_a_batch_in_order_as_separate_calls_would() {
         3,
         "one coupon.issued per coupon issued, none for refusals or the replay"
     );
-    let issued: Option<i64> = cache
-        .client()
-        .hget(cache.keys.coupon(4), "issued")
-        .await
-        .expect("hget");
-    assert_eq!(issued, Some(2));
+    assert_eq!(issued(&app, 4).await, Some(2));
 }
 
 #[tokio::test]
@@ -234,10 +234,5 @@ async fn a_malformed_batch_is_refused_before_anything_changes() {
         "a shape mismatch is an error: {refused:?}"
     );
     assert_eq!(stream_length(&app).await, 0);
-    let issued: Option<i64> = cache
-        .client()
-        .hget(cache.keys.coupon(6), "issued")
-        .await
-        .expect("hget");
-    assert_eq!(issued, Some(0));
+    assert_eq!(issued(&app, 6).await, Some(0));
 }
