@@ -1,9 +1,9 @@
 -- charge.lua: add money to a user's prepaid balance and append `balance.charged`, atomically,
 -- exactly once per idempotency key.
 --
--- KEYS[1]  {p}:bal:{userId}                  balance in won (integer string)
--- KEYS[2]  {p}:idem:charge:{userId}:{key}    "<amount>|<balanceAfter>" of the first outcome
--- KEYS[3]  {p}:events                        settlement stream
+-- KEYS[1]  {u}:bal:{userId}                  balance in won (integer string)
+-- KEYS[2]  {u}:idem:charge:{userId}:{key}    "<amount>|<balanceAfter>" of the first outcome
+-- KEYS[3]  {u}:events                        the user bucket's settlement stream
 -- ARGV[1]  amount (integer won, 1..max per charge; checked by the caller)
 -- ARGV[2]  highest balance allowed
 -- ARGV[3]  event id (UUID)

@@ -1,6 +1,6 @@
 -- coupon_load.lua: put a campaign's immutable terms into Redis, keeping its live counter.
 --
--- KEYS[1]  {p}:coupon:{couponId}   hash: total, startsMs, endsMs, validMs, issued
+-- KEYS[1]  {c}:coupon:{couponId}   hash: total, startsMs, endsMs, validMs, issued
 -- ARGV[1]  total quantity
 -- ARGV[2]  issue window start, Unix ms (inclusive)
 -- ARGV[3]  issue window end, Unix ms (exclusive)

@@ -1,16 +1,17 @@
--- order_pay.lua: pay a PENDING order from the prepaid balance: balance, order, coupon and the
--- popularity ranking change together, and `order.paid` is appended. Once per idempotency key.
+-- order_pay.lua: pay a PENDING order from the prepaid balance: balance, order and coupon change
+-- together in the user's bucket, and `order.paid` is appended. Once per idempotency key. The
+-- products' buckets then turn the order's reservations into sold units and count them for the
+-- ranking (stock_settle.lua commit; docs/ARCHITECTURE.md §4b).
 --
--- KEYS[1]  {p}:order:{orderId}             order hash
--- KEYS[2]  {p}:bal:{userId}                balance
--- KEYS[3]  {p}:orders:deadlines            zset of pending orders
--- KEYS[4]  {p}:idem:pay:{userId}:{key}     "orderId|paymentId|amount|balance|paidAtMs"
--- KEYS[5]  {p}:events                      settlement stream
--- KEYS[6]  {p}:ucoupon:{couponId}:{userId} the order's coupon, or {p}:nocoupon
--- KEYS[7]  {p}:pop:{hour}                  zset productId -> units sold in this UTC hour
+-- KEYS[1]  {u}:order:{orderId}             order hash
+-- KEYS[2]  {u}:bal:{userId}                balance
+-- KEYS[3]  {u}:orders:deadlines            zset of pending orders
+-- KEYS[4]  {u}:idem:pay:{userId}:{key}     "orderId|paymentId|amount|balance|paidAtMs"
+-- KEYS[5]  {u}:events                      settlement stream
+-- KEYS[6]  {u}:ucoupon:{couponId}:{userId} the order's coupon, or {u}:nocoupon
 -- ARGV[1]  order id     ARGV[2]  user id    ARGV[3]  now ms     ARGV[4]  payment id
--- ARGV[5]  event id     ARGV[6]  idempotency ttl s             ARGV[7]  ranking bucket ttl s
--- ARGV[8]  how long the paid order stays in Redis, s
+-- ARGV[5]  event id     ARGV[6]  idempotency ttl s
+-- ARGV[7]  how long the paid order stays in Redis, s
 --
 -- Returns:
 --   {1, paymentId, amount, balance, paidAtMs}   paid now
@@ -64,7 +65,7 @@ if tonumber(balance) < total then
 end
 local after = redis.call('DECRBY', KEYS[2], total)
 redis.call('HSET', KEYS[1], 'status', 'PAID', 'paidAt', ARGV[3], 'paymentId', ARGV[4], 'ver', 2)
-redis.call('EXPIRE', KEYS[1], ARGV[8])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('ZREM', KEYS[3], ARGV[1])
 local couponState = cjson.null
 if c then
@@ -77,10 +78,6 @@ if c then
   }
 end
 local items = cjson.decode(o[5])
-for _, item in ipairs(items) do
-  redis.call('ZINCRBY', KEYS[7], item.quantity, item.productId)
-end
-redis.call('EXPIRE', KEYS[7], ARGV[7])
 redis.call('SET', KEYS[4], ARGV[1] .. '|' .. ARGV[4] .. '|' .. total .. '|' .. after .. '|' ..
   ARGV[3], 'EX', ARGV[6])
 local data = cjson.encode({

@@ -1,14 +1,13 @@
 -- order_release.lua: end a PENDING order without payment — expired by a sweeper or cancelled
--- by its owner — releasing its stock and coupon and appending `order.expired` or
--- `order.cancelled`. Any number of sweepers may race: the status check makes exactly one win,
+-- by its owner — releasing its coupon and appending `order.expired` or `order.cancelled`, in
+-- the user's bucket. The products' buckets then release the order's reservations
+-- (stock_settle.lua release; docs/ARCHITECTURE.md §4b). Any number of sweepers may race: the status check makes exactly one win,
 -- and a payment racing an expiry is decided the same way (whichever script runs first).
 --
--- KEYS[1]  {p}:order:{orderId}             order hash
--- KEYS[2]  {p}:orders:deadlines            zset of pending orders
--- KEYS[3]  {p}:events                      settlement stream
--- KEYS[4]  {p}:ucoupon:{couponId}:{userId} the order's coupon, or {p}:nocoupon
--- KEYS[5..4+n]  {p}:stock:{productId}      one per line, in the order's line order (the
---                                          quantities come from the order hash itself)
+-- KEYS[1]  {u}:order:{orderId}             order hash
+-- KEYS[2]  {u}:orders:deadlines            zset of pending orders
+-- KEYS[3]  {u}:events                      settlement stream
+-- KEYS[4]  {u}:ucoupon:{couponId}:{userId} the order's coupon, or {u}:nocoupon
 -- ARGV[1]  order id     ARGV[2]  mode: 'expire' or 'cancel'     ARGV[3]  now ms
 -- ARGV[4]  event id     ARGV[5]  caller's user id (cancel) or ''  ARGV[6]  retention s
 --
@@ -45,9 +44,6 @@ if ARGV[2] == 'expire' and not expired then
   return {-3}
 end
 local items = cjson.decode(o[4])
-for i, item in ipairs(items) do
-  redis.call('INCRBY', KEYS[4 + i], item.quantity)
-end
 local couponState = cjson.null
 if o[9] ~= '' then
   local c = redis.call('HMGET', KEYS[4], 'id', 'couponId', 'issuedAt', 'expiresAt', 'status',

@@ -1,17 +1,18 @@
--- order_reserve.lua: reserve every line's stock and the coupon for a new PENDING order, or
--- change nothing; append `order.reserved`. Once per idempotency key.
+-- order_reserve.lua: create a new PENDING order in its user's bucket and reserve its coupon, or
+-- change nothing; append `order.reserved`. Once per idempotency key. Step 2 of the order saga:
+-- the lines' stock was reserved before, in the products' buckets (stock_reserve.lua, keyed by
+-- this order id); a refusal here makes the caller release it (docs/ARCHITECTURE.md §4b).
 --
--- KEYS[1]  {p}:order:{orderId}             order hash (created here)
--- KEYS[2]  {p}:orders:deadlines            zset orderId -> expiresAt ms (pending orders)
--- KEYS[3]  {p}:user:{userId}:orders        zset orderId -> createdAt ms (recent orders)
--- KEYS[4]  {p}:idem:order:{userId}:{key}   orderId of the first outcome
--- KEYS[5]  {p}:events                      settlement stream
--- KEYS[6]  {p}:ucoupon:{couponId}:{userId} the coupon to reserve, or {p}:nocoupon
--- KEYS[7..6+n]  {p}:stock:{productId}      one per line, in the items' order
+-- KEYS[1]  {u}:order:{orderId}             order hash (created here)
+-- KEYS[2]  {u}:orders:deadlines            zset orderId -> expiresAt ms (pending orders)
+-- KEYS[3]  {u}:user:{userId}:orders        zset orderId -> createdAt ms (recent orders)
+-- KEYS[4]  {u}:idem:order:{userId}:{key}   "orderId|fingerprint" of the first outcome
+-- KEYS[5]  {u}:events                      the bucket's settlement stream
+-- KEYS[6]  {u}:ucoupon:{couponId}:{userId} the coupon to reserve, or {u}:nocoupon
+-- KEYS[7]  {u}:ordervoid:{orderId}         set when the reservation sweeper gave up on this id
 -- ARGV[1]  order id            ARGV[2]  user id           ARGV[3]  now ms
 -- ARGV[4]  expires-at ms       ARGV[5]  event id          ARGV[6]  idempotency ttl s
--- ARGV[7]  items JSON (array of {productId,name,unitPrice,quantity,lineTotal}); line i's
---          stock is KEYS[6+i]
+-- ARGV[7]  items JSON (array of {productId,name,unitPrice,quantity,lineTotal})
 -- ARGV[8]  subtotal            ARGV[9]  userCouponId or ''
 -- ARGV[10] discount            ARGV[11] total             ARGV[12] coupon minimum order
 -- ARGV[13] request fingerprint (a reused key with another body is refused)
@@ -20,11 +21,9 @@
 --   {1, orderId}                       reserved now
 --   {0, orderId}                       replay: this key already made that order
 --   {-4}                               the key was used with another request (nothing changed)
---   {-1, productId, requested, available}  not enough stock (nothing changed)
 --   {-2, reason}                       coupon unusable: NOT_YOURS, NOT_AVAILABLE, EXPIRED,
 --                                      BELOW_MINIMUM (nothing changed)
---   {-3, productId}                    Redis does not hold that product's stock (nothing
---                                      changed; the caller loads it and calls again)
+--   {-5}                               this order id was voided (nothing changed)
 local fingerprint = ARGV[13]
 local prior = redis.call('GET', KEYS[4])
 if prior then
@@ -34,16 +33,10 @@ if prior then
   end
   return {0, orderId}
 end
-local items = cjson.decode(ARGV[7])
-for i, item in ipairs(items) do
-  local available = redis.call('GET', KEYS[6 + i])
-  if not available then
-    return {-3, item.productId}
-  end
-  if tonumber(available) < item.quantity then
-    return {-1, item.productId, item.quantity, tonumber(available)}
-  end
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  return {-5}
 end
+local items = cjson.decode(ARGV[7])
 local now = tonumber(ARGV[3])
 local coupon = nil
 if ARGV[9] ~= '' then
@@ -62,9 +55,6 @@ if ARGV[9] ~= '' then
     return {-2, 'BELOW_MINIMUM'}
   end
   coupon = c
-end
-for i, item in ipairs(items) do
-  redis.call('DECRBY', KEYS[6 + i], item.quantity)
 end
 local couponState = cjson.null
 if coupon then

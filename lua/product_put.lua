@@ -1,7 +1,7 @@
 -- product_put.lua: cache a product's name and price for pricing orders, keeping only the
 -- highest version (MySQL's `products.version`, bumped by every change of name or price).
 --
--- KEYS[1]  {p}:product:{productId}   hash: name, price, v
+-- KEYS[1]  {q}:product:{productId}   hash: name, price, v
 -- ARGV[1]  name
 -- ARGV[2]  unit price, won
 -- ARGV[3]  version (positive integer)

@@ -18,8 +18,8 @@
 -- counts twice, which errs on the side of throttling.)
 --
 -- For request i (1-based):
--- KEYS[i]          {p}:rl:{budget}:{subject}   hash: tat (µs since the epoch), rid, res
---                  (the prefix is the deployment's hash tag, so Cluster is fine)
+-- KEYS[i]          {s}:rl:{budget}:{subject}   hash: tat (µs since the epoch), rid, res
+--                  (every key of one call is in one bucket: the caller batches per bucket)
 -- ARGV[3i - 2]     emission interval, microseconds (1e6 / requests per second); integer >= 1
 -- ARGV[3i - 1]     burst: requests allowed at once; integer >= 1
 -- ARGV[3i]         request id (1-64 characters)

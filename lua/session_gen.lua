@@ -8,7 +8,7 @@
 -- log-out and writes after it cannot bring a revoked generation back, and a re-sent call is
 -- a no-op.
 --
--- KEYS[1]  {p}:user:{userId}:tgen   integer string; absent = unknown (cold); `-1` with a TTL =
+-- KEYS[1]  {u}:user:{userId}:tgen   integer string; absent = unknown (cold); `-1` with a TTL =
 --                                   no such user (negative cache)
 -- ARGV[1]  generation (integer >= 0), or -1 to record "no such user"
 -- ARGV[2]  lifetime of a negative entry, seconds

@@ -1,9 +1,9 @@
 -- stock_add.lua: add units to a product's available stock and append `stock.added`,
 -- atomically, exactly once per operation id.
 --
--- KEYS[1]  {p}:stock:{productId}      available units (integer string)
--- KEYS[2]  {p}:op:restock:{opId}      marker that this operation was applied
--- KEYS[3]  {p}:events                 settlement stream
+-- KEYS[1]  {q}:stock:{productId}      available units (integer string)
+-- KEYS[2]  {q}:op:restock:{opId}      marker that this operation was applied
+-- KEYS[3]  {q}:events                 the bucket's settlement stream
 -- ARGV[1]  units to add (positive integer)
 -- ARGV[2]  marker lifetime in seconds
 -- ARGV[3]  event id (UUID)

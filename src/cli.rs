@@ -14,7 +14,13 @@ use crate::{ops, seed, store, telemetry};
 
 async fn connect(config: &Config) -> anyhow::Result<(sqlx::MySqlPool, Cache)> {
     let db = store::connect(config.database.url.expose(), 4).await?;
-    let cache = Cache::connect(config.redis.url.expose(), 1, &config.redis.key_prefix).await?;
+    let cache = Cache::connect(
+        config.redis.url.expose(),
+        1,
+        &config.redis.key_prefix,
+        config.redis.buckets,
+    )
+    .await?;
     Ok((db, cache))
 }
 

@@ -47,7 +47,13 @@ pub const DEMO_PASSWORD: &str = "flashmart-demo";
 /// Seeds the demo data and prints how to log in.
 pub async fn demo(config: &Config) -> anyhow::Result<()> {
     let db = store::connect(config.database.url.expose(), 4).await?;
-    let cache = Cache::connect(config.redis.url.expose(), 1, &config.redis.key_prefix).await?;
+    let cache = Cache::connect(
+        config.redis.url.expose(),
+        1,
+        &config.redis.key_prefix,
+        config.redis.buckets,
+    )
+    .await?;
     let now = chrono::Utc::now();
 
     if store::products::all(&db).await?.is_empty() {
@@ -143,7 +149,13 @@ pub async fn bulk_users(
         "--user-prefix must be 1-32 ASCII letters or digits"
     );
     let db = store::connect(config.database.url.expose(), 4).await?;
-    let cache = Cache::connect(config.redis.url.expose(), 2, &config.redis.key_prefix).await?;
+    let cache = Cache::connect(
+        config.redis.url.expose(),
+        2,
+        &config.redis.key_prefix,
+        config.redis.buckets,
+    )
+    .await?;
     let hash = password::hash(BULK_PASSWORD.into()).await?;
     let now = chrono::Utc::now();
     let emails: Vec<String> = (1..=count)

@@ -76,6 +76,7 @@ impl Application {
             config.redis.url.expose(),
             config.redis.pool_size,
             &config.redis.key_prefix,
+            config.redis.buckets,
         )
         .await
         .context("failed to connect to Redis")?;
@@ -102,11 +103,13 @@ impl Application {
         let limits = ServerLimits::from_config(&config);
         let config_login_attempts = config.limits.login_attempts_per_minute;
         let coupon_issues = crate::service::coupons::issue_batcher(&cache, &config.redis);
+        let coupon_grants = crate::service::coupons::grant_batcher(&cache, &config.redis);
         let rate_checks = crate::service::throttle::rate_batcher(&cache, &config.redis);
         let state = AppState::new(Shared {
             db,
             cache,
             coupon_issues,
+            coupon_grants,
             rate_checks,
             tokens,
             clock,
@@ -144,6 +147,7 @@ impl Application {
                 database_url: state.config.database.url.expose().to_owned(),
                 redis_url: state.config.redis.url.expose().to_owned(),
                 key_prefix: state.config.redis.key_prefix.clone(),
+                buckets: state.config.redis.buckets,
                 consumer: state.config.settlement.consumer_name(),
                 replica_acks,
                 replica_ack_timeout: state.config.redis.replica_ack_timeout,

@@ -26,6 +26,8 @@ pub struct Shared {
     /// Group commit of coupon-issue requests (with `REDIS_BATCH_MAX=1`, one script call per
     /// request).
     pub coupon_issues: crate::service::coupons::IssueBatcher,
+    /// Group commit of coupon grants into their holders' buckets (step 2 of the coupon saga).
+    pub coupon_grants: crate::service::coupons::GrantBatcher,
     /// Group commit of shared rate-budget checks (likewise).
     pub rate_checks: crate::service::throttle::RateBatcher,
     /// Token issuing and verification.

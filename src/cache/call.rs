@@ -149,10 +149,15 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::coupons::{CampaignTerms, IssueCall, IssueRequest, LoadCall};
+    use crate::cache::coupons::{
+        CampaignTerms, GrantCall, IssueCall, IssueRequest, IssuedCoupon, LoadCall,
+    };
     use crate::cache::orders::{PayCall, ReleaseCall, ReleaseMode, ReserveCall};
     use crate::cache::products::{ProductTerms, PutCall};
     use crate::cache::ratelimit::{Rate, TakeCall, TakeRequest};
+    use crate::cache::reservations::{
+        ReserveCall as StockReserveCall, Settle, SettleCall, VoidCall,
+    };
     use crate::cache::session::RaiseCall;
     use crate::cache::stock::AddCall;
     use crate::cache::wallet::ChargeCall;
@@ -202,146 +207,208 @@ mod tests {
         assert_eq!(slot("foo"), 12182);
     }
 
+    fn line(product_id: i64, quantity: i64) -> OrderLine {
+        OrderLine {
+            product_id,
+            name: format!("p{product_id}"),
+            unit_price: 5,
+            quantity,
+            line_total: 5 * quantity,
+        }
+    }
+
+    /// Every call the code can make, for owners spread over the buckets: each touches keys of
+    /// one slot, and the calls of different owners spread over many slots.
     #[test]
     fn every_script_call_touches_keys_of_one_slot() {
-        let k = Keys::new("fm");
-        let lines = vec![
-            OrderLine {
-                product_id: 1,
-                name: "a".into(),
-                unit_price: 5,
-                quantity: 1,
-                line_total: 5,
-            },
-            OrderLine {
-                product_id: 99,
-                name: "b".into(),
-                unit_price: 5,
-                quantity: 2,
-                line_total: 10,
-            },
-        ];
-        let order = Order {
-            id: "o1".into(),
-            user_id: 42,
-            status: OrderStatus::Pending,
-            items: lines.clone(),
-            subtotal: 15,
-            discount: 0,
-            total: 15,
-            user_coupon_id: Some(3),
-            created_at_ms: 1,
-            expires_at_ms: 2,
-            paid_at_ms: None,
+        let k = Keys::new("fm", 16);
+        let buckets = u64::from(k.bucket_count());
+        let mut slots = std::collections::HashSet::new();
+        let mut check = |name: &str, keys: Vec<String>| {
+            slots.insert(slot(&keys[0]));
+            one_slot(name, keys);
         };
-        for coupon in [None, Some((3, 7, 0))] {
-            let reserve = ReserveCall {
-                order_id: "o1",
-                user_id: 42,
-                items: &lines,
-                subtotal: 15,
+        for owner in 0..40i64 {
+            let user = owner * 7 + 1;
+            let order_id = k.new_order_id(user);
+            let lines = vec![line(owner, 1), line(owner + 16, 2), line(owner + 5, 1)];
+            let order = Order {
+                id: order_id.clone(),
+                user_id: user,
+                status: OrderStatus::Pending,
+                items: lines.clone(),
+                subtotal: 20,
                 discount: 0,
-                coupon,
-                now_ms: 1,
+                total: 20,
+                user_coupon_id: Some(3),
+                created_at_ms: 1,
                 expires_at_ms: 2,
-                idempotency_key: "k",
+                paid_at_ms: None,
             };
-            one_slot("order_reserve", reserve.keys(&k));
-            let pay = PayCall {
-                order: &order,
-                user_id: 42,
-                now_ms: 1,
-                payment_id: "p",
-                idempotency_key: "k",
-                coupon_id: coupon.map(|c| c.1),
-            };
-            one_slot("order_pay", pay.keys(&k));
-            for mode in [ReleaseMode::Expire, ReleaseMode::Cancel { user_id: 42 }] {
-                let release = ReleaseCall {
-                    order: &order,
-                    coupon_id: coupon.map(|c| c.1),
-                    mode,
+            for coupon in [None, Some((3, owner + 2, 0))] {
+                let reserve = ReserveCall {
+                    order_id: &order_id,
+                    user_id: user,
+                    items: &lines,
+                    subtotal: 20,
+                    discount: 0,
+                    coupon,
                     now_ms: 1,
-                    event_id: "e".into(),
+                    expires_at_ms: 2,
+                    idempotency_key: "k",
                 };
-                one_slot("order_release", release.keys(&k));
+                check("order_reserve", reserve.keys(&k));
+                let pay = PayCall {
+                    order: &order,
+                    user_id: user,
+                    now_ms: 1,
+                    payment_id: "p",
+                    idempotency_key: "k",
+                    coupon_id: coupon.map(|c| c.1),
+                };
+                check("order_pay", pay.keys(&k));
+                for mode in [ReleaseMode::Expire, ReleaseMode::Cancel { user_id: user }] {
+                    let release = ReleaseCall {
+                        order: &order,
+                        coupon_id: coupon.map(|c| c.1),
+                        mode,
+                        now_ms: 1,
+                        event_id: "e".into(),
+                    };
+                    check("order_release", release.keys(&k));
+                }
             }
+            // The stock steps of the saga: the order's lines grouped by product bucket.
+            let mut by_bucket: std::collections::BTreeMap<_, Vec<(i64, i64)>> = Default::default();
+            for l in &lines {
+                by_bucket
+                    .entry(k.of_product(l.product_id))
+                    .or_default()
+                    .push((l.product_id, l.quantity));
+            }
+            for (bucket, held) in &by_bucket {
+                let reserve = StockReserveCall {
+                    order_id: &order_id,
+                    user_id: user,
+                    due_ms: 1,
+                    lines: held,
+                };
+                check("stock_reserve", reserve.keys(&k));
+                let products: Vec<i64> = held.iter().map(|(p, _)| *p).collect();
+                for how in [Settle::Commit { hour: 490_000 }, Settle::Release] {
+                    let settle = SettleCall {
+                        order_id: &order_id,
+                        bucket: *bucket,
+                        products: &products,
+                        how,
+                    };
+                    check("stock_settle", settle.keys(&k));
+                }
+            }
+            let bucket = k.of_order(&order_id).expect("the id names a bucket");
+            check(
+                "order_void",
+                VoidCall {
+                    bucket,
+                    order_id: &order_id,
+                }
+                .keys(&k),
+            );
+            let charge = ChargeCall {
+                user_id: user,
+                amount: 1,
+                max_balance: 10,
+                idempotency_key: "k",
+                event_id: "e",
+                now_ms: 1,
+            };
+            check("charge", charge.keys(&k));
+            // A batch of one bucket's campaigns, and a batch of one bucket's holders.
+            let requests = [
+                IssueRequest::new(owner, user, "r".into(), 1),
+                IssueRequest::new(owner + 16, user + 1, "s".into(), 1),
+            ];
+            let issue = IssueCall {
+                buckets: k.bucket_count(),
+                bucket: k.of_campaign(owner),
+                requests: &requests,
+            };
+            check("coupon_issue", issue.keys(&k));
+            let coupon = |user_id, coupon_id| IssuedCoupon {
+                user_coupon_id: 1,
+                coupon_id,
+                user_id,
+                issued_at_ms: 1,
+                expires_at_ms: 2,
+            };
+            let coupons = [coupon(user, owner), coupon(user + 16, owner + 1)];
+            check("coupon_grant", GrantCall { coupons: &coupons }.keys(&k));
+            let terms = CampaignTerms {
+                coupon_id: owner,
+                total: 1,
+                starts_ms: 0,
+                ends_ms: 1,
+                valid_ms: 1,
+            };
+            check(
+                "coupon_load",
+                LoadCall {
+                    terms: &terms,
+                    issued_if_new: 0,
+                }
+                .keys(&k),
+            );
+            let add = AddCall {
+                product_id: owner,
+                units: 1,
+                operation_id: "op",
+                now_ms: 1,
+                event_id: "e".into(),
+            };
+            check("stock_add", add.keys(&k));
+            let product = ProductTerms {
+                name: "a".into(),
+                price: 1,
+            };
+            check(
+                "product_put",
+                PutCall {
+                    product_id: owner,
+                    terms: &product,
+                    version: 1,
+                }
+                .keys(&k),
+            );
+            check(
+                "session_gen",
+                RaiseCall {
+                    user_id: user,
+                    generation: 1,
+                }
+                .keys(&k),
+            );
+            // A batch of rate checks of one subject bucket (as the per-bucket batcher forms).
+            let subject = format!("10.0.0.{owner}");
+            let same: Vec<String> = (0..200)
+                .map(|n| format!("{n}"))
+                .filter(|s| k.of_subject(s) == k.of_subject(&subject))
+                .take(2)
+                .collect();
+            let takes: Vec<TakeRequest> = std::iter::once(&subject)
+                .chain(&same)
+                .map(|s| TakeRequest {
+                    key: k.rate("orders", s),
+                    rate: Rate::per_second(1, 1),
+                    request_id: "r".into(),
+                })
+                .collect();
+            check("rate_gcra", TakeCall { requests: &takes }.keys(&k));
         }
-        let charge = ChargeCall {
-            user_id: 42,
-            amount: 1,
-            max_balance: 10,
-            idempotency_key: "k",
-            event_id: "e",
-            now_ms: 1,
-        };
-        one_slot("charge", charge.keys(&k));
-        let requests = [
-            IssueRequest::new(7, 42, "r".into(), 1),
-            IssueRequest::new(8, 43, "s".into(), 1),
-        ];
-        let issue = IssueCall {
-            requests: &requests,
-        };
-        one_slot("coupon_issue", issue.keys(&k));
-        let terms = CampaignTerms {
-            coupon_id: 7,
-            total: 1,
-            starts_ms: 0,
-            ends_ms: 1,
-            valid_ms: 1,
-        };
-        one_slot(
-            "coupon_load",
-            LoadCall {
-                terms: &terms,
-                issued_if_new: 0,
-            }
-            .keys(&k),
+        assert_eq!(
+            slots.len() as u64,
+            buckets,
+            "the calls of 40 owners reach every bucket's slot"
         );
-        let add = AddCall {
-            product_id: 1,
-            units: 1,
-            operation_id: "op",
-            now_ms: 1,
-            event_id: "e".into(),
-        };
-        one_slot("stock_add", add.keys(&k));
-        let product = ProductTerms {
-            name: "a".into(),
-            price: 1,
-        };
-        one_slot(
-            "product_put",
-            PutCall {
-                product_id: 1,
-                terms: &product,
-                version: 1,
-            }
-            .keys(&k),
-        );
-        one_slot(
-            "session_gen",
-            RaiseCall {
-                user_id: 42,
-                generation: 1,
-            }
-            .keys(&k),
-        );
-        let takes = [
-            TakeRequest {
-                key: k.rate("login", "1.2.3.4"),
-                rate: Rate::per_second(1, 1),
-                request_id: "r".into(),
-            },
-            TakeRequest {
-                key: k.rate("coupon-issue", "42"),
-                rate: Rate::per_second(1, 1),
-                request_id: "s".into(),
-            },
-        ];
-        let take = TakeCall { requests: &takes };
-        one_slot("rate_gcra", take.keys(&k));
     }
 
     #[test]

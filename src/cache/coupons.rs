@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use fred::prelude::*;
 
 use super::call::{self, Reply, ScriptCall};
+use super::keys::Bucket;
 use super::scripts::{LuaScript, Scripts};
 use super::{Cache, Keys};
 use crate::events::CouponStatus;
@@ -76,20 +77,34 @@ pub async fn load(cache: &Cache, terms: &CampaignTerms, issued_if_new: i64) -> a
     .await
 }
 
+/// A coupon as the campaign's bucket recorded it when it was issued: what
+/// `coupon_grant.lua` copies into the holder's bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuedCoupon {
+    /// The coupon's id (`user_coupons.id`; `n × B + bucket` of the campaign's bucket).
+    pub user_coupon_id: i64,
+    /// The campaign it belongs to.
+    pub coupon_id: i64,
+    /// Its holder.
+    pub user_id: i64,
+    /// When it was issued, Unix ms.
+    pub issued_at_ms: i64,
+    /// When it stops being usable, Unix ms.
+    pub expires_at_ms: i64,
+}
+
 /// What coupon_issue.lua decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IssueOutcome {
-    /// Issued (or the replay of this very request).
+    /// Issued now (or a replay of this very request).
     Issued {
-        /// The new coupon's id.
-        user_coupon_id: i64,
-        /// When it expires, Unix ms.
-        expires_at_ms: i64,
+        /// The coupon, to grant into the holder's bucket.
+        coupon: IssuedCoupon,
         /// Coupons still to issue after this one (for the answer and the gauge).
         remaining: i64,
     },
-    /// The user already holds one.
-    AlreadyIssued,
+    /// The user already holds one (given, so a retry can repair a grant a crash cut off).
+    AlreadyIssued(IssuedCoupon),
     /// Outside the issue window.
     NotActive,
     /// Every coupon of the campaign is issued: the first-come event is over.
@@ -129,6 +144,10 @@ impl IssueRequest {
 
 /// One call of coupon_issue.lua: the requests, decided one after another in this order.
 pub struct IssueCall<'a> {
+    /// The deployment's bucket count (the script makes ids `n × B + bucket`).
+    pub buckets: u16,
+    /// The campaigns' bucket.
+    pub bucket: Bucket,
     /// At least one request.
     pub requests: &'a [IssueRequest],
 }
@@ -141,22 +160,19 @@ impl ScriptCall for IssueCall<'_> {
     }
 
     fn keys(&self, k: &Keys) -> Vec<String> {
-        let mut keys = Vec::with_capacity(3 + 4 * self.requests.len());
-        keys.extend([k.user_coupon_seq(), k.user_coupon_index(), k.events()]);
+        let mut keys = Vec::with_capacity(2 + 2 * self.requests.len());
+        let bucket = k.of_campaign(self.requests.first().map_or(0, |r| r.coupon_id));
+        keys.extend([k.user_coupon_seq(bucket), k.events(bucket)]);
         for r in self.requests {
-            keys.extend([
-                k.coupon(r.coupon_id),
-                k.coupon_users(r.coupon_id),
-                k.user_coupon(r.coupon_id, r.user_id),
-                k.user_coupons(r.user_id),
-            ]);
+            keys.extend([k.coupon(r.coupon_id), k.coupon_users(r.coupon_id)]);
         }
         keys
     }
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
         anyhow::ensure!(!self.requests.is_empty(), "an issue call needs a request");
-        let mut args = Vec::with_capacity(5 * self.requests.len());
+        let mut args = Vec::with_capacity(2 + 5 * self.requests.len());
+        args.extend([self.buckets.to_string(), self.bucket.0.to_string()]);
         for r in self.requests {
             args.extend([
                 r.user_id.to_string(),
@@ -171,15 +187,23 @@ impl ScriptCall for IssueCall<'_> {
 
     fn decode(reply: Reply) -> anyhow::Result<Vec<IssueOutcome>> {
         reply
-            .rows(4)?
+            .rows(5)?
             .map(|at| {
+                let coupon = || -> anyhow::Result<IssuedCoupon> {
+                    Ok(IssuedCoupon {
+                        user_coupon_id: reply.int(at + 1)?,
+                        coupon_id: 0,
+                        user_id: 0,
+                        issued_at_ms: reply.int(at + 2)?,
+                        expires_at_ms: reply.int(at + 3)?,
+                    })
+                };
                 Ok(match reply.int(at)? {
                     1 => IssueOutcome::Issued {
-                        user_coupon_id: reply.int(at + 1)?,
-                        expires_at_ms: reply.int(at + 2)?,
-                        remaining: reply.int(at + 3)?,
+                        coupon: coupon()?,
+                        remaining: reply.int(at + 4)?,
                     },
-                    -1 => IssueOutcome::AlreadyIssued,
+                    -1 => IssueOutcome::AlreadyIssued(coupon()?),
                     -2 => IssueOutcome::NotActive,
                     -3 => IssueOutcome::SoldOut,
                     -4 => IssueOutcome::NotLoaded,
@@ -195,10 +219,99 @@ pub async fn issue_all(
     cache: &Cache,
     requests: &[IssueRequest],
 ) -> anyhow::Result<Vec<IssueOutcome>> {
-    call::run_each(cache, &IssueCall { requests }, requests.len()).await
+    let first = requests.first().map_or(0, |r| r.coupon_id);
+    let bucket = cache.keys.of_campaign(first);
+    anyhow::ensure!(
+        requests
+            .iter()
+            .all(|r| cache.keys.of_campaign(r.coupon_id) == bucket),
+        "one coupon_issue.lua call decides campaigns of one bucket"
+    );
+    let call = IssueCall {
+        requests,
+        buckets: cache.keys.bucket_count(),
+        bucket,
+    };
+    let mut outcomes = call::run_each(cache, &call, requests.len()).await?;
+    for (outcome, request) in outcomes.iter_mut().zip(requests) {
+        if let IssueOutcome::Issued { coupon, .. } | IssueOutcome::AlreadyIssued(coupon) = outcome {
+            coupon.coupon_id = request.coupon_id;
+            coupon.user_id = request.user_id;
+        }
+    }
+    Ok(outcomes)
 }
 
-/// Runs coupon_issue.lua for one user and request.
+/// One `coupon_grant.lua` call: coupons of holders of one bucket.
+pub struct GrantCall<'a> {
+    /// The coupons to put into their holders' bucket.
+    pub coupons: &'a [IssuedCoupon],
+}
+
+impl ScriptCall for GrantCall<'_> {
+    type Outcome = Vec<bool>;
+
+    fn script(scripts: &Scripts) -> &LuaScript {
+        &scripts.coupon_grant
+    }
+
+    fn keys(&self, k: &Keys) -> Vec<String> {
+        let bucket = k.of_user(self.coupons.first().map_or(0, |c| c.user_id));
+        let mut keys = vec![k.user_coupon_index(bucket)];
+        for c in self.coupons {
+            keys.extend([
+                k.user_coupon(c.coupon_id, c.user_id),
+                k.user_coupons(c.user_id),
+            ]);
+        }
+        keys
+    }
+
+    fn args(&self) -> anyhow::Result<Vec<String>> {
+        anyhow::ensure!(!self.coupons.is_empty(), "a grant call needs a coupon");
+        Ok(self
+            .coupons
+            .iter()
+            .flat_map(|c| {
+                [
+                    c.user_coupon_id,
+                    c.coupon_id,
+                    c.user_id,
+                    c.issued_at_ms,
+                    c.expires_at_ms,
+                ]
+            })
+            .map(|n| n.to_string())
+            .collect())
+    }
+
+    fn decode(reply: Reply) -> anyhow::Result<Vec<bool>> {
+        reply
+            .rows(1)?
+            .map(|at| match reply.int(at)? {
+                1 => Ok(true),
+                0 => Ok(false),
+                _ => Err(reply.unknown_status()),
+            })
+            .collect()
+    }
+}
+
+/// Puts coupons into their holders' bucket (coupon_grant.lua); every holder must be of one
+/// bucket. Answers, per coupon, whether it was created now.
+pub async fn grant_all(cache: &Cache, coupons: &[IssuedCoupon]) -> anyhow::Result<Vec<bool>> {
+    let bucket = cache.keys.of_user(coupons.first().map_or(0, |c| c.user_id));
+    anyhow::ensure!(
+        coupons
+            .iter()
+            .all(|c| cache.keys.of_user(c.user_id) == bucket),
+        "one coupon_grant.lua call grants coupons of one bucket"
+    );
+    call::run_each(cache, &GrantCall { coupons }, coupons.len()).await
+}
+
+/// Issues a coupon to one user (coupon_issue.lua) and grants it into the user's bucket
+/// (coupon_grant.lua): both steps of the saga, one request at a time.
 pub async fn issue(
     cache: &Cache,
     coupon_id: i64,
@@ -207,8 +320,13 @@ pub async fn issue(
     now_ms: i64,
 ) -> anyhow::Result<IssueOutcome> {
     let request = IssueRequest::new(coupon_id, user_id, request_id.to_owned(), now_ms);
-    let mut outcomes = issue_all(cache, std::slice::from_ref(&request)).await?;
-    Ok(outcomes.remove(0))
+    let outcome = issue_all(cache, std::slice::from_ref(&request))
+        .await?
+        .remove(0);
+    if let IssueOutcome::Issued { coupon, .. } | IssueOutcome::AlreadyIssued(coupon) = outcome {
+        grant_all(cache, &[coupon]).await?;
+    }
+    Ok(outcome)
 }
 
 /// Issued counts of many campaigns (`None` where Redis does not hold the campaign), in one
@@ -295,11 +413,13 @@ pub async fn held_by(cache: &Cache, user_id: i64) -> anyhow::Result<Vec<HeldCoup
 }
 
 /// The campaign and holder of a userCouponId, or `None` if Redis knows no such coupon.
-pub async fn owner_of(cache: &Cache, user_coupon_id: i64) -> anyhow::Result<Option<(i64, i64)>> {
-    let entry: Option<String> = cache
-        .client()
-        .hget(cache.keys.user_coupon_index(), user_coupon_id)
-        .await?;
+pub async fn owner_of(
+    cache: &Cache,
+    user_id: i64,
+    user_coupon_id: i64,
+) -> anyhow::Result<Option<(i64, i64)>> {
+    let index = cache.keys.user_coupon_index(cache.keys.of_user(user_id));
+    let entry: Option<String> = cache.client().hget(index, user_coupon_id).await?;
     Ok(entry.and_then(|e| {
         let (coupon, user) = e.split_once(':')?;
         Some((coupon.parse().ok()?, user.parse().ok()?))

@@ -8,9 +8,11 @@ pub mod coupons;
 pub mod durable;
 pub mod keys;
 pub mod orders;
+pub mod per_bucket;
 pub mod popular;
 pub mod products;
 pub mod ratelimit;
+pub mod reservations;
 pub mod scripts;
 pub mod session;
 pub mod sessions;
@@ -41,14 +43,23 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Connects a pool, loads every script once and returns the handle.
-    pub async fn connect(url: &str, pool_size: usize, prefix: &str) -> anyhow::Result<Self> {
+    /// Connects a pool, checks that the deployment's keys use `buckets` buckets (the first
+    /// start records the count; a later start with another count is refused, since its keys
+    /// would name other slots), loads every script once and returns the handle.
+    pub async fn connect(
+        url: &str,
+        pool_size: usize,
+        prefix: &str,
+        buckets: u16,
+    ) -> anyhow::Result<Self> {
         let pool = build_pool(url, pool_size).await?;
+        let keys = Keys::new(prefix, buckets);
+        check_bucket_count(pool.next(), &keys).await?;
         let scripts = Scripts::new();
         scripts.load_all(pool.next()).await?;
         Ok(Self {
             pool,
-            keys: Keys::new(prefix),
+            keys,
             scripts: std::sync::Arc::new(scripts),
             durable: None,
         })
@@ -73,6 +84,51 @@ impl Cache {
     /// A client from the pool.
     pub fn client(&self) -> &Client {
         self.pool.next()
+    }
+
+    /// The integer value of each key, in order (`None` where absent): one GET per key in one
+    /// pipeline, since keys of many buckets cannot share an MGET on a cluster (CROSSSLOT).
+    pub async fn get_each(&self, keys: &[String]) -> anyhow::Result<Vec<Option<i64>>> {
+        match keys {
+            [] => Ok(Vec::new()),
+            [one] => Ok(vec![self.client().get(one).await?]),
+            many => {
+                let pipeline = self.client().pipeline();
+                for key in many {
+                    let () = pipeline.get(key).await?;
+                }
+                let replies: Vec<fred::types::Value> = pipeline.all().await?;
+                replies
+                    .into_iter()
+                    .map(|reply| Ok(reply.convert::<Option<i64>>()?))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Records the bucket count at the deployment's first start (`SET NX`) and refuses any other
+/// count afterwards: two instances must never disagree on which slot holds a key.
+async fn check_bucket_count(client: &Client, keys: &Keys) -> anyhow::Result<()> {
+    let record = keys.bucket_record();
+    let wanted = keys.bucket_count();
+    let _: Option<String> = client
+        .set(
+            &record,
+            wanted,
+            None,
+            Some(fred::types::SetOptions::NX),
+            false,
+        )
+        .await
+        .context("failed to record REDIS_BUCKETS")?;
+    let held: Option<u16> = client.get(&record).await?;
+    match held {
+        Some(held) if held == wanted => Ok(()),
+        held => anyhow::bail!(
+            "REDIS_BUCKETS is {wanted}, but this deployment's Redis ({record}) was started with \
+             {held:?}: the bucket count is fixed for the life of a deployment"
+        ),
     }
 }
 

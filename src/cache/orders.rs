@@ -1,4 +1,5 @@
-//! Orders while they are hot in Redis, and the three order scripts (reserve, pay, release).
+//! Orders while they are hot in Redis (in their user's bucket, which the order id names), and
+//! the three order scripts (reserve, pay, release).
 
 use std::collections::HashMap;
 
@@ -6,6 +7,7 @@ use fred::prelude::*;
 use fred::types::Value;
 
 use super::call::{self, Reply, ScriptCall};
+use super::keys::Bucket;
 use super::scripts::{LuaScript, Scripts};
 use super::{Cache, Keys};
 use crate::domain::Order;
@@ -15,13 +17,16 @@ use crate::events::{CouponRefusal, OrderLine, OrderStatus};
 pub const IDEMPOTENCY_TTL_SECS: i64 = 86_400;
 /// How long an ended order stays in Redis (the worker has written it to MySQL long before).
 pub const ENDED_ORDER_RETENTION_SECS: i64 = 86_400;
-/// Hourly ranking buckets live a little longer than the 72-hour window they feed.
-pub const RANKING_BUCKET_TTL_SECS: i64 = 73 * 3600;
 
 /// Reads an order hash; `None` when Redis does not hold it.
 pub async fn read(cache: &Cache, order_id: &str) -> anyhow::Result<Option<Order>> {
-    let fields: HashMap<String, String> =
-        cache.client().hgetall(cache.keys.order(order_id)).await?;
+    let Some(bucket) = cache.keys.of_order(order_id) else {
+        return Ok(None);
+    };
+    let fields: HashMap<String, String> = cache
+        .client()
+        .hgetall(cache.keys.order(bucket, order_id))
+        .await?;
     from_fields(&fields)
 }
 
@@ -36,13 +41,27 @@ pub async fn read_many(cache: &Cache, order_ids: &[String]) -> anyhow::Result<Ve
         return Ok(orders);
     }
     let pipeline = cache.client().pipeline();
+    let mut asked = Vec::with_capacity(order_ids.len());
     for id in order_ids {
-        let () = pipeline.hgetall(cache.keys.order(id)).await?;
+        let bucket = cache.keys.of_order(id);
+        if let Some(bucket) = bucket {
+            let () = pipeline.hgetall(cache.keys.order(bucket, id)).await?;
+        }
+        asked.push(bucket.is_some());
     }
-    let replies: Vec<Value> = pipeline.all().await?;
-    replies
+    let mut replies = if asked.iter().any(|a| *a) {
+        pipeline.all::<Vec<Value>>().await?.into_iter()
+    } else {
+        Vec::new().into_iter()
+    };
+    asked
         .into_iter()
-        .map(|reply| from_fields(&reply.convert::<HashMap<String, String>>()?))
+        .map(
+            |was_asked| match was_asked.then(|| replies.next()).flatten() {
+                Some(reply) => from_fields(&reply.convert::<HashMap<String, String>>()?),
+                None => Ok(None),
+            },
+        )
         .collect()
 }
 
@@ -140,29 +159,20 @@ pub struct ReserveCall<'a> {
 /// Outcome of [`reserve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {
-    /// Stock (and coupon) reserved by this call; the order is PENDING.
+    /// The order is PENDING now and holds its coupon.
     Reserved,
     /// This key already made an order: its id.
     Replayed(String),
-    /// A line lacks stock.
-    InsufficientStock {
-        /// The first line whose product lacks the units.
-        product_id: i64,
-        /// Units asked for.
-        requested: i64,
-        /// Units that product has left to reserve right now.
-        available: i64,
-    },
     /// The coupon cannot be used, and why.
     InvalidCoupon(CouponRefusal),
-    /// Redis does not hold this product's stock.
-    StockNotLoaded(i64),
     /// The idempotency key was used with another request.
     KeyReused,
+    /// The reservation sweeper voided this order id before it was created (its stock went back).
+    Voided,
 }
 
 /// What makes two order requests "the same": the lines and the coupon.
-fn fingerprint(call: &ReserveCall<'_>) -> String {
+pub fn fingerprint(call: &ReserveCall<'_>) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     for line in call.items {
@@ -180,20 +190,20 @@ impl ScriptCall for ReserveCall<'_> {
     }
 
     fn keys(&self, k: &Keys) -> Vec<String> {
+        let bucket = k.of_user(self.user_id);
         let coupon_key = match self.coupon {
             Some((_, coupon_id, _)) => k.user_coupon(coupon_id, self.user_id),
-            None => k.no_coupon(),
+            None => k.no_coupon(bucket),
         };
-        let mut keys = vec![
-            k.order(self.order_id),
-            k.order_deadlines(),
+        vec![
+            k.order(bucket, self.order_id),
+            k.order_deadlines(bucket),
             k.user_orders(self.user_id),
             k.idempotency("order", self.user_id, self.idempotency_key),
-            k.events(),
+            k.events(bucket),
             coupon_key,
-        ];
-        keys.extend(self.items.iter().map(|l| k.stock(l.product_id)));
-        keys
+            k.order_void(bucket, self.order_id),
+        ]
     }
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
@@ -222,14 +232,9 @@ impl ScriptCall for ReserveCall<'_> {
         Ok(match reply.int(0)? {
             1 => ReserveOutcome::Reserved,
             0 => ReserveOutcome::Replayed(reply.text(1)?),
-            -1 => ReserveOutcome::InsufficientStock {
-                product_id: reply.int(1)?,
-                requested: reply.int(2)?,
-                available: reply.int(3)?,
-            },
             -2 => ReserveOutcome::InvalidCoupon(reply.word(1)?),
-            -3 => ReserveOutcome::StockNotLoaded(reply.int(1)?),
             -4 => ReserveOutcome::KeyReused,
+            -5 => ReserveOutcome::Voided,
             _ => return Err(reply.unknown_status()),
         })
     }
@@ -299,18 +304,18 @@ impl ScriptCall for PayCall<'_> {
     }
 
     fn keys(&self, k: &Keys) -> Vec<String> {
+        let bucket = k.of_user(self.user_id);
         let coupon_key = match self.coupon_id {
             Some(coupon_id) => k.user_coupon(coupon_id, self.user_id),
-            None => k.no_coupon(),
+            None => k.no_coupon(bucket),
         };
         vec![
-            k.order(&self.order.id),
+            k.order(bucket, &self.order.id),
             k.balance(self.user_id),
-            k.order_deadlines(),
+            k.order_deadlines(bucket),
             k.idempotency("pay", self.user_id, self.idempotency_key),
-            k.events(),
+            k.events(bucket),
             coupon_key,
-            k.popularity(self.now_ms.div_euclid(3_600_000)),
         ]
     }
 
@@ -322,7 +327,6 @@ impl ScriptCall for PayCall<'_> {
             self.payment_id.to_owned(),
             uuid::Uuid::now_v7().to_string(),
             IDEMPOTENCY_TTL_SECS.to_string(),
-            RANKING_BUCKET_TTL_SECS.to_string(),
             ENDED_ORDER_RETENTION_SECS.to_string(),
         ])
     }
@@ -407,18 +411,17 @@ impl ScriptCall for ReleaseCall<'_> {
     }
 
     fn keys(&self, k: &Keys) -> Vec<String> {
+        let bucket = k.of_user(self.order.user_id);
         let coupon_key = match self.coupon_id {
             Some(coupon_id) => k.user_coupon(coupon_id, self.order.user_id),
-            None => k.no_coupon(),
+            None => k.no_coupon(bucket),
         };
-        let mut keys = vec![
-            k.order(&self.order.id),
-            k.order_deadlines(),
-            k.events(),
+        vec![
+            k.order(bucket, &self.order.id),
+            k.order_deadlines(bucket),
+            k.events(bucket),
             coupon_key,
-        ];
-        keys.extend(self.order.items.iter().map(|l| k.stock(l.product_id)));
-        keys
+        ]
     }
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
@@ -466,12 +469,17 @@ pub async fn release(
     call::run(cache, &call).await
 }
 
-/// Ids of pending orders whose deadline is at or before `now_ms` (at most `limit`).
-pub async fn due(cache: &Cache, now_ms: i64, limit: i64) -> anyhow::Result<Vec<String>> {
+/// Ids of `bucket`'s pending orders whose deadline is at or before `now_ms` (at most `limit`).
+pub async fn due(
+    cache: &Cache,
+    bucket: Bucket,
+    now_ms: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<String>> {
     Ok(cache
         .client()
         .zrangebyscore(
-            cache.keys.order_deadlines(),
+            cache.keys.order_deadlines(bucket),
             "-inf",
             now_ms,
             false,
@@ -480,9 +488,33 @@ pub async fn due(cache: &Cache, now_ms: i64, limit: i64) -> anyhow::Result<Vec<S
         .await?)
 }
 
-/// Number of pending orders.
+/// Number of pending orders in every bucket.
 pub async fn pending_count(cache: &Cache) -> anyhow::Result<i64> {
-    Ok(cache.client().zcard(cache.keys.order_deadlines()).await?)
+    let mut total = 0;
+    for bucket in cache.keys.buckets() {
+        let n: i64 = cache
+            .client()
+            .zcard(cache.keys.order_deadlines(bucket))
+            .await?;
+        total += n;
+    }
+    Ok(total)
+}
+
+/// The first outcome an order idempotency key recorded: (order id, request fingerprint).
+pub async fn prior(
+    cache: &Cache,
+    user_id: i64,
+    idempotency_key: &str,
+) -> anyhow::Result<Option<(String, String)>> {
+    let prior: Option<String> = cache
+        .client()
+        .get(cache.keys.idempotency("order", user_id, idempotency_key))
+        .await?;
+    Ok(prior.and_then(|p| {
+        let (order, fingerprint) = p.split_once('|')?;
+        Some((order.to_owned(), fingerprint.to_owned()))
+    }))
 }
 
 /// A user's recent order ids, newest first.

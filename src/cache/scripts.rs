@@ -87,6 +87,14 @@ pub struct Scripts {
     pub session_gen: LuaScript,
     /// `lua/rate_gcra.lua`: one request against a budget shared by every instance.
     pub rate_gcra: LuaScript,
+    /// `coupon_grant.lua`: step 2 of the coupon saga, the coupon into its holder's bucket.
+    pub coupon_grant: LuaScript,
+    /// `stock_reserve.lua`: step 1 of the order saga, an order's units in one product bucket.
+    pub stock_reserve: LuaScript,
+    /// `stock_settle.lua`: commit or release an order's reservation in one product bucket.
+    pub stock_settle: LuaScript,
+    /// `order_void.lua`: the reservation sweeper's "what became of this order?".
+    pub order_void: LuaScript,
 }
 
 impl Scripts {
@@ -121,6 +129,19 @@ impl Scripts {
                 include_str!("../../lua/session_gen.lua"),
             ),
             rate_gcra: LuaScript::new("rate_gcra.lua", include_str!("../../lua/rate_gcra.lua")),
+            coupon_grant: LuaScript::new(
+                "coupon_grant.lua",
+                include_str!("../../lua/coupon_grant.lua"),
+            ),
+            stock_reserve: LuaScript::new(
+                "stock_reserve.lua",
+                include_str!("../../lua/stock_reserve.lua"),
+            ),
+            stock_settle: LuaScript::new(
+                "stock_settle.lua",
+                include_str!("../../lua/stock_settle.lua"),
+            ),
+            order_void: LuaScript::new("order_void.lua", include_str!("../../lua/order_void.lua")),
         }
     }
 
@@ -136,6 +157,10 @@ impl Scripts {
             &self.product_put,
             &self.session_gen,
             &self.rate_gcra,
+            &self.coupon_grant,
+            &self.stock_reserve,
+            &self.stock_settle,
+            &self.order_void,
         ]
     }
 

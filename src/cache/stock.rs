@@ -62,11 +62,7 @@ pub async fn available(cache: &Cache, product_ids: &[i64]) -> anyhow::Result<Vec
         return Ok(Vec::new());
     }
     let keys: Vec<String> = product_ids.iter().map(|id| cache.keys.stock(*id)).collect();
-    if keys.len() == 1 {
-        let one: Option<i64> = cache.client().get(&keys[0]).await?;
-        return Ok(vec![one]);
-    }
-    Ok(cache.client().mget(keys).await?)
+    cache.get_each(&keys).await
 }
 
 /// One restock (stock_add.lua).
@@ -93,11 +89,11 @@ impl ScriptCall for AddCall<'_> {
     fn keys(&self, k: &Keys) -> Vec<String> {
         vec![
             k.stock(self.product_id),
-            k.operation(
-                "restock",
+            k.restock_marker(
+                self.product_id,
                 &format!("{}:{}", self.product_id, self.operation_id),
             ),
-            k.events(),
+            k.events(k.of_product(self.product_id)),
         ]
     }
 

@@ -52,7 +52,7 @@ impl ScriptCall for ChargeCall<'_> {
         vec![
             k.balance(self.user_id),
             k.idempotency("charge", self.user_id, self.idempotency_key),
-            k.events(),
+            k.events(k.of_user(self.user_id)),
         ]
     }
 

@@ -76,7 +76,7 @@ pub struct RedisConfig {
         long = "redis-buckets",
         env = "REDIS_BUCKETS",
         default_value = "16",
-        value_parser = parse::within(1u16, u16::MAX),
+        value_parser = parse::within(1u16, 1024),
     )]
     pub buckets: u16,
     /// Replicas that must acknowledge a state change (`WAIT`) before a 2xx; unset: no `WAIT`.

@@ -131,11 +131,7 @@ async fn check_balances(
             .iter()
             .map(|(id, _)| cache.keys.balance(*id))
             .collect();
-        let live: Vec<Option<i64>> = if keys.len() == 1 {
-            vec![cache.client().get(&keys[0]).await?]
-        } else {
-            cache.client().mget(keys).await?
-        };
+        let live = cache.get_each(&keys).await?;
         for ((id, stored), hot) in chunk.iter().zip(live) {
             let stored = stored.unwrap_or(0);
             match hot {
@@ -327,15 +323,20 @@ async fn check_coupons(
 }
 
 async fn check_dead_letters(cache: &Cache, report: &mut AuditReport) -> anyhow::Result<()> {
-    let count: u64 = cache.client().xlen(cache.keys.dead_letters()).await?;
+    let count = stream::dead_letter_count(cache).await?;
     if count == 0 {
         return Ok(());
     }
     report.violation(format!("{count} dead-lettered event(s)"));
-    let entries: Vec<(String, HashMap<String, String>)> = cache
-        .client()
-        .xrange(cache.keys.dead_letters(), "-", "+", Some(10))
-        .await?;
+    let mut entries: Vec<(String, HashMap<String, String>)> = Vec::new();
+    for bucket in cache.keys.buckets() {
+        let some: Vec<(String, HashMap<String, String>)> = cache
+            .client()
+            .xrange(cache.keys.dead_letters(bucket), "-", "+", Some(10))
+            .await?;
+        entries.extend(some);
+    }
+    entries.truncate(10);
     for (id, fields) in entries {
         report.violation(format!(
             "dead letter {id}: source {} type {} reason {}",

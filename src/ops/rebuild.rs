@@ -83,23 +83,20 @@ async fn rebuild_coupons(db: &MySqlPool, cache: &Cache) -> anyhow::Result<usize>
         coupons::load(cache, &terms, issued.len() as i64).await?;
         for c in issued {
             max_id = max_id.max(c.id);
+            let issued_at = c.issued_at.timestamp_millis();
+            let expires_at = c.expires_at.timestamp_millis();
+            let holder = format!("{}|{issued_at}|{expires_at}|", c.id);
             let _: i64 = cache
                 .client()
-                .hset(k.coupon_users(c.coupon_id), (c.user_id.to_string(), c.id))
+                .hset(k.coupon_users(c.coupon_id), (c.user_id.to_string(), holder))
                 .await?;
             let fields: Vec<(String, String)> = vec![
                 ("id".into(), c.id.to_string()),
                 ("couponId".into(), c.coupon_id.to_string()),
                 ("userId".into(), c.user_id.to_string()),
                 ("status".into(), c.status.clone()),
-                (
-                    "issuedAt".into(),
-                    c.issued_at.timestamp_millis().to_string(),
-                ),
-                (
-                    "expiresAt".into(),
-                    c.expires_at.timestamp_millis().to_string(),
-                ),
+                ("issuedAt".into(), issued_at.to_string()),
+                ("expiresAt".into(), expires_at.to_string()),
                 ("orderId".into(), c.order_id.clone().unwrap_or_default()),
                 ("ver".into(), c.version.to_string()),
             ];
@@ -110,7 +107,10 @@ async fn rebuild_coupons(db: &MySqlPool, cache: &Cache) -> anyhow::Result<usize>
             let index = format!("{}:{}", c.coupon_id, c.user_id);
             let _: i64 = cache
                 .client()
-                .hset(k.user_coupon_index(), (c.id.to_string(), index))
+                .hset(
+                    k.user_coupon_index(k.of_user(c.user_id)),
+                    (c.id.to_string(), index),
+                )
                 .await?;
             let _: i64 = cache
                 .client()
@@ -118,12 +118,14 @@ async fn rebuild_coupons(db: &MySqlPool, cache: &Cache) -> anyhow::Result<usize>
                 .await?;
         }
     }
-    let current: Option<i64> = cache.client().get(cache.keys.user_coupon_seq()).await?;
-    if current.unwrap_or(0) < max_id {
-        let _: () = cache
-            .client()
-            .set(cache.keys.user_coupon_seq(), max_id, None, None, false)
-            .await?;
+    // Every bucket's sequence continues above the highest id issued in any bucket.
+    let floor = max_id / i64::from(cache.keys.bucket_count()) + 1;
+    for bucket in cache.keys.buckets() {
+        let seq = cache.keys.user_coupon_seq(bucket);
+        let current: Option<i64> = cache.client().get(&seq).await?;
+        if current.unwrap_or(0) < floor {
+            let _: () = cache.client().set(&seq, floor, None, None, false).await?;
+        }
     }
     Ok(campaigns.len())
 }
@@ -131,15 +133,27 @@ async fn rebuild_coupons(db: &MySqlPool, cache: &Cache) -> anyhow::Result<usize>
 /// Puts every PENDING order back into Redis so it can still be paid, cancelled or expired.
 async fn rebuild_pending_orders(db: &MySqlPool, cache: &Cache) -> anyhow::Result<()> {
     let k = &cache.keys;
-    let _: i64 = cache.client().del(k.order_deadlines()).await?;
+    for bucket in k.buckets() {
+        let _: i64 = cache
+            .client()
+            .del(vec![
+                k.order_deadlines(bucket),
+                k.reservation_deadlines(bucket),
+            ])
+            .await?;
+    }
     for stored in crate::store::orders::pending(db).await? {
         let o = &stored.order;
+        let Some(bucket) = k.of_order(&o.id) else {
+            tracing::warn!(order_id = %o.id, "pending order's id names no bucket; not rebuilt");
+            continue;
+        };
         let fields = crate::cache::orders::to_fields(o, stored.version)?;
-        let _: i64 = cache.client().hset(k.order(&o.id), fields).await?;
+        let _: i64 = cache.client().hset(k.order(bucket, &o.id), fields).await?;
         let _: i64 = cache
             .client()
             .zadd(
-                k.order_deadlines(),
+                k.order_deadlines(bucket),
                 None,
                 None,
                 false,
@@ -158,13 +172,47 @@ async fn rebuild_pending_orders(db: &MySqlPool, cache: &Cache) -> anyhow::Result
                 (o.created_at_ms as f64, o.id.clone()),
             )
             .await?;
+        rebuild_reservations(cache, o).await?;
+    }
+    Ok(())
+}
+
+/// A pending order's reservations, one per product bucket (the stock written above excludes
+/// its units, so expiry or payment must find them held).
+async fn rebuild_reservations(cache: &Cache, o: &crate::domain::Order) -> anyhow::Result<()> {
+    let k = &cache.keys;
+    let due = o.expires_at_ms + crate::service::reservations::RESERVATION_GRACE_MS;
+    let mut buckets: std::collections::BTreeMap<_, Vec<(i64, i64)>> = Default::default();
+    for line in &o.items {
+        buckets
+            .entry(k.of_product(line.product_id))
+            .or_default()
+            .push((line.product_id, line.quantity));
+    }
+    for (bucket, lines) in buckets {
+        let held = serde_json::json!({ "userId": o.user_id, "lines": lines }).to_string();
+        let _: () = cache
+            .client()
+            .set(k.reservation(bucket, &o.id), held, None, None, false)
+            .await?;
+        let _: i64 = cache
+            .client()
+            .zadd(
+                k.reservation_deadlines(bucket),
+                None,
+                None,
+                false,
+                false,
+                (due as f64, o.id.clone()),
+            )
+            .await?;
     }
     Ok(())
 }
 
 /// Rewrites the last 72 hourly popularity buckets from MySQL's hourly sales.
 async fn rebuild_rankings(db: &MySqlPool, cache: &Cache) -> anyhow::Result<()> {
-    use crate::cache::popular::{hour_of, put_bucket, WINDOW_HOURS};
+    use crate::cache::popular::{hour_of, put_hour, WINDOW_HOURS};
     let current = hour_of(chrono::Utc::now().timestamp_millis());
     let oldest = crate::events::at_millis((current - WINDOW_HOURS + 1) * 3_600_000);
     let rows: Vec<(i64, chrono::DateTime<chrono::Utc>, i64)> = sqlx::query_as(
@@ -180,7 +228,7 @@ async fn rebuild_rankings(db: &MySqlPool, cache: &Cache) -> anyhow::Result<()> {
             .map(|(product, _, units)| (*product, *units))
             .collect();
         let ttl = (hour + WINDOW_HOURS + 1) * 3600 - chrono::Utc::now().timestamp();
-        put_bucket(cache, hour, &sales, ttl.max(60)).await?;
+        put_hour(cache, hour, &sales, ttl.max(60)).await?;
     }
     Ok(())
 }

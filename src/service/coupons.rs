@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::cache::batch::{BatchLimits, Batcher};
-use crate::cache::coupons::{self as hot, CampaignTerms, IssueOutcome, IssueRequest};
+use crate::cache::batch::BatchLimits;
+use crate::cache::coupons::{self as hot, CampaignTerms, IssueOutcome, IssueRequest, IssuedCoupon};
+use crate::cache::per_bucket::PerBucket;
 use crate::cache::Cache;
 use crate::config::RedisConfig;
 use crate::domain::UserId;
@@ -96,20 +97,47 @@ pub async fn list(state: &AppState) -> Result<Vec<CampaignView>, AppError> {
 
 /// Group commit of coupon-issue requests: concurrent requests share one call of
 /// coupon_issue.lua (see [`crate::cache::batch`]).
-pub type IssueBatcher = Batcher<IssueRequest, IssueOutcome>;
+pub type IssueBatcher = PerBucket<IssueRequest, IssueOutcome>;
 
-/// The batcher `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT` ask for (with batches of one,
-/// each request is a call of its own).
+/// Grants of issued coupons into their holders' buckets, gathered per bucket (coupon_grant.lua).
+pub type GrantBatcher = PerBucket<IssuedCoupon, bool>;
+
+/// Starts this instance's issue batchers (one per campaign bucket): concurrent issue requests
+/// of one bucket become one coupon_issue.lua call.
 pub fn issue_batcher(cache: &Cache, redis: &RedisConfig) -> IssueBatcher {
     let cache = cache.clone();
-    Batcher::start(
+    let buckets = cache.keys.bucket_count();
+    PerBucket::start(
         "coupon_issue.lua",
         BatchLimits::of(redis),
-        move |requests| {
+        buckets,
+        move |_, requests| {
             let cache = cache.clone();
             async move { hot::issue_all(&cache, &requests).await }
         },
     )
+}
+
+/// Starts this instance's grant batchers (one per user bucket).
+pub fn grant_batcher(cache: &Cache, redis: &RedisConfig) -> GrantBatcher {
+    let cache = cache.clone();
+    let buckets = cache.keys.bucket_count();
+    PerBucket::start(
+        "coupon_grant.lua",
+        BatchLimits::of(redis),
+        buckets,
+        move |_, coupons| {
+            let cache = cache.clone();
+            async move { hot::grant_all(&cache, &coupons).await }
+        },
+    )
+}
+
+/// Step 2 of the coupon saga: the coupon into its holder's bucket (nothing if it is there).
+async fn grant(state: &AppState, coupon: IssuedCoupon) -> Result<(), AppError> {
+    let bucket = state.cache.keys.of_user(coupon.user_id);
+    state.coupon_grants.submit(bucket, coupon).await?;
+    Ok(())
 }
 
 /// Issues one coupon of a campaign to a user: one atomic decision in Redis (possibly in a call
@@ -121,34 +149,35 @@ pub async fn issue(state: &AppState, user: UserId, coupon_id: i64) -> Result<Iss
         uuid::Uuid::new_v4().to_string(),
         state.clock.now_ms(),
     );
-    let mut outcome = state.coupon_issues.submit(request.clone()).await?;
+    let bucket = state.cache.keys.of_campaign(coupon_id);
+    let mut outcome = state.coupon_issues.submit(bucket, request.clone()).await?;
     if outcome == IssueOutcome::NotLoaded {
         load_campaign(state, coupon_id).await?;
-        outcome = state.coupon_issues.submit(request).await?;
+        outcome = state.coupon_issues.submit(bucket, request).await?;
+    }
+    // Step 2, also for a coupon held before: a crash between the steps is repaired by a retry.
+    if let IssueOutcome::Issued { coupon, .. } | IssueOutcome::AlreadyIssued(coupon) = outcome {
+        grant(state, coupon).await?;
     }
     let label = match outcome {
         IssueOutcome::Issued { .. } => "issued",
-        IssueOutcome::AlreadyIssued => "already_issued",
+        IssueOutcome::AlreadyIssued(_) => "already_issued",
         IssueOutcome::NotActive => "not_active",
         IssueOutcome::SoldOut => "sold_out",
         IssueOutcome::NotLoaded => "not_loaded",
     };
     metrics::counter!("coupon_issue_attempts_total", "result" => label).increment(1);
     match outcome {
-        IssueOutcome::Issued {
-            user_coupon_id,
-            expires_at_ms,
-            remaining,
-        } => {
+        IssueOutcome::Issued { coupon, remaining } => {
             metrics::gauge!("coupon_remaining", "coupon" => coupon_id.to_string())
                 .set(remaining as f64);
             Ok(Issued {
-                user_coupon_id,
+                user_coupon_id: coupon.user_coupon_id,
                 coupon_id,
-                expires_at: at_millis(expires_at_ms),
+                expires_at: at_millis(coupon.expires_at_ms),
             })
         }
-        IssueOutcome::AlreadyIssued => Err(AppError::CouponAlreadyIssued),
+        IssueOutcome::AlreadyIssued(_) => Err(AppError::CouponAlreadyIssued),
         IssueOutcome::NotActive => Err(AppError::CouponNotActive),
         IssueOutcome::SoldOut => {
             metrics::gauge!("coupon_remaining", "coupon" => coupon_id.to_string()).set(0.0);

@@ -1,4 +1,5 @@
-//! The expiry sweeper: ends unpaid orders past their deadline, releasing stock and coupon.
+//! The expiry sweeper: ends unpaid orders past their deadline, releasing coupon and stock, and
+//! resolves the stock reservations whose time is up ([`reservations::sweep_once`]).
 //! Any number of instances run it at once; order_release.lua lets exactly one win per order,
 //! and a payment racing the sweeper is decided the same way.
 
@@ -10,7 +11,8 @@ use rand::seq::SliceRandom;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::orders::{self as hot, ReleaseMode, ReleaseOutcome};
-use crate::service::orders;
+use crate::events::OrderStatus;
+use crate::service::{orders, reservations};
 use crate::state::AppState;
 
 /// Orders examined per sweep.
@@ -19,12 +21,15 @@ const SWEEP_BATCH: i64 = 200;
 /// round trip per order in turn, and a backlog after an outage would drain slowly).
 const SWEEP_CONCURRENCY: usize = 16;
 
-/// Expires every due order once; returns how many this call ended. A failure on one order is
-/// logged and the others still go ahead. The due orders are taken in a random order, so that
-/// instances sweeping at the same moment mostly work on different orders.
+/// One sweep: ends the due pending orders of every bucket (in random order, so concurrent
+/// sweepers of other instances mostly pick different orders), then resolves the product
+/// buckets' due reservations. Returns how many orders it ended.
 pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
     let now_ms = state.clock.now_ms();
-    let mut due = hot::due(&state.cache, now_ms, SWEEP_BATCH).await?;
+    let mut due = Vec::new();
+    for bucket in state.cache.keys.buckets() {
+        due.extend(hot::due(&state.cache, bucket, now_ms, SWEEP_BATCH).await?);
+    }
     due.shuffle(&mut rand::rng());
     let outcomes: Vec<anyhow::Result<bool>> = futures::stream::iter(due)
         .map(|order_id| expire_one(state, order_id, now_ms))
@@ -40,29 +45,40 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
         }
     }
     metrics::gauge!("orders_pending").set(hot::pending_count(&state.cache).await? as f64);
+    reservations::sweep_once(state).await?;
     Ok(ended)
 }
 
-/// Expires one due order; `true` when this call ended it.
+/// Expires one due order, then releases its stock in the product buckets (also for an order a
+/// crash left ended with its stock still held).
 async fn expire_one(state: &AppState, order_id: String, now_ms: i64) -> anyhow::Result<bool> {
     let Some(order) = hot::read(&state.cache, &order_id).await? else {
-        let _: i64 = fred::prelude::SortedSetsInterface::zrem(
-            state.cache.client(),
-            state.cache.keys.order_deadlines(),
-            &order_id,
-        )
-        .await?;
+        if let Some(bucket) = state.cache.keys.of_order(&order_id) {
+            let _: i64 = fred::prelude::SortedSetsInterface::zrem(
+                state.cache.client(),
+                state.cache.keys.order_deadlines(bucket),
+                &order_id,
+            )
+            .await?;
+        }
         return Ok(false);
     };
     let coupon = orders::coupon_campaign(state, &order)
         .await
         .map_err(|e| anyhow::anyhow!("coupon lookup failed: {e}"))?;
     let outcome = hot::release(&state.cache, &order, coupon, ReleaseMode::Expire, now_ms).await?;
-    if let ReleaseOutcome::Released(_) = outcome {
-        metrics::counter!("orders_ended_total", "status" => "EXPIRED").increment(1);
-        return Ok(true);
+    match outcome {
+        ReleaseOutcome::Released(_) => {
+            metrics::counter!("orders_ended_total", "status" => "EXPIRED").increment(1);
+            reservations::release(state, &order.id, &order.items).await?;
+            Ok(true)
+        }
+        ReleaseOutcome::NotPending(OrderStatus::Expired | OrderStatus::Cancelled) => {
+            reservations::release(state, &order.id, &order.items).await?;
+            Ok(false)
+        }
+        _ => Ok(false),
     }
-    Ok(false)
 }
 
 /// Sweeps every `every` until shutdown.

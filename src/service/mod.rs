@@ -11,6 +11,7 @@ pub mod login;
 pub mod orders;
 pub mod payments;
 pub mod popular;
+pub mod reservations;
 pub mod session;
 pub mod sessions;
 pub mod signup;

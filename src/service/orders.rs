@@ -7,8 +7,8 @@ use crate::cache::orders::{self as hot, ReleaseMode, ReleaseOutcome, ReserveCall
 use crate::domain::{Caller, UserId};
 use crate::error::{AppError, FieldError};
 use crate::events::{CouponRefusal, OrderLine, OrderStatus};
-use crate::service::catalog;
 use crate::service::discount::Discount;
+use crate::service::{catalog, reservations};
 use crate::state::AppState;
 use crate::store;
 
@@ -84,9 +84,13 @@ async fn coupon_terms(
     user_coupon_id: i64,
     subtotal: i64,
 ) -> Result<((i64, i64, i64), i64), AppError> {
-    let (coupon_id, holder) = hot_coupons::owner_of(&state.cache, user_coupon_id)
-        .await?
-        .ok_or(AppError::InvalidCoupon(CouponRefusal::NotFound))?;
+    let (coupon_id, holder) =
+        match hot_coupons::owner_of(&state.cache, user.0, user_coupon_id).await? {
+            Some(owner) => owner,
+            None => repair_grant(state, user, user_coupon_id)
+                .await?
+                .ok_or(AppError::InvalidCoupon(CouponRefusal::NotFound))?,
+        };
     if holder != user.0 {
         return Err(AppError::InvalidCoupon(CouponRefusal::NotYours));
     }
@@ -103,6 +107,31 @@ async fn coupon_terms(
         (user_coupon_id, coupon_id, campaign.min_order_amount),
         terms.on(subtotal),
     ))
+}
+
+/// A coupon the user's bucket does not hold but MySQL does (issued, then a crash before the
+/// grant step of the coupon saga): granted now, and its (campaign, holder) returned.
+async fn repair_grant(
+    state: &AppState,
+    user: UserId,
+    user_coupon_id: i64,
+) -> Result<Option<(i64, i64)>, AppError> {
+    let Some(row) = store::coupons::issued_by_id(&state.db, user_coupon_id).await? else {
+        return Ok(None);
+    };
+    if row.user_id != user.0 {
+        return Ok(None);
+    }
+    let coupon = hot_coupons::IssuedCoupon {
+        user_coupon_id: row.id,
+        coupon_id: row.coupon_id,
+        user_id: row.user_id,
+        issued_at_ms: row.issued_at.timestamp_millis(),
+        expires_at_ms: row.expires_at.timestamp_millis(),
+    };
+    hot_coupons::grant_all(&state.cache, &[coupon]).await?;
+    tracing::info!(user_coupon_id, "granted a coupon the user's bucket lacked");
+    Ok(Some((row.coupon_id, row.user_id)))
 }
 
 /// Lines priced and a coupon's discount computed: the part of an order both [`quote`] and
@@ -185,9 +214,10 @@ pub async fn create(
         coupon,
         discount,
     } = priced(state, user, lines, user_coupon_id).await?;
-    let order_id = uuid::Uuid::now_v7().to_string();
+    let order_id = state.cache.keys.new_order_id(user.0);
     let key = idempotency_key.unwrap_or_else(|| format!("auto-{order_id}"));
     let now_ms = state.clock.now_ms();
+    let expires_at_ms = now_ms + state.config.orders.ttl.as_millis() as i64;
     let call = ReserveCall {
         order_id: &order_id,
         user_id: user.0,
@@ -196,33 +226,12 @@ pub async fn create(
         discount,
         coupon,
         now_ms,
-        expires_at_ms: now_ms + state.config.orders.ttl.as_millis() as i64,
+        expires_at_ms,
         idempotency_key: &key,
     };
-    let mut outcome = hot::reserve(&state.cache, &call).await?;
-    if let ReserveOutcome::StockNotLoaded(_) = outcome {
-        // Load the stock of this order's products only (not the whole catalog).
-        let ids: Vec<i64> = call.items.iter().map(|l| l.product_id).collect();
-        catalog::with_stock(state, store::products::find_many(&state.db, &ids).await?).await?;
-        outcome = hot::reserve(&state.cache, &call).await?;
-    }
-    let result = match outcome {
-        ReserveOutcome::Reserved => get_hot(state, &order_id).await,
-        ReserveOutcome::Replayed(existing) => get_hot(state, &existing).await,
-        ReserveOutcome::InsufficientStock {
-            product_id,
-            requested,
-            available,
-        } => Err(AppError::InsufficientStock {
-            product_id,
-            requested,
-            available,
-        }),
-        ReserveOutcome::InvalidCoupon(reason) => Err(AppError::InvalidCoupon(reason)),
-        ReserveOutcome::KeyReused => Err(AppError::IdempotencyKeyReused),
-        ReserveOutcome::StockNotLoaded(id) => {
-            Err(anyhow::anyhow!("stock of product {id} still not in Redis").into())
-        }
+    let result = match replay(state, user, &call).await? {
+        Some(answer) => answer,
+        None => reserve(state, &call, expires_at_ms).await,
     };
     let label = match &result {
         Ok(_) => "reserved",
@@ -234,22 +243,82 @@ pub async fn create(
     result
 }
 
+/// A key that already made an order answers that order (or "reused with another request")
+/// before any stock is held for the new one.
+async fn replay(
+    state: &AppState,
+    user: UserId,
+    call: &ReserveCall<'_>,
+) -> Result<Option<Result<Order, AppError>>, AppError> {
+    let Some((existing, fingerprint)) =
+        hot::prior(&state.cache, user.0, call.idempotency_key).await?
+    else {
+        return Ok(None);
+    };
+    if fingerprint != hot::fingerprint(call) {
+        return Ok(Some(Err(AppError::IdempotencyKeyReused)));
+    }
+    Ok(Some(find(state, &existing).await))
+}
+
+/// The order saga's steps: hold the stock in the products' buckets, then create the order and
+/// reserve its coupon in the user's bucket; a refusal there gives the stock back. An unknown
+/// outcome of the second step (a lost reply) keeps the stock held: the order may exist, and
+/// the reservation sweeper resolves it either way after the deadline.
+async fn reserve(
+    state: &AppState,
+    call: &ReserveCall<'_>,
+    expires_at_ms: i64,
+) -> Result<Order, AppError> {
+    let due_ms = expires_at_ms + reservations::RESERVATION_GRACE_MS;
+    reservations::hold(state, call.order_id, call.user_id, call.items, due_ms).await?;
+    let refused = match hot::reserve(&state.cache, call).await? {
+        ReserveOutcome::Reserved => return get_hot(state, call.order_id).await,
+        ReserveOutcome::Replayed(existing) => {
+            give_back(state, call).await;
+            return get_hot(state, &existing).await;
+        }
+        ReserveOutcome::InvalidCoupon(reason) => AppError::InvalidCoupon(reason),
+        ReserveOutcome::KeyReused => AppError::IdempotencyKeyReused,
+        ReserveOutcome::Voided => AppError::Unavailable,
+    };
+    give_back(state, call).await;
+    Err(refused)
+}
+
+/// Releases the stock held for an order that was not created (the sweeper does it later if
+/// this fails).
+async fn give_back(state: &AppState, call: &ReserveCall<'_>) {
+    if let Err(e) = reservations::release(state, call.order_id, call.items).await {
+        tracing::warn!(
+            order_id = call.order_id,
+            error = format!("{e:#}"),
+            "releasing a refused order's stock failed; the sweeper will"
+        );
+    }
+}
+
 async fn get_hot(state: &AppState, order_id: &str) -> Result<Order, AppError> {
     hot::read(&state.cache, order_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} missing right after reservation").into())
 }
 
-/// An order the caller may see (owner or admin): Redis first (freshest), then MySQL.
-pub async fn get(state: &AppState, caller: Caller, order_id: &str) -> Result<Order, AppError> {
-    let (caller, admin) = (caller.id, caller.is_admin());
-    let order = match hot::read(&state.cache, order_id).await? {
-        Some(hot) => hot,
+/// An order from Redis while it is hot, else from MySQL; no access check.
+async fn find(state: &AppState, order_id: &str) -> Result<Order, AppError> {
+    match hot::read(&state.cache, order_id).await? {
+        Some(hot) => Ok(hot),
         None => store::orders::find(&state.db, order_id)
             .await?
             .map(|stored| stored.order)
-            .ok_or(AppError::OrderNotFound)?,
-    };
+            .ok_or(AppError::OrderNotFound),
+    }
+}
+
+/// An order the caller may see (owner or admin): Redis first (freshest), then MySQL.
+pub async fn get(state: &AppState, caller: Caller, order_id: &str) -> Result<Order, AppError> {
+    let (caller, admin) = (caller.id, caller.is_admin());
+    let order = find(state, order_id).await?;
     if order.user_id != caller.0 && !admin {
         return Err(AppError::Forbidden);
     }
@@ -259,7 +328,7 @@ pub async fn get(state: &AppState, caller: Caller, order_id: &str) -> Result<Ord
 /// The campaign id of an order's coupon (to address the coupon's key).
 pub async fn coupon_campaign(state: &AppState, order: &Order) -> Result<Option<i64>, AppError> {
     match order.user_coupon_id {
-        Some(id) => Ok(hot_coupons::owner_of(&state.cache, id)
+        Some(id) => Ok(hot_coupons::owner_of(&state.cache, order.user_id, id)
             .await?
             .map(|(coupon, _)| coupon)),
         None => Ok(None),
@@ -283,10 +352,12 @@ pub async fn cancel(state: &AppState, caller: Caller, order_id: &str) -> Result<
     match hot::release(&state.cache, &order, coupon, mode, state.clock.now_ms()).await? {
         ReleaseOutcome::Released(status @ OrderStatus::Expired) => {
             metrics::counter!("orders_ended_total", "status" => "EXPIRED").increment(1);
+            reservations::release(state, &order.id, &order.items).await?;
             Err(AppError::OrderNotCancellable(status))
         }
         ReleaseOutcome::Released(_) => {
             metrics::counter!("orders_ended_total", "status" => "CANCELLED").increment(1);
+            reservations::release(state, &order.id, &order.items).await?;
             get(state, by, order_id).await
         }
         ReleaseOutcome::NotPending(status) => Err(AppError::OrderNotCancellable(status)),

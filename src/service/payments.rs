@@ -1,10 +1,10 @@
-//! Payment of an order from the prepaid balance: one script settles balance, order, coupon and
-//! ranking together.
+//! Payment of an order from the prepaid balance: one script settles balance, order and coupon
+//! together in the user's bucket; the products' buckets then commit the order's reservations.
 
 use crate::cache::orders::{self as hot, PayCall, PayOutcome};
 use crate::domain::{Caller, UserId};
 use crate::error::AppError;
-use crate::service::{orders, wallet};
+use crate::service::{orders, reservations, wallet};
 use crate::state::AppState;
 use crate::store;
 
@@ -74,13 +74,21 @@ pub async fn pay(
             balance,
             paid_at_ms,
             ..
-        } => Ok(Paid {
-            order_id: order.id,
-            payment_id,
-            amount,
-            balance,
-            paid_at_ms,
-        }),
+        } => {
+            // Last step of the payment saga (also after a replay, which repairs a crash before
+            // it); a failure leaves it to the reservation sweeper, and the payment stands.
+            if let Err(e) = reservations::commit(state, &order.id, &order.items, paid_at_ms).await {
+                tracing::warn!(order_id = %order.id, error = format!("{e:#}"),
+                    "committing a paid order's stock failed; the sweeper will");
+            }
+            Ok(Paid {
+                order_id: order.id,
+                payment_id,
+                amount,
+                balance,
+                paid_at_ms,
+            })
+        }
         PayOutcome::InsufficientBalance { required, balance } => {
             Err(AppError::InsufficientBalance { required, balance })
         }

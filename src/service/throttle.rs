@@ -8,7 +8,8 @@
 //! operation itself, so they answer 503 right after; log-in and sign-up keep working on their
 //! per-instance budgets rather than locking everyone out while Redis is away.
 
-use crate::cache::batch::{BatchLimits, Batcher};
+use crate::cache::batch::BatchLimits;
+use crate::cache::per_bucket::PerBucket;
 use crate::cache::ratelimit::{self as buckets, Rate, TakeRequest, Verdict};
 use crate::cache::Cache;
 use crate::config::{Config, RedisConfig};
@@ -74,16 +75,22 @@ impl Budget {
 
 /// Group commit of budget checks: concurrent checks share one call of rate_gcra.lua (see
 /// [`crate::cache::batch`]).
-pub type RateBatcher = Batcher<TakeRequest, Verdict>;
+pub type RateBatcher = PerBucket<TakeRequest, Verdict>;
 
 /// The batcher `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT` ask for (with batches of one,
 /// each check is a call of its own).
 pub fn rate_batcher(cache: &Cache, redis: &RedisConfig) -> RateBatcher {
     let cache = cache.clone();
-    Batcher::start("rate_gcra.lua", BatchLimits::of(redis), move |requests| {
-        let cache = cache.clone();
-        async move { buckets::take_all(&cache, &requests).await }
-    })
+    let count = cache.keys.bucket_count();
+    PerBucket::start(
+        "rate_gcra.lua",
+        BatchLimits::of(redis),
+        count,
+        move |_, requests| {
+            let cache = cache.clone();
+            async move { buckets::take_all(&cache, &requests).await }
+        },
+    )
 }
 
 /// Counts one request of `subject` against `budget`; over budget → `429 RATE_LIMITED` with the
@@ -94,7 +101,8 @@ pub async fn check(state: &AppState, budget: Budget, subject: &str) -> Result<()
         rate: budget.rate(&state.config),
         request_id: uuid::Uuid::new_v4().simple().to_string(),
     };
-    match state.rate_checks.submit(request).await {
+    let bucket = state.cache.keys.of_subject(subject);
+    match state.rate_checks.submit(bucket, request).await {
         Ok(Verdict::Allowed { .. }) => Ok(()),
         Ok(Verdict::Refused { retry_after_ms }) => {
             metrics::counter!("rate_limited_global_total", "budget" => budget.name()).increment(1);

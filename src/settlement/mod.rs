@@ -16,8 +16,10 @@ pub mod plan;
 pub mod runner;
 pub mod stream;
 pub mod worker;
+pub mod workers;
 
-pub use worker::{Outcome, Worker, WorkerConfig};
+pub use worker::{Outcome, StreamWorker, WorkerConfig};
+pub use workers::Worker;
 
 /// The consumer group every settlement worker joins.
 pub const GROUP: &str = "settlement";

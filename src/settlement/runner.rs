@@ -17,6 +17,7 @@ use crate::clock::Clock;
 
 /// MySQL connections of the worker: one transaction at a time, plus the reachability check.
 const DB_CONNECTIONS: u32 = 2;
+
 /// Redis connections of the worker's pool (acknowledgements, failure counts, housekeeping);
 /// the blocking stream read has its own connection besides.
 const REDIS_CONNECTIONS: usize = 1;
@@ -30,6 +31,8 @@ pub struct RunnerConfig {
     /// Prefix of every Redis key, the same as the server's so both see one event stream
     /// (`REDIS_KEY_PREFIX`).
     pub key_prefix: String,
+    /// The deployment's bucket count (one stream per bucket).
+    pub buckets: u16,
     /// This worker's consumer name in the settlement group: `SETTLEMENT_CONSUMER` if set,
     /// else unique to the process.
     pub consumer: String,
@@ -83,15 +86,20 @@ pub async fn spawn(
 
 async fn connect(config: &RunnerConfig, clock: Clock) -> anyhow::Result<Worker> {
     let db = crate::store::connect(&config.database_url, DB_CONNECTIONS).await?;
-    let cache = Cache::connect(&config.redis_url, REDIS_CONNECTIONS, &config.key_prefix)
-        .await?
-        .require_replicas(
-            &config.redis_url,
-            REDIS_CONNECTIONS,
-            config.replica_acks,
-            config.replica_ack_timeout,
-        )
-        .await?;
+    let cache = Cache::connect(
+        &config.redis_url,
+        REDIS_CONNECTIONS,
+        &config.key_prefix,
+        config.buckets,
+    )
+    .await?
+    .require_replicas(
+        &config.redis_url,
+        REDIS_CONNECTIONS,
+        config.replica_acks,
+        config.replica_ack_timeout,
+    )
+    .await?;
     Worker::new(
         db,
         cache,

@@ -7,7 +7,8 @@ use fred::prelude::*;
 use fred::types::streams::XReadResponse;
 
 use super::GROUP;
-use crate::cache::Cache;
+use crate::cache::keys::Bucket;
+use crate::cache::{Cache, Keys};
 
 /// One raw stream entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,11 +24,76 @@ pub struct RawEntry {
 /// Entries as `XRANGE` / `XAUTOCLAIM` return them.
 type Entries = Vec<(String, HashMap<String, String>)>;
 
-/// Creates the consumer group (and the stream) if missing.
+/// The keys of one bucket's settlement stream: the stream, its dead letters and its failure
+/// counts (one slot, so a worker's pipelines stay on one node).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stream {
+    /// The bucket whose decisions the stream holds.
+    pub bucket: Bucket,
+    /// `{b}:events`.
+    pub events: String,
+    /// `{b}:events:dead`.
+    pub dead: String,
+    /// `{b}:events:failures`.
+    pub failures: String,
+}
+
+impl Stream {
+    /// The stream of `bucket`.
+    pub fn of(keys: &Keys, bucket: Bucket) -> Self {
+        Self {
+            bucket,
+            events: keys.events(bucket),
+            dead: keys.dead_letters(bucket),
+            failures: keys.event_failures(bucket),
+        }
+    }
+
+    /// The stream of every bucket, in bucket order.
+    pub fn all(keys: &Keys) -> Vec<Self> {
+        keys.buckets().map(|b| Self::of(keys, b)).collect()
+    }
+}
+
+/// Creates the consumer group on every bucket's stream (idempotent).
 pub async fn ensure_group(cache: &Cache) -> anyhow::Result<()> {
+    for stream in Stream::all(&cache.keys) {
+        ensure_group_of(cache, &stream).await?;
+    }
+    Ok(())
+}
+
+/// The lag of every bucket's stream together: pending and undelivered entries summed, the
+/// oldest pending entry of all.
+pub async fn lag(cache: &Cache) -> anyhow::Result<Lag> {
+    let mut total = Lag::default();
+    for stream in Stream::all(&cache.keys) {
+        let one = lag_of(cache, &stream).await?;
+        total.pending += one.pending;
+        total.undelivered += one.undelivered;
+        total.oldest_pending_ms = match (total.oldest_pending_ms, one.oldest_pending_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(total)
+}
+
+/// Dead letters of every bucket's stream.
+pub async fn dead_letter_count(cache: &Cache) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for stream in Stream::all(&cache.keys) {
+        let count: u64 = cache.client().xlen(&stream.dead).await?;
+        total += count;
+    }
+    Ok(total)
+}
+
+/// Creates the consumer group (and the stream) if missing.
+pub async fn ensure_group_of(cache: &Cache, stream: &Stream) -> anyhow::Result<()> {
     let created: Result<(), _> = cache
         .client()
-        .xgroup_create(cache.keys.events(), GROUP, "0", true)
+        .xgroup_create(&stream.events, GROUP, "0", true)
         .await;
     match created {
         Ok(()) => Ok(()),
@@ -49,7 +115,7 @@ fn flatten(response: XReadResponse<String, String, String, String>) -> Vec<RawEn
 /// every other command on its connection.
 pub async fn read_new(
     reader: &Client,
-    cache: &Cache,
+    stream: &Stream,
     consumer: &str,
     count: u64,
     block_ms: u64,
@@ -61,7 +127,7 @@ pub async fn read_new(
             Some(count),
             Some(block_ms),
             false,
-            cache.keys.events(),
+            &stream.events,
             ">",
         )
         .await?;
@@ -75,6 +141,7 @@ pub async fn read_new(
 /// failed batch).
 pub async fn read_own_pending(
     cache: &Cache,
+    stream: &Stream,
     consumer: &str,
     count: u64,
 ) -> anyhow::Result<Vec<RawEntry>> {
@@ -86,7 +153,7 @@ pub async fn read_own_pending(
             Some(count),
             None,
             false,
-            cache.keys.events(),
+            &stream.events,
             "0",
         )
         .await?;
@@ -97,6 +164,7 @@ pub async fn read_own_pending(
 /// workers).
 pub async fn claim_idle(
     cache: &Cache,
+    stream: &Stream,
     consumer: &str,
     min_idle_ms: u64,
     count: u64,
@@ -104,7 +172,7 @@ pub async fn claim_idle(
     let (_, entries): (String, Entries) = cache
         .client()
         .xautoclaim_values(
-            cache.keys.events(),
+            &stream.events,
             GROUP,
             consumer,
             min_idle_ms,
@@ -120,56 +188,51 @@ pub async fn claim_idle(
 }
 
 /// Acknowledges entries (only ever after their effects are committed).
-pub async fn ack(cache: &Cache, ids: &[String]) -> anyhow::Result<()> {
+pub async fn ack(cache: &Cache, stream: &Stream, ids: &[String]) -> anyhow::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
     let _: i64 = cache
         .client()
-        .xack(cache.keys.events(), GROUP, ids.to_vec())
+        .xack(&stream.events, GROUP, ids.to_vec())
         .await?;
     Ok(())
 }
 
 /// Acknowledges committed entries and forgets their failure counts, in one round trip (a
 /// pipeline of `XACK` and `HDEL`).
-pub async fn ack_committed(cache: &Cache, ids: &[String]) -> anyhow::Result<()> {
+pub async fn ack_committed(cache: &Cache, stream: &Stream, ids: &[String]) -> anyhow::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
     let pipeline = cache.client().pipeline();
-    let () = pipeline
-        .xack(cache.keys.events(), GROUP, ids.to_vec())
-        .await?;
-    let () = pipeline
-        .hdel(cache.keys.event_failures(), ids.to_vec())
-        .await?;
+    let () = pipeline.xack(&stream.events, GROUP, ids.to_vec()).await?;
+    let () = pipeline.hdel(&stream.failures, ids.to_vec()).await?;
     let _: Vec<i64> = pipeline.all().await?;
     Ok(())
 }
 
 /// Counts one more failed attempt at an entry, across all workers; returns the total.
-pub async fn record_failure(cache: &Cache, id: &str) -> anyhow::Result<i64> {
-    Ok(cache
-        .client()
-        .hincrby(cache.keys.event_failures(), id, 1)
-        .await?)
+pub async fn record_failure(cache: &Cache, stream: &Stream, id: &str) -> anyhow::Result<i64> {
+    Ok(cache.client().hincrby(&stream.failures, id, 1).await?)
 }
 
 /// Forgets failure counts of entries that are done.
-pub async fn clear_failures(cache: &Cache, ids: &[String]) -> anyhow::Result<()> {
+pub async fn clear_failures(cache: &Cache, stream: &Stream, ids: &[String]) -> anyhow::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let _: i64 = cache
-        .client()
-        .hdel(cache.keys.event_failures(), ids.to_vec())
-        .await?;
+    let _: i64 = cache.client().hdel(&stream.failures, ids.to_vec()).await?;
     Ok(())
 }
 
 /// Copies an entry to the dead-letter stream with the reason, then acknowledges it.
-pub async fn dead_letter(cache: &Cache, entry: &RawEntry, reason: &str) -> anyhow::Result<()> {
+pub async fn dead_letter(
+    cache: &Cache,
+    stream: &Stream,
+    entry: &RawEntry,
+    reason: &str,
+) -> anyhow::Result<()> {
     let mut fields: Vec<(String, String)> = vec![
         ("sourceId".into(), entry.id.clone()),
         ("reason".into(), reason.chars().take(500).collect()),
@@ -181,10 +244,10 @@ pub async fn dead_letter(cache: &Cache, entry: &RawEntry, reason: &str) -> anyho
     }
     let _: String = cache
         .client()
-        .xadd(cache.keys.dead_letters(), false, None, "*", fields)
+        .xadd(&stream.dead, false, None, "*", fields)
         .await?;
-    ack(cache, std::slice::from_ref(&entry.id)).await?;
-    clear_failures(cache, std::slice::from_ref(&entry.id)).await?;
+    ack(cache, stream, std::slice::from_ref(&entry.id)).await?;
+    clear_failures(cache, stream, std::slice::from_ref(&entry.id)).await?;
     metrics::counter!("settlement_dead_letters_total").increment(1);
     Ok(())
 }
@@ -217,14 +280,13 @@ pub const UNDELIVERED_COUNT_CAP: u64 = 10_000;
 /// away). So "undelivered" is decided from ids instead: nothing is undelivered when the group's
 /// last-delivered id is the stream's last id; otherwise the entries after it are counted (up to
 /// [`UNDELIVERED_COUNT_CAP`]). "Pending" is the size of the group's pending list (`XPENDING`).
-pub async fn lag(cache: &Cache) -> anyhow::Result<Lag> {
-    let groups: Vec<HashMap<String, Value>> =
-        cache.client().xinfo_groups(cache.keys.events()).await?;
+pub async fn lag_of(cache: &Cache, stream: &Stream) -> anyhow::Result<Lag> {
+    let groups: Vec<HashMap<String, Value>> = cache.client().xinfo_groups(&stream.events).await?;
     let Some(group) = groups
         .iter()
         .find(|g| g.get("name").and_then(|v| v.as_string()).as_deref() == Some(GROUP))
     else {
-        let length: u64 = cache.client().xlen(cache.keys.events()).await?;
+        let length: u64 = cache.client().xlen(&stream.events).await?;
         return Ok(Lag {
             pending: 0,
             undelivered: length,
@@ -235,8 +297,8 @@ pub async fn lag(cache: &Cache) -> anyhow::Result<Lag> {
         .get("last-delivered-id")
         .and_then(|v| v.as_string())
         .unwrap_or_else(|| "0-0".into());
-    let undelivered = undelivered_after(cache, &last_delivered).await?;
-    let (pending, oldest_pending_ms) = pending_summary(cache).await?;
+    let undelivered = undelivered_after(cache, stream, &last_delivered).await?;
+    let (pending, oldest_pending_ms) = pending_summary(cache, stream).await?;
     Ok(Lag {
         pending,
         undelivered,
@@ -245,10 +307,14 @@ pub async fn lag(cache: &Cache) -> anyhow::Result<Lag> {
 }
 
 /// Entries after `last_delivered` (0 when it is the stream's newest entry).
-async fn undelivered_after(cache: &Cache, last_delivered: &str) -> anyhow::Result<u64> {
+async fn undelivered_after(
+    cache: &Cache,
+    stream: &Stream,
+    last_delivered: &str,
+) -> anyhow::Result<u64> {
     let newest: Vec<(String, HashMap<String, String>)> = cache
         .client()
-        .xrevrange(cache.keys.events(), "+", "-", Some(1))
+        .xrevrange(&stream.events, "+", "-", Some(1))
         .await?;
     match newest.first() {
         None => return Ok(0),
@@ -258,7 +324,7 @@ async fn undelivered_after(cache: &Cache, last_delivered: &str) -> anyhow::Resul
     let entries: Vec<(String, HashMap<String, String>)> = cache
         .client()
         .xrange(
-            cache.keys.events(),
+            &stream.events,
             format!("({last_delivered}"),
             "+",
             Some(UNDELIVERED_COUNT_CAP),
@@ -268,11 +334,8 @@ async fn undelivered_after(cache: &Cache, last_delivered: &str) -> anyhow::Resul
 }
 
 /// Size of the group's pending list and the Unix ms of its oldest entry, from `XPENDING`.
-async fn pending_summary(cache: &Cache) -> anyhow::Result<(u64, Option<i64>)> {
-    let summary: Value = cache
-        .client()
-        .xpending(cache.keys.events(), GROUP, ())
-        .await?;
+async fn pending_summary(cache: &Cache, stream: &Stream) -> anyhow::Result<(u64, Option<i64>)> {
+    let summary: Value = cache.client().xpending(&stream.events, GROUP, ()).await?;
     let Value::Array(parts) = summary else {
         return Ok((0, None));
     };
@@ -291,16 +354,12 @@ pub fn millis_of(stream_id: &str) -> Option<i64> {
 
 /// Removes entries every consumer has acknowledged: everything below the oldest pending entry,
 /// or below the last delivered one when nothing is pending.
-pub async fn trim_acknowledged(cache: &Cache) -> anyhow::Result<u64> {
-    let groups: Vec<HashMap<String, Value>> =
-        cache.client().xinfo_groups(cache.keys.events()).await?;
+pub async fn trim_acknowledged(cache: &Cache, stream: &Stream) -> anyhow::Result<u64> {
+    let groups: Vec<HashMap<String, Value>> = cache.client().xinfo_groups(&stream.events).await?;
     if groups.len() != 1 {
         return Ok(0); // only trim when our group is the only reader
     }
-    let summary: Value = cache
-        .client()
-        .xpending(cache.keys.events(), GROUP, ())
-        .await?;
+    let summary: Value = cache.client().xpending(&stream.events, GROUP, ()).await?;
     let oldest_pending = match &summary {
         Value::Array(parts) => parts.get(1).and_then(|v| v.as_string()),
         _ => None,
@@ -317,16 +376,21 @@ pub async fn trim_acknowledged(cache: &Cache) -> anyhow::Result<u64> {
     };
     Ok(cache
         .client()
-        .xtrim(cache.keys.events(), ("MINID", "=", floor))
+        .xtrim(&stream.events, ("MINID", "=", floor))
         .await?)
 }
 
 /// Removes consumers (other than `me`) that hold no pending entries and have been idle for
 /// `idle_ms`: the names of processes that are gone.
-pub async fn forget_idle_consumers(cache: &Cache, me: &str, idle_ms: u64) -> anyhow::Result<u64> {
+pub async fn forget_idle_consumers(
+    cache: &Cache,
+    stream: &Stream,
+    me: &str,
+    idle_ms: u64,
+) -> anyhow::Result<u64> {
     let consumers: Vec<HashMap<String, Value>> = cache
         .client()
-        .xinfo_consumers(cache.keys.events(), GROUP)
+        .xinfo_consumers(&stream.events, GROUP)
         .await?;
     let mut removed = 0;
     for consumer in consumers {
@@ -342,7 +406,7 @@ pub async fn forget_idle_consumers(cache: &Cache, me: &str, idle_ms: u64) -> any
         if name != me && !name.is_empty() && pending == 0 && idle >= idle_ms {
             let _: i64 = cache
                 .client()
-                .xgroup_delconsumer(cache.keys.events(), GROUP, &name)
+                .xgroup_delconsumer(&stream.events, GROUP, &name)
                 .await?;
             removed += 1;
         }

@@ -7,7 +7,7 @@ use fred::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::apply_batch;
-use super::stream::{self, RawEntry};
+use super::stream::{self, RawEntry, Stream};
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::events::Envelope;
@@ -55,9 +55,10 @@ pub struct Outcome {
 }
 
 /// One settlement consumer.
-pub struct Worker {
+pub struct StreamWorker {
     db: sqlx::MySqlPool,
     cache: Cache,
+    stream: Stream,
     reader: Client,
     clock: Clock,
     consumer: String,
@@ -66,7 +67,7 @@ pub struct Worker {
     last_housekeeping: Option<Instant>,
 }
 
-impl Worker {
+impl StreamWorker {
     /// Creates a worker with its own blocking-read connection and joins the group.
     pub async fn new(
         db: sqlx::MySqlPool,
@@ -75,12 +76,14 @@ impl Worker {
         clock: Clock,
         consumer: String,
         config: WorkerConfig,
+        stream: Stream,
     ) -> anyhow::Result<Self> {
         let reader = crate::cache::build_client(redis_url).await?;
-        stream::ensure_group(&cache).await?;
+        stream::ensure_group_of(&cache, &stream).await?;
         Ok(Self {
             db,
             cache,
+            stream,
             reader,
             clock,
             consumer,
@@ -97,7 +100,7 @@ impl Worker {
 
     /// Runs until `shutdown` is cancelled; errors are logged and retried with backoff.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        tracing::info!(consumer = %self.consumer, "settlement worker started");
+        tracing::debug!(consumer = %self.consumer, bucket = %self.stream.bucket, "stream worker started");
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             let step = tokio::select! {
@@ -120,7 +123,7 @@ impl Worker {
             }
         }
         let _ = self.reader.quit().await;
-        tracing::info!(consumer = %self.consumer, "settlement worker stopped");
+        tracing::debug!(consumer = %self.consumer, bucket = %self.stream.bucket, "stream worker stopped");
     }
 
     /// One step: own pending entries first, then (periodically) reclaim idle entries of other
@@ -131,6 +134,7 @@ impl Worker {
             self.housekeeping().await?;
             let claimed = stream::claim_idle(
                 &self.cache,
+                &self.stream,
                 &self.consumer,
                 self.config.claim_idle_ms,
                 self.config.batch_size,
@@ -142,8 +146,13 @@ impl Worker {
             }
         }
         let entries = if self.drain_own_pending {
-            let own = stream::read_own_pending(&self.cache, &self.consumer, self.config.batch_size)
-                .await?;
+            let own = stream::read_own_pending(
+                &self.cache,
+                &self.stream,
+                &self.consumer,
+                self.config.batch_size,
+            )
+            .await?;
             if own.is_empty() {
                 self.drain_own_pending = false;
             }
@@ -154,7 +163,7 @@ impl Worker {
         let entries = if entries.is_empty() && !self.drain_own_pending {
             stream::read_new(
                 &self.reader,
-                &self.cache,
+                &self.stream,
                 &self.consumer,
                 self.config.batch_size,
                 self.config.block_ms,
@@ -172,6 +181,12 @@ impl Worker {
     }
 
     async fn housekeeping(&self) -> anyhow::Result<()> {
+        stream::trim_acknowledged(&self.cache, &self.stream).await?;
+        stream::forget_idle_consumers(&self.cache, &self.stream, &self.consumer, 3_600_000).await?;
+        if self.stream.bucket.0 != 0 {
+            return Ok(());
+        }
+        // One worker of the instance reports the lag of every bucket's stream together.
         let lag = stream::lag(&self.cache).await?;
         metrics::gauge!("settlement_pending_events").set(lag.pending as f64);
         metrics::gauge!("settlement_undelivered_events").set(lag.undelivered as f64);
@@ -180,8 +195,6 @@ impl Worker {
             .map(|ms| (self.clock.now_ms() - ms).max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
         metrics::gauge!("settlement_oldest_pending_age_seconds").set(age_secs);
-        stream::trim_acknowledged(&self.cache).await?;
-        stream::forget_idle_consumers(&self.cache, &self.consumer, 3_600_000).await?;
         Ok(())
     }
 
@@ -198,9 +211,7 @@ impl Worker {
         if let Some(durable) = &self.cache.durable {
             // Nothing goes into MySQL that a failover could still take away from Redis.
             let newest = newest_id(&entries).unwrap_or_default();
-            durable
-                .settle_fence(&self.cache.keys.events(), newest)
-                .await?;
+            durable.settle_fence(&self.stream.events, newest).await?;
         }
         let mut good: Vec<(RawEntry, Envelope)> = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -277,7 +288,7 @@ impl Worker {
             metrics::histogram!("ledger_lag_seconds").record(lag_secs);
         }
         let ids: Vec<String> = envelopes.iter().map(|e| e.stream_id.clone()).collect();
-        stream::ack_committed(&self.cache, &ids).await?;
+        stream::ack_committed(&self.cache, &self.stream, &ids).await?;
         outcome.applied += applied;
         outcome.duplicates += duplicates;
         Ok(())
@@ -291,10 +302,10 @@ impl Worker {
         reason: &str,
         outcome: &mut Outcome,
     ) -> anyhow::Result<()> {
-        let attempts = stream::record_failure(&self.cache, &entry.id).await?;
+        let attempts = stream::record_failure(&self.cache, &self.stream, &entry.id).await?;
         if attempts >= self.config.max_failures {
             tracing::error!(stream_id = %entry.id, attempts, reason, "dead-lettering settlement entry");
-            stream::dead_letter(&self.cache, entry, reason).await?;
+            stream::dead_letter(&self.cache, &self.stream, entry, reason).await?;
             outcome.dead_lettered += 1;
         } else {
             tracing::warn!(stream_id = %entry.id, attempts, reason, "settlement entry failed");

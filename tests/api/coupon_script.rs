@@ -39,12 +39,7 @@ async fn issued(app: &TestApp, coupon_id: i64) -> Option<i64> {
 }
 
 async fn stream_length(app: &TestApp) -> u64 {
-    app.state
-        .cache
-        .client()
-        .xlen(app.state.cache.keys.events())
-        .await
-        .expect("xlen")
+    crate::helpers::events_len(&app.state.cache).await
 }
 
 #[tokio::test]
@@ -70,19 +65,30 @@ async fn every_return_code_of_the_issue_script() {
         "end is exclusive"
     );
     let issued = coupons::issue(cache, 1, 10, "r4", NOW).await.expect("call");
-    let IssueOutcome::Issued {
-        user_coupon_id,
-        expires_at_ms,
-        remaining,
-    } = issued
-    else {
+    let IssueOutcome::Issued { coupon, remaining } = issued else {
         panic!("expected Issued, got {issued:?}");
     };
-    assert_eq!((expires_at_ms, remaining), (NOW + 86_400_000, 0));
-    assert!(user_coupon_id > 0);
+    assert_eq!(
+        (coupon.expires_at_ms, coupon.issued_at_ms, remaining),
+        (NOW + 86_400_000, NOW, 0)
+    );
+    assert!(coupon.user_coupon_id > 0);
+    assert_eq!(
+        coupon.user_coupon_id % i64::from(cache.keys.bucket_count()),
+        i64::from(cache.keys.of_campaign(1).0),
+        "ids are n x B + the campaign's bucket"
+    );
     assert_eq!(
         coupons::issue(cache, 1, 10, "r5", NOW).await.expect("call"),
-        IssueOutcome::AlreadyIssued
+        IssueOutcome::AlreadyIssued(coupon),
+        "a holder is told which coupon they hold"
+    );
+    assert_eq!(
+        coupons::owner_of(cache, 10, coupon.user_coupon_id)
+            .await
+            .expect("index"),
+        Some((1, 10)),
+        "the grant step put the coupon into the user's bucket"
     );
     assert_eq!(
         coupons::issue(cache, 1, 11, "r6", NOW).await.expect("call"),
@@ -144,29 +150,29 @@ async fn reloading_a_campaign_keeps_its_issued_count() {
 async fn one_call_decides_a_batch_in_order_as_separate_calls_would() {
     let app = app_without_worker().await;
     let cache = &app.state.cache;
+    // Campaigns 4, 20 and 100 share a bucket (of 16): one call decides them.
     load(&app, 4, 2).await;
-    load(&app, 5, 10).await;
+    load(&app, 20, 10).await;
     let request = |coupon, user, id: &str| IssueRequest::new(coupon, user, id.into(), NOW);
     let batch = [
         request(4, 40, "a"),
-        request(4, 40, "a2"), // same user again: already holds one
-        request(99, 41, "b"), // a campaign Redis does not hold
-        request(4, 42, "c"),  // the last of campaign 4
-        request(5, 40, "d"),  // another campaign, same user: allowed
-        request(4, 43, "e"),  // campaign 4 is now sold out
-        request(4, 40, "a"),  // a re-send of the first request: its first success
+        request(4, 40, "a2"),  // same user again: already holds one
+        request(100, 41, "b"), // a campaign Redis does not hold
+        request(4, 42, "c"),   // the last of campaign 4
+        request(20, 40, "d"),  // another campaign, same user: allowed
+        request(4, 43, "e"),   // campaign 4 is now sold out
+        request(4, 40, "a"),   // a re-send of the first request: its first success
     ];
     let outcomes = coupons::issue_all(cache, &batch).await.expect("call");
     assert_eq!(outcomes.len(), batch.len(), "one outcome per request");
     let IssueOutcome::Issued {
-        user_coupon_id: first,
+        coupon: first,
         remaining: 1,
-        ..
     } = outcomes[0]
     else {
         panic!("the first request wins with one left: {outcomes:?}");
     };
-    assert_eq!(outcomes[1], IssueOutcome::AlreadyIssued);
+    assert_eq!(outcomes[1], IssueOutcome::AlreadyIssued(first));
     assert_eq!(outcomes[2], IssueOutcome::NotLoaded);
     assert!(
         matches!(outcomes[3], IssueOutcome::Issued { remaining: 0, .. }),
@@ -177,25 +183,13 @@ async fn one_call_decides_a_batch_in_order_as_separate_calls_would() {
         "{outcomes:?}"
     );
     assert_eq!(outcomes[5], IssueOutcome::SoldOut);
-    let (
-        IssueOutcome::Issued {
-            user_coupon_id: replayed,
-            expires_at_ms: replayed_expiry,
-            ..
-        },
-        IssueOutcome::Issued {
-            expires_at_ms: first_expiry,
-            ..
-        },
-    ) = (outcomes[6], outcomes[0])
+    let IssueOutcome::Issued {
+        coupon: replayed, ..
+    } = outcomes[6]
     else {
         panic!("a replay answers the first success: {outcomes:?}");
     };
-    assert_eq!(
-        (replayed, replayed_expiry),
-        (first, first_expiry),
-        "a replay answers the first success"
-    );
+    assert_eq!(replayed, first, "a replay answers the first success");
     assert_eq!(
         stream_length(&app).await,
         3,
@@ -212,17 +206,18 @@ async fn a_malformed_batch_is_refused_before_anything_changes() {
     let script = &cache.scripts.coupon_issue;
     let k = &cache.keys;
     // Keys of one request but the arguments of two.
+    let bucket = k.of_campaign(6);
     let keys = vec![
-        k.user_coupon_seq(),
-        k.user_coupon_index(),
-        k.events(),
+        k.user_coupon_seq(bucket),
+        k.events(bucket),
         k.coupon(6),
         k.coupon_users(6),
-        k.user_coupon(6, 60),
-        k.user_coupons(60),
     ];
-    let args: Vec<String> = ["60", "r", &NOW.to_string(), "e", "6"]
+    let count = k.bucket_count().to_string();
+    let index = bucket.0.to_string();
+    let args: Vec<String> = [count.as_str(), index.as_str()]
         .iter()
+        .chain(["60", "r", &NOW.to_string(), "e", "6"].iter())
         .chain(["61", "s", &NOW.to_string(), "f", "6"].iter())
         .map(|s| s.to_string())
         .collect();

@@ -446,3 +446,29 @@ pub async fn count_for(app: &TestApp, sql: &'static str, id: i64) -> i64 {
         .expect("count query");
     row.0
 }
+
+/// Entries in every bucket's settlement stream together.
+pub async fn events_len(cache: &flashmart::cache::Cache) -> u64 {
+    use fred::prelude::*;
+    let mut total = 0;
+    for bucket in cache.keys.buckets() {
+        let n: u64 = cache
+            .client()
+            .xlen(cache.keys.events(bucket))
+            .await
+            .expect("XLEN");
+        total += n;
+    }
+    total
+}
+
+/// The one settlement stream of an app started with `REDIS_BUCKETS=1` (tests that inspect one
+/// stream's entries, pending lists and trimming).
+pub fn only_stream(cache: &flashmart::cache::Cache) -> flashmart::settlement::stream::Stream {
+    assert_eq!(
+        cache.keys.bucket_count(),
+        1,
+        "start this app with REDIS_BUCKETS=1"
+    );
+    flashmart::settlement::stream::Stream::of(&cache.keys, flashmart::cache::keys::Bucket(0))
+}

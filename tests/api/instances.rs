@@ -121,7 +121,7 @@ pub async fn spawn_cluster(
         .await
         .expect("connect to the cluster's database");
     let redis_url = env.get("REDIS_URL").expect("test_env sets REDIS_URL");
-    let cache = Cache::connect(redis_url, 2, &prefix)
+    let cache = Cache::connect(redis_url, 2, &prefix, 16)
         .await
         .expect("connect to the cluster's Redis");
     Cluster {

@@ -93,7 +93,14 @@ async fn a_blocking_read_of_an_empty_stream_returns_nothing_instead_of_failing()
     let reader = flashmart::cache::build_client(&std::env::var("REDIS_URL").expect("REDIS_URL"))
         .await
         .expect("reader");
-    let read = flashmart::settlement::stream::read_new(&reader, cache, "idle", 10, 50).await;
+    let read = flashmart::settlement::stream::read_new(
+        &reader,
+        &flashmart::settlement::stream::Stream::of(&cache.keys, cache.keys.of_user(1)),
+        "idle",
+        10,
+        50,
+    )
+    .await;
     assert_eq!(read.expect("an idle read is not an error"), vec![]);
 }
 

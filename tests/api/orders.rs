@@ -498,13 +498,9 @@ async fn an_unpaid_order_expires_and_releases_stock_and_coupon() {
         .await
         .expect("row");
     assert_eq!(row.0, "EXPIRED");
-    let pending: i64 = app
-        .state
-        .cache
-        .client()
-        .zcard(app.state.cache.keys.order_deadlines())
+    let pending = flashmart::cache::orders::pending_count(&app.state.cache)
         .await
-        .expect("zcard");
+        .expect("pending orders");
     assert_eq!(pending, 0);
 }
 

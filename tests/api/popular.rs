@@ -116,14 +116,15 @@ async fn the_top_five_counts_paid_units_of_the_last_72_hours_with_ties_by_lower_
     // MySQL's hourly sales rebuild the same ranking in a cold Redis.
     app.assert_audit_passes().await;
     for hour in 0..80 {
-        let key = app
-            .state
-            .cache
-            .keys
-            .popularity(chrono::Utc::now().timestamp_millis() / HOUR_MS - hour);
-        let _: i64 = fred::prelude::KeysInterface::del(app.state.cache.client(), key)
-            .await
-            .expect("del");
+        for bucket in app.state.cache.keys.buckets() {
+            let key = app.state.cache.keys.popularity(
+                bucket,
+                chrono::Utc::now().timestamp_millis() / HOUR_MS - hour,
+            );
+            let _: i64 = fred::prelude::KeysInterface::del(app.state.cache.client(), key)
+                .await
+                .expect("del");
+        }
     }
     assert!(flashmart::service::popular::compute(&app.state)
         .await

@@ -375,19 +375,26 @@ async fn snapshot(app: &TestApp) -> Snapshot {
             .await
             .expect("products");
     let cache = &app.state.cache;
-    let info: HashMap<String, fred::types::Value> = cache
-        .client()
-        .xinfo_stream(cache.keys.events(), false, None)
-        .await
-        .expect("XINFO STREAM of the settlement stream");
-    let stream_entries_added = info
-        .get("entries-added")
-        .and_then(|v| v.as_i64())
-        .expect("entries-added (Redis >= 7)");
-    let stream_last_id = info
-        .get("last-generated-id")
-        .and_then(|v| v.as_string())
-        .expect("last-generated-id");
+    let mut stream_entries_added = 0;
+    let mut stream_last_id = String::new();
+    for bucket in cache.keys.buckets() {
+        let info: HashMap<String, fred::types::Value> = cache
+            .client()
+            .xinfo_stream(cache.keys.events(bucket), false, None)
+            .await
+            .expect("XINFO STREAM of a settlement stream");
+        stream_entries_added += info
+            .get("entries-added")
+            .and_then(|v| v.as_i64())
+            .expect("entries-added (Redis >= 7)");
+        stream_last_id.push_str(
+            &info
+                .get("last-generated-id")
+                .and_then(|v| v.as_string())
+                .expect("last-generated-id"),
+        );
+        stream_last_id.push(' ');
+    }
     Snapshot {
         counts,
         products,

@@ -27,13 +27,7 @@ fn now() -> i64 {
 }
 
 async fn stream_length(app: &TestApp) -> i64 {
-    use fred::prelude::*;
-    app.state
-        .cache
-        .client()
-        .xlen(app.state.cache.keys.events())
-        .await
-        .expect("XLEN")
+    crate::helpers::events_len(&app.state.cache).await as i64
 }
 
 #[tokio::test]

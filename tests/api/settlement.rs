@@ -14,7 +14,7 @@ use flashmart::settlement::stream::{self, RawEntry};
 use flashmart::settlement::{Outcome, Worker, WorkerConfig, GROUP};
 use flashmart::store::ledger;
 
-use crate::helpers::{count, spawn_app_with, TestApp, TestUser};
+use crate::helpers::{count, only_stream, spawn_app_with, TestApp, TestUser};
 
 /// How long a worker's read for new entries blocks in these tests.
 const BLOCK_MS: u64 = 100;
@@ -25,6 +25,8 @@ const READ_COUNT: u64 = 1_000;
 pub(crate) async fn app_without_worker() -> TestApp {
     spawn_app_with(|env| {
         env.insert("SETTLEMENT_WORKER", "off".into());
+        // These tests inspect one stream's entries, pending lists and trimming.
+        env.insert("REDIS_BUCKETS", "1".into());
     })
     .await
 }
@@ -60,9 +62,15 @@ pub(crate) async fn read_as(app: &TestApp, consumer: &str) -> Vec<RawEntry> {
     let reader = flashmart::cache::build_client(&redis_url())
         .await
         .expect("a dedicated reader connects");
-    let entries = stream::read_new(&reader, &app.state.cache, consumer, READ_COUNT, BLOCK_MS)
-        .await
-        .expect("read new entries");
+    let entries = stream::read_new(
+        &reader,
+        &only_stream(&app.state.cache),
+        consumer,
+        READ_COUNT,
+        BLOCK_MS,
+    )
+    .await
+    .expect("read new entries");
     let _ = reader.quit().await;
     entries
 }
@@ -135,7 +143,7 @@ async fn pending_of(app: &TestApp, consumer: &str) -> u64 {
     let cache = &app.state.cache;
     let consumers: Vec<HashMap<String, Value>> = cache
         .client()
-        .xinfo_consumers(cache.keys.events(), GROUP)
+        .xinfo_consumers(only_stream(cache).events, GROUP)
         .await
         .expect("XINFO CONSUMERS");
     consumers
@@ -154,7 +162,7 @@ async fn stream_ids(app: &TestApp) -> Vec<String> {
         .state
         .cache
         .client()
-        .xrange(app.state.cache.keys.events(), "-", "+", None)
+        .xrange(only_stream(&app.state.cache).events, "-", "+", None)
         .await
         .expect("XRANGE");
     entries.into_iter().map(|(id, _)| id).collect()
@@ -248,7 +256,7 @@ async fn a_redelivered_batch_changes_nothing() {
     assert_settled_once(&app, &user, &amounts).await;
 
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-    stream::ack(&app.state.cache, &ids)
+    stream::ack(&app.state.cache, &only_stream(&app.state.cache), &ids)
         .await
         .expect("acknowledge after commit");
     app.assert_audit_passes().await;
@@ -264,7 +272,7 @@ async fn a_poison_event_is_dead_lettered_while_the_valid_charges_around_it_settl
     let poison_id: String = cache
         .client()
         .xadd(
-            cache.keys.events(),
+            only_stream(cache).events,
             false,
             None,
             "*",
@@ -310,10 +318,10 @@ async fn a_poison_event_is_dead_lettered_while_the_valid_charges_around_it_settl
     );
 
     assert_eq!(pending(&app).await, 0, "the poison entry was acknowledged");
-    assert_eq!(stream_len(&app, cache.keys.dead_letters()).await, 1);
+    assert_eq!(stream_len(&app, only_stream(cache).dead).await, 1);
     let dead: Vec<(String, HashMap<String, String>)> = cache
         .client()
-        .xrange(cache.keys.dead_letters(), "-", "+", None)
+        .xrange(only_stream(cache).dead, "-", "+", None)
         .await
         .expect("XRANGE the dead letters");
     let fields = &dead[0].1;
@@ -327,7 +335,7 @@ async fn a_poison_event_is_dead_lettered_while_the_valid_charges_around_it_settl
     );
     let failures: i64 = cache
         .client()
-        .exists(cache.keys.event_failures())
+        .exists(only_stream(cache).failures)
         .await
         .expect("EXISTS");
     assert_eq!(failures, 0, "the failure count was cleared");
@@ -443,9 +451,11 @@ async fn the_stream_is_trimmed_only_below_what_was_acknowledged() {
     let before = stream_ids(&app).await;
     assert_eq!(before.len(), 6);
 
-    let trimmed = stream::trim_acknowledged(cache).await.expect("trim");
+    let trimmed = stream::trim_acknowledged(cache, &only_stream(cache))
+        .await
+        .expect("trim");
     assert_eq!(trimmed, 3, "only the three acknowledged entries go");
-    assert_eq!(stream_len(&app, cache.keys.events()).await, 3);
+    assert_eq!(stream_len(&app, only_stream(cache).events).await, 3);
     assert_eq!(
         stream_ids(&app).await,
         before[3..].to_vec(),
@@ -455,7 +465,9 @@ async fn the_stream_is_trimmed_only_below_what_was_acknowledged() {
         lagging.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
         before[3..5].to_vec()
     );
-    let again = stream::trim_acknowledged(cache).await.expect("trim again");
+    let again = stream::trim_acknowledged(cache, &only_stream(cache))
+        .await
+        .expect("trim again");
     assert_eq!(again, 0, "nothing more is acknowledged");
 
     let reclaim_now = WorkerConfig {
@@ -483,7 +495,7 @@ async fn the_stream_is_trimmed_only_below_what_was_acknowledged() {
     );
     assert_eq!(pending(&app).await, 0);
 
-    let trimmed = stream::trim_acknowledged(cache)
+    let trimmed = stream::trim_acknowledged(cache, &only_stream(cache))
         .await
         .expect("trim when drained");
     assert_eq!(trimmed, 2, "everything below the last delivered entry goes");

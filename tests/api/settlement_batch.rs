@@ -173,7 +173,13 @@ async fn a_whole_sale_in_one_batch_settles_to_exact_aggregated_rows() {
     );
 
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-    stream::ack(&app.state.cache, &ids).await.expect("ack");
+    stream::ack(
+        &app.state.cache,
+        &crate::helpers::only_stream(&app.state.cache),
+        &ids,
+    )
+    .await
+    .expect("ack");
     app.assert_audit_passes().await;
 }
 
@@ -219,6 +225,12 @@ async fn two_workers_applying_the_same_batch_at_once_apply_each_event_once() {
     assert_eq!(account(&app, ledger::CASH_IN).await, -charged);
 
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-    stream::ack(&app.state.cache, &ids).await.expect("ack");
+    stream::ack(
+        &app.state.cache,
+        &crate::helpers::only_stream(&app.state.cache),
+        &ids,
+    )
+    .await
+    .expect("ack");
     app.assert_audit_passes().await;
 }

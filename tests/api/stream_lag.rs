@@ -8,6 +8,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use flashmart::cache::keys::Bucket;
 use flashmart::cache::Cache;
 use flashmart::settlement::stream;
 use fred::prelude::*;
@@ -110,7 +111,7 @@ async fn append_read_ack(cache: &Cache, url: &str, n: usize) {
         let _: String = cache
             .client()
             .xadd(
-                cache.keys.events(),
+                cache.keys.events(Bucket(0)),
                 false,
                 None,
                 "*",
@@ -120,13 +121,18 @@ async fn append_read_ack(cache: &Cache, url: &str, n: usize) {
             .expect("xadd");
     }
     let reader = flashmart::cache::build_client(url).await.expect("reader");
-    let entries = stream::read_new(&reader, cache, "lag-test", n as u64, 100)
+    let entries = stream::read_new(&reader, &only(cache), "lag-test", n as u64, 100)
         .await
         .expect("read");
     assert_eq!(entries.len(), n);
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
-    stream::ack(cache, &ids).await.expect("ack");
+    stream::ack(cache, &only(cache), &ids).await.expect("ack");
     let _ = reader.quit().await;
+}
+
+/// The one stream of these tests' single-bucket cache.
+fn only(cache: &Cache) -> stream::Stream {
+    stream::Stream::of(&cache.keys, Bucket(0))
 }
 
 async fn wait_for_rewrite(cache: &Cache) {
@@ -151,7 +157,7 @@ async fn wait_for_rewrite(cache: &Cache) {
 #[tokio::test]
 async fn a_drained_stream_stays_drained_after_an_aof_rewrite_and_a_crash() {
     let mut redis = PrivateRedis::start().await;
-    let cache = Cache::connect(&redis.url(), 1, "lag")
+    let cache = Cache::connect(&redis.url(), 1, "lag", 1)
         .await
         .expect("connect");
     stream::ensure_group(&cache).await.expect("group");
@@ -167,7 +173,7 @@ async fn a_drained_stream_stays_drained_after_an_aof_rewrite_and_a_crash() {
     let _ = cache.pool.quit().await;
 
     redis.crash_and_restart().await;
-    let cache = Cache::connect(&redis.url(), 1, "lag")
+    let cache = Cache::connect(&redis.url(), 1, "lag", 1)
         .await
         .expect("reconnect");
     let lag = stream::lag(&cache).await.expect("lag");
@@ -176,7 +182,13 @@ async fn a_drained_stream_stays_drained_after_an_aof_rewrite_and_a_crash() {
     // A real backlog is still seen: one undelivered, then one pending.
     let _: String = cache
         .client()
-        .xadd(cache.keys.events(), false, None, "*", vec![("i", "x")])
+        .xadd(
+            cache.keys.events(Bucket(0)),
+            false,
+            None,
+            "*",
+            vec![("i", "x")],
+        )
         .await
         .expect("xadd");
     let lag = stream::lag(&cache).await.expect("lag");
@@ -184,7 +196,7 @@ async fn a_drained_stream_stays_drained_after_an_aof_rewrite_and_a_crash() {
     let reader = flashmart::cache::build_client(&redis.url())
         .await
         .expect("reader");
-    stream::read_new(&reader, &cache, "lag-test", 10, 100)
+    stream::read_new(&reader, &only(&cache), "lag-test", 10, 100)
         .await
         .expect("read");
     let lag = stream::lag(&cache).await.expect("lag");

@@ -71,13 +71,7 @@ async fn bad_amounts_are_refused_before_anything_changes() {
     let user = app.new_user().await;
     let _ = app.charge(&user, json!(1_000), None).await;
     wait_for_drain(&app.state.cache).await;
-    let events_before: u64 = app
-        .state
-        .cache
-        .client()
-        .xlen(app.state.cache.keys.events())
-        .await
-        .expect("xlen");
+    let events_before = crate::helpers::events_len(&app.state.cache).await;
     let bad = [
         json!(0),
         json!(-100),
@@ -107,13 +101,7 @@ async fn bad_amounts_are_refused_before_anything_changes() {
     assert_problem(unknown, 400, "MALFORMED_REQUEST").await;
 
     assert_eq!(app.balance(&user).await, 1_000);
-    let events_after: u64 = app
-        .state
-        .cache
-        .client()
-        .xlen(app.state.cache.keys.events())
-        .await
-        .expect("xlen");
+    let events_after = crate::helpers::events_len(&app.state.cache).await;
     assert_eq!(events_after, events_before, "no event appended");
     app.assert_audit_passes().await;
     assert_eq!(

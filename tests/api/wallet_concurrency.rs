@@ -343,16 +343,20 @@ fn reclaimed_by(cluster: &Cluster, i: usize) -> u64 {
 
 /// Entries pending in one consumer's list (0 when the group does not know the consumer).
 async fn pending_of(cache: &Cache, consumer: &str) -> u64 {
-    let consumers: Vec<HashMap<String, fred::types::Value>> = cache
-        .client()
-        .xinfo_consumers(cache.keys.events(), GROUP)
-        .await
-        .expect("XINFO CONSUMERS");
-    consumers
-        .iter()
-        .find(|c| c.get("name").and_then(|v| v.as_string()).as_deref() == Some(consumer))
-        .and_then(|c| c.get("pending").and_then(|v| v.as_u64()))
-        .unwrap_or(0)
+    let mut total = 0;
+    for bucket in cache.keys.buckets() {
+        let consumers: Vec<HashMap<String, fred::types::Value>> = cache
+            .client()
+            .xinfo_consumers(cache.keys.events(bucket), GROUP)
+            .await
+            .expect("XINFO CONSUMERS");
+        total += consumers
+            .iter()
+            .find(|c| c.get("name").and_then(|v| v.as_string()).as_deref() == Some(consumer))
+            .and_then(|c| c.get("pending").and_then(|v| v.as_u64()))
+            .unwrap_or(0);
+    }
+    total
 }
 
 /// Requests answered before instance 1 is killed (of the first half, which is sent at once).

@@ -1,0 +1,240 @@
+//! The stock side of the order saga (docs/ARCHITECTURE.md §4b): an order's units are held in
+//! each product bucket before the order exists, and end there after the order's own bucket has
+//! decided — committed once it is paid, released once it ended unpaid. A reservation whose order
+//! never appeared, or whose last step a crash cut off, is resolved by [`sweep_once`] when its
+//! time is up: the order's deadline plus [`RESERVATION_GRACE_MS`].
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+
+use crate::cache::keys::Bucket;
+use crate::cache::reservations::{self as held, Fate, ReserveCall, ReserveOutcome, Settle};
+use crate::error::AppError;
+use crate::events::{OrderLine, OrderStatus};
+use crate::service::catalog;
+use crate::state::AppState;
+use crate::store;
+
+/// How long after an order's deadline its reservations wait for the order's own steps before
+/// the sweeper resolves them (longer than an expiry sweep, so the order's bucket decides first).
+pub const RESERVATION_GRACE_MS: i64 = 30_000;
+/// Reservations resolved per bucket and sweep.
+const SWEEP_BATCH: i64 = 200;
+
+/// An order's lines grouped by product bucket, in line order within each bucket.
+fn by_bucket(state: &AppState, items: &[OrderLine]) -> BTreeMap<Bucket, Vec<(i64, i64)>> {
+    let mut buckets: BTreeMap<Bucket, Vec<(i64, i64)>> = BTreeMap::new();
+    for line in items {
+        buckets
+            .entry(state.cache.keys.of_product(line.product_id))
+            .or_default()
+            .push((line.product_id, line.quantity));
+    }
+    buckets
+}
+
+/// Step 1 of order creation: holds every line's units in its product bucket, resolved at
+/// `due_ms` if nothing else ends them. A refusal (not enough stock) or a failure releases
+/// whatever was held and is returned; the refusal named is that of the earliest line.
+pub async fn hold(
+    state: &AppState,
+    order_id: &str,
+    user_id: i64,
+    items: &[OrderLine],
+    due_ms: i64,
+) -> Result<(), AppError> {
+    let buckets = by_bucket(state, items);
+    let outcomes = join_all(
+        buckets
+            .values()
+            .map(|lines| hold_one(state, order_id, user_id, lines, due_ms)),
+    )
+    .await;
+    let mut refusal: Option<(usize, AppError)> = None;
+    let mut failure: Option<AppError> = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(ReserveOutcome::Held) => {}
+            Ok(ReserveOutcome::InsufficientStock {
+                product_id,
+                requested,
+                available,
+            }) => {
+                let at = items
+                    .iter()
+                    .position(|l| l.product_id == product_id)
+                    .unwrap_or(usize::MAX);
+                if refusal.as_ref().is_none_or(|(first, _)| at < *first) {
+                    let error = AppError::InsufficientStock {
+                        product_id,
+                        requested,
+                        available,
+                    };
+                    refusal = Some((at, error));
+                }
+            }
+            Ok(ReserveOutcome::StockNotLoaded(id)) => {
+                failure = Some(anyhow::anyhow!("stock of product {id} still not in Redis").into());
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    let Some(error) = failure.or(refusal.map(|(_, e)| e)) else {
+        return Ok(());
+    };
+    if let Err(e) = release(state, order_id, items).await {
+        // The sweeper releases them at `due_ms`.
+        tracing::warn!(
+            order_id,
+            error = format!("{e:#}"),
+            "releasing a refused order's stock failed"
+        );
+    }
+    Err(error)
+}
+
+/// Holds the lines of one product bucket, loading their stock into Redis first if needed.
+async fn hold_one(
+    state: &AppState,
+    order_id: &str,
+    user_id: i64,
+    lines: &[(i64, i64)],
+    due_ms: i64,
+) -> Result<ReserveOutcome, AppError> {
+    let call = ReserveCall {
+        order_id,
+        user_id,
+        due_ms,
+        lines,
+    };
+    let outcome = held::reserve(&state.cache, &call).await?;
+    if let ReserveOutcome::StockNotLoaded(_) = outcome {
+        // Load the stock of this order's products only (not the whole catalog).
+        let ids: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
+        catalog::with_stock(state, store::products::find_many(&state.db, &ids).await?).await?;
+        return Ok(held::reserve(&state.cache, &call).await?);
+    }
+    Ok(outcome)
+}
+
+/// Last step of a payment: the order's units stay sold in every product bucket and count for
+/// the ranking in the hour of `paid_at_ms`. Safe to repeat.
+pub async fn commit(
+    state: &AppState,
+    order_id: &str,
+    items: &[OrderLine],
+    paid_at_ms: i64,
+) -> anyhow::Result<()> {
+    let how = Settle::Commit {
+        hour: crate::cache::popular::hour_of(paid_at_ms),
+    };
+    settle_all(state, order_id, items, how).await
+}
+
+/// Last step of an expiry or cancel (or of a refused creation): the order's units go back to
+/// stock in every product bucket. Safe to repeat.
+pub async fn release(state: &AppState, order_id: &str, items: &[OrderLine]) -> anyhow::Result<()> {
+    settle_all(state, order_id, items, Settle::Release).await
+}
+
+async fn settle_all(
+    state: &AppState,
+    order_id: &str,
+    items: &[OrderLine],
+    how: Settle,
+) -> anyhow::Result<()> {
+    let buckets = by_bucket(state, items);
+    let outcomes = join_all(buckets.iter().map(|(bucket, lines)| async move {
+        let products: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
+        let call = held::SettleCall {
+            order_id,
+            bucket: *bucket,
+            products: &products,
+            how,
+        };
+        held::settle(&state.cache, &call).await
+    }))
+    .await;
+    for outcome in outcomes {
+        outcome?;
+    }
+    Ok(())
+}
+
+/// Resolves the reservations whose time is up in every product bucket: committed when their
+/// order was paid, released when it ended unpaid or was never created (it is voided first, so
+/// it cannot appear afterwards). Returns how many ended.
+pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
+    let now_ms = state.clock.now_ms();
+    let mut ended = 0;
+    for bucket in state.cache.keys.buckets() {
+        for order_id in held::due(&state.cache, bucket, now_ms, SWEEP_BATCH).await? {
+            match resolve(state, bucket, &order_id).await {
+                Ok(true) => ended += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    order_id,
+                    error = format!("{e:#}"),
+                    "resolving a reservation failed"
+                ),
+            }
+        }
+    }
+    metrics::gauge!("stock_reservations_live").set(held::live_count(&state.cache).await? as f64);
+    Ok(ended)
+}
+
+/// Resolves one due reservation of `bucket`.
+async fn resolve(state: &AppState, bucket: Bucket, order_id: &str) -> anyhow::Result<bool> {
+    let Some(reservation) = held::read(&state.cache, bucket, order_id).await? else {
+        // Ended already: only the deadline entry is left, which settling removes.
+        let call = held::SettleCall {
+            order_id,
+            bucket,
+            products: &[],
+            how: Settle::Release,
+        };
+        return held::settle(&state.cache, &call).await;
+    };
+    let fate = match state.cache.keys.of_order(order_id) {
+        Some(order_bucket) => held::fate(&state.cache, order_bucket, order_id).await?,
+        None => Fate::Voided,
+    };
+    let how = match fate {
+        Fate::Exists {
+            status: OrderStatus::Paid,
+            paid_at_ms,
+        } => Settle::Commit {
+            hour: crate::cache::popular::hour_of(
+                paid_at_ms.unwrap_or_else(|| state.clock.now_ms()),
+            ),
+        },
+        Fate::Exists {
+            status: OrderStatus::Pending,
+            ..
+        } => {
+            // Its bucket has not ended it yet: the expiry sweep does (the order is past its
+            // deadline), and a later sweep here follows.
+            return Ok(false);
+        }
+        Fate::Exists { .. } | Fate::Voided => Settle::Release,
+    };
+    let products: Vec<i64> = reservation.lines.iter().map(|(id, _)| *id).collect();
+    let call = held::SettleCall {
+        order_id,
+        bucket,
+        products: &products,
+        how,
+    };
+    let ended = held::settle(&state.cache, &call).await?;
+    if ended {
+        let outcome = if matches!(how, Settle::Commit { .. }) {
+            "committed"
+        } else {
+            "released"
+        };
+        metrics::counter!("stock_reservations_swept_total", "outcome" => outcome).increment(1);
+    }
+    Ok(ended)
+}
