@@ -9,7 +9,8 @@
 --
 -- KEYS[1]  {c}:seq:ucoupon                    the bucket's userCouponId sequence
 -- KEYS[2]  {c}:events                         the bucket's settlement stream
--- and for request i (0-based), KEYS[3 + 2i ..]:
+-- KEYS[3]  {c}:ucoupon:owners                 hash userCouponId -> "couponId:userId"
+-- and for request i (0-based), KEYS[4 + 2i ..]:
 --   +0  {c}:coupon:{couponId}                 campaign hash (total, issued, startsMs, endsMs,
 --                                            validMs)
 --   +1  {c}:coupon:{couponId}:users           hash userId -> "ucid|issuedAt|expiresAt|requestId"
@@ -60,6 +61,7 @@ local function issue(campaign, holders, user, req, nowText, eventId, couponId)
   local id = redis.call('INCR', KEYS[1]) * buckets + bucket
   local expiresAt = now + tonumber(validMs)
   redis.call('HSET', holders, user, id .. '|' .. nowText .. '|' .. expiresAt .. '|' .. req)
+  redis.call('HSET', KEYS[3], id, couponId .. ':' .. user)
   local data = cjson.encode({userCouponId = id, couponId = tonumber(couponId),
     userId = tonumber(user), issuedAtMs = now, expiresAtMs = expiresAt})
   redis.call('XADD', KEYS[2], '*', 'id', eventId, 'type', 'coupon.issued', 'v', '1',
@@ -68,12 +70,12 @@ local function issue(campaign, holders, user, req, nowText, eventId, couponId)
 end
 
 local n = (#ARGV - 2) / 5
-if n < 1 or n ~= math.floor(n) or #KEYS ~= 2 + 2 * n or not buckets or not bucket then
-  return redis.error_reply('ERR coupon_issue.lua: want 2 + 2n keys and 2 + 5n arguments')
+if n < 1 or n ~= math.floor(n) or #KEYS ~= 3 + 2 * n or not buckets or not bucket then
+  return redis.error_reply('ERR coupon_issue.lua: want 3 + 2n keys and 2 + 5n arguments')
 end
 local out = {}
 for i = 0, n - 1 do
-  local k, a = 3 + 2 * i, 3 + 5 * i
+  local k, a = 4 + 2 * i, 3 + 5 * i
   local status, id, issuedAt, expiresAt, remaining = issue(KEYS[k], KEYS[k + 1],
     ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
   out[#out + 1] = status

@@ -36,6 +36,11 @@ end
 if redis.call('EXISTS', KEYS[7]) == 1 then
   return {-5}
 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  -- The id is the request's (fixed by user, key and body): this order was made before and
+  -- its key record has expired since.
+  return {0, ARGV[1]}
+end
 local items = cjson.decode(ARGV[7])
 local now = tonumber(ARGV[3])
 local coupon = nil

@@ -160,9 +160,13 @@ impl ScriptCall for IssueCall<'_> {
     }
 
     fn keys(&self, k: &Keys) -> Vec<String> {
-        let mut keys = Vec::with_capacity(2 + 2 * self.requests.len());
+        let mut keys = Vec::with_capacity(3 + 2 * self.requests.len());
         let bucket = k.of_campaign(self.requests.first().map_or(0, |r| r.coupon_id));
-        keys.extend([k.user_coupon_seq(bucket), k.events(bucket)]);
+        keys.extend([
+            k.user_coupon_seq(bucket),
+            k.events(bucket),
+            k.coupon_owners(bucket),
+        ]);
         for r in self.requests {
             keys.extend([k.coupon(r.coupon_id), k.coupon_users(r.coupon_id)]);
         }
@@ -412,16 +416,70 @@ pub async fn held_by(cache: &Cache, user_id: i64) -> anyhow::Result<Vec<HeldCoup
     Ok(held)
 }
 
-/// The campaign and holder of a userCouponId, or `None` if Redis knows no such coupon.
+/// The campaign and holder of a userCouponId: from the index of `user_id`'s bucket (where the
+/// coupon of that user lives), else from the owners index of the campaign's bucket (any
+/// holder's coupon, also one whose grant a crash cut off); `None` if Redis knows no such coupon.
 pub async fn owner_of(
     cache: &Cache,
     user_id: i64,
     user_coupon_id: i64,
-) -> anyhow::Result<Option<(i64, i64)>> {
+) -> anyhow::Result<Option<Owner>> {
     let index = cache.keys.user_coupon_index(cache.keys.of_user(user_id));
     let entry: Option<String> = cache.client().hget(index, user_coupon_id).await?;
+    let (entry, granted) = match entry {
+        Some(entry) => (Some(entry), true),
+        None => {
+            let bucket = cache.keys.of_campaign(user_coupon_id);
+            let owners = cache.keys.coupon_owners(bucket);
+            (cache.client().hget(owners, user_coupon_id).await?, false)
+        }
+    };
     Ok(entry.and_then(|e| {
         let (coupon, user) = e.split_once(':')?;
-        Some((coupon.parse().ok()?, user.parse().ok()?))
+        Some(Owner {
+            coupon_id: coupon.parse().ok()?,
+            user_id: user.parse().ok()?,
+            granted,
+        })
+    }))
+}
+
+/// Whose coupon a userCouponId is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// The campaign it was issued from.
+    pub coupon_id: i64,
+    /// Its holder.
+    pub user_id: i64,
+    /// Whether `user_id`'s bucket holds it (`false`: only the campaign's bucket knows it).
+    pub granted: bool,
+}
+
+/// The coupon of `user_id` from campaign `coupon_id` as the campaign's bucket recorded it at
+/// issue (to repair a grant a crash cut off); `None` if the user holds none.
+pub async fn issued_to(
+    cache: &Cache,
+    coupon_id: i64,
+    user_id: i64,
+) -> anyhow::Result<Option<IssuedCoupon>> {
+    let held: Option<String> = cache
+        .client()
+        .hget(cache.keys.coupon_users(coupon_id), user_id)
+        .await?;
+    let Some(held) = held else {
+        return Ok(None);
+    };
+    let mut parts = held.split('|');
+    let mut number = || -> anyhow::Result<i64> {
+        parts.next().and_then(|p| p.parse().ok()).ok_or_else(|| {
+            anyhow::anyhow!("damaged holder record of campaign {coupon_id}: {held:?}")
+        })
+    };
+    Ok(Some(IssuedCoupon {
+        user_coupon_id: number()?,
+        coupon_id,
+        user_id,
+        issued_at_ms: number()?,
+        expires_at_ms: number()?,
     }))
 }

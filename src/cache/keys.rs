@@ -116,7 +116,24 @@ impl Keys {
     /// A fresh order id (UUIDv7) for an order of `user_id`: its last 16 bits name the user's
     /// bucket, so the order's keys can be found from its id alone ([`Keys::of_order`]).
     pub fn new_order_id(&self, user_id: i64) -> String {
-        let mut bytes = *uuid::Uuid::now_v7().as_bytes();
+        self.with_bucket(*uuid::Uuid::now_v7().as_bytes(), user_id)
+    }
+
+    /// The order id of a request: the same for the same user, idempotency key and request
+    /// (`fingerprint`), so a retry after a lost reply repeats every saga step under the id of
+    /// the first attempt instead of holding stock a second time (a UUIDv8 of a SHA-256, its last
+    /// 16 bits naming the user's bucket as in [`Keys::new_order_id`]).
+    pub fn order_id_for(&self, user_id: i64, idempotency_key: &str, fingerprint: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("order|{user_id}|{idempotency_key}|{fingerprint}"));
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        bytes[6] = (bytes[6] & 0x0f) | 0x80; // version 8
+        bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+        self.with_bucket(bytes, user_id)
+    }
+
+    fn with_bucket(&self, mut bytes: [u8; 16], user_id: i64) -> String {
         let bucket = self.of_user(user_id).0.to_be_bytes();
         bytes[14] = bucket[0];
         bytes[15] = bucket[1];
@@ -165,6 +182,12 @@ impl Keys {
             "{}:ucoupon:{coupon_id}:{user_id}",
             self.tag(self.of_user(user_id))
         )
+    }
+
+    /// `{b}:ucoupon:owners` — userCouponId → "couponId:userId" of the coupons issued from the
+    /// campaigns of bucket `b` (`userCouponId mod B`), written by coupon_issue.lua.
+    pub fn coupon_owners(&self, bucket: Bucket) -> String {
+        format!("{}:ucoupon:owners", self.tag(bucket))
     }
 
     /// `{b}:ucoupon:index` — userCouponId → "couponId:userId" of the users of bucket `b`.
@@ -342,6 +365,19 @@ mod tests {
             assert!(uuid::Uuid::parse_str(&id).is_ok());
             assert_eq!(keys.of_order(&id), Some(keys.of_user(user)));
         }
+        let same = keys.order_id_for(7, "key", "fp");
+        assert_eq!(
+            same,
+            keys.order_id_for(7, "key", "fp"),
+            "a retry gets the same id"
+        );
+        assert_ne!(
+            same,
+            keys.order_id_for(7, "key", "other"),
+            "another request, another id"
+        );
+        assert_ne!(same, keys.order_id_for(8, "key", "fp"));
+        assert_eq!(keys.of_order(&same), Some(keys.of_user(7)));
         assert_eq!(keys.of_order("not-an-id"), None);
         assert_eq!(
             keys.of_order("0190a3f0-0000-7000-8000-00000000ffff"),

@@ -108,6 +108,13 @@ async fn rebuild_coupons(db: &MySqlPool, cache: &Cache) -> anyhow::Result<usize>
             let _: i64 = cache
                 .client()
                 .hset(
+                    k.coupon_owners(k.of_campaign(c.id)),
+                    (c.id.to_string(), index.clone()),
+                )
+                .await?;
+            let _: i64 = cache
+                .client()
+                .hset(
                     k.user_coupon_index(k.of_user(c.user_id)),
                     (c.id.to_string(), index),
                 )

@@ -84,15 +84,15 @@ async fn coupon_terms(
     user_coupon_id: i64,
     subtotal: i64,
 ) -> Result<((i64, i64, i64), i64), AppError> {
-    let (coupon_id, holder) =
-        match hot_coupons::owner_of(&state.cache, user.0, user_coupon_id).await? {
-            Some(owner) => owner,
-            None => repair_grant(state, user, user_coupon_id)
-                .await?
-                .ok_or(AppError::InvalidCoupon(CouponRefusal::NotFound))?,
-        };
-    if holder != user.0 {
+    let owner = hot_coupons::owner_of(&state.cache, user.0, user_coupon_id)
+        .await?
+        .ok_or(AppError::InvalidCoupon(CouponRefusal::NotFound))?;
+    if owner.user_id != user.0 {
         return Err(AppError::InvalidCoupon(CouponRefusal::NotYours));
+    }
+    let coupon_id = owner.coupon_id;
+    if !owner.granted {
+        repair_grant(state, user, coupon_id).await?;
     }
     let campaign = store::coupons::find(&state.db, coupon_id)
         .await?
@@ -109,29 +109,18 @@ async fn coupon_terms(
     ))
 }
 
-/// A coupon the user's bucket does not hold but MySQL does (issued, then a crash before the
-/// grant step of the coupon saga): granted now, and its (campaign, holder) returned.
-async fn repair_grant(
-    state: &AppState,
-    user: UserId,
-    user_coupon_id: i64,
-) -> Result<Option<(i64, i64)>, AppError> {
-    let Some(row) = store::coupons::issued_by_id(&state.db, user_coupon_id).await? else {
-        return Ok(None);
-    };
-    if row.user_id != user.0 {
-        return Ok(None);
+/// The grant step of the coupon saga, repeated: a coupon issued to the user whose grant a
+/// crash cut off is put into the user's bucket now (nothing changes if it is there).
+async fn repair_grant(state: &AppState, user: UserId, coupon_id: i64) -> Result<(), AppError> {
+    if let Some(coupon) = hot_coupons::issued_to(&state.cache, coupon_id, user.0).await? {
+        if hot_coupons::grant_all(&state.cache, &[coupon]).await?[0] {
+            tracing::info!(
+                coupon.user_coupon_id,
+                "granted a coupon the user's bucket lacked"
+            );
+        }
     }
-    let coupon = hot_coupons::IssuedCoupon {
-        user_coupon_id: row.id,
-        coupon_id: row.coupon_id,
-        user_id: row.user_id,
-        issued_at_ms: row.issued_at.timestamp_millis(),
-        expires_at_ms: row.expires_at.timestamp_millis(),
-    };
-    hot_coupons::grant_all(&state.cache, &[coupon]).await?;
-    tracing::info!(user_coupon_id, "granted a coupon the user's bucket lacked");
-    Ok(Some((row.coupon_id, row.user_id)))
+    Ok(())
 }
 
 /// Lines priced and a coupon's discount computed: the part of an order both [`quote`] and
@@ -214,12 +203,11 @@ pub async fn create(
         coupon,
         discount,
     } = priced(state, user, lines, user_coupon_id).await?;
-    let order_id = state.cache.keys.new_order_id(user.0);
-    let key = idempotency_key.unwrap_or_else(|| format!("auto-{order_id}"));
+    let key = idempotency_key.unwrap_or_else(|| format!("auto-{}", uuid::Uuid::new_v4().simple()));
     let now_ms = state.clock.now_ms();
     let expires_at_ms = now_ms + state.config.orders.ttl.as_millis() as i64;
-    let call = ReserveCall {
-        order_id: &order_id,
+    let mut call = ReserveCall {
+        order_id: "",
         user_id: user.0,
         items: &items,
         subtotal,
@@ -229,9 +217,20 @@ pub async fn create(
         expires_at_ms,
         idempotency_key: &key,
     };
+    let fingerprint = hot::fingerprint(&call);
+    let order_id = state.cache.keys.order_id_for(user.0, &key, &fingerprint);
+    call.order_id = &order_id;
     let result = match replay(state, user, &call).await? {
         Some(answer) => answer,
-        None => reserve(state, &call, expires_at_ms).await,
+        None => match reserve(state, &call, expires_at_ms).await {
+            // The id of a first attempt that the sweeper gave up on long ago: start afresh.
+            Err(AppError::Unavailable) => {
+                let fresh = state.cache.keys.new_order_id(user.0);
+                call.order_id = &fresh;
+                reserve(state, &call, expires_at_ms).await
+            }
+            other => other,
+        },
     };
     let label = match &result {
         Ok(_) => "reserved",
@@ -330,7 +329,7 @@ pub async fn coupon_campaign(state: &AppState, order: &Order) -> Result<Option<i
     match order.user_coupon_id {
         Some(id) => Ok(hot_coupons::owner_of(&state.cache, order.user_id, id)
             .await?
-            .map(|(coupon, _)| coupon)),
+            .map(|owner| owner.coupon_id)),
         None => Ok(None),
     }
 }

@@ -234,20 +234,6 @@ pub async fn issued_of(
     .await
 }
 
-/// One issued coupon by its id (repairs a grant that a crash cut off).
-pub async fn issued_by_id(
-    pool: &MySqlPool,
-    user_coupon_id: i64,
-) -> Result<Option<UserCouponRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, coupon_id, user_id, status, issued_at, expires_at, order_id, version \
-         FROM user_coupons WHERE id = ?",
-    )
-    .bind(user_coupon_id)
-    .fetch_optional(pool)
-    .await
-}
-
 /// How many coupons of a campaign MySQL has recorded (loading a campaign into Redis).
 pub async fn issued_count(pool: &MySqlPool, coupon_id: i64) -> Result<i64, sqlx::Error> {
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM user_coupons WHERE coupon_id = ?")

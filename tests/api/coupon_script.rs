@@ -87,7 +87,11 @@ async fn every_return_code_of_the_issue_script() {
         coupons::owner_of(cache, 10, coupon.user_coupon_id)
             .await
             .expect("index"),
-        Some((1, 10)),
+        Some(coupons::Owner {
+            coupon_id: 1,
+            user_id: 10,
+            granted: true
+        }),
         "the grant step put the coupon into the user's bucket"
     );
     assert_eq!(
@@ -210,6 +214,7 @@ async fn a_malformed_batch_is_refused_before_anything_changes() {
     let keys = vec![
         k.user_coupon_seq(bucket),
         k.events(bucket),
+        k.coupon_owners(bucket),
         k.coupon(6),
         k.coupon_users(6),
     ];
