@@ -70,7 +70,8 @@ pub struct RedisConfig {
         value_parser = [UNSAFE_REDIS_PHRASE],
     )]
     unsafe_persistence: Option<String>,
-    /// Virtual key buckets (Redis Cluster work); a deploy-time constant, at least 1.
+    /// Virtual key buckets (1-1024) that keys spread over by owner; fixed for a deployment
+    /// (recorded in Redis at the first start; another value is refused).
     #[arg(
         id = "redis-buckets",
         long = "redis-buckets",

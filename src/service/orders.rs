@@ -274,7 +274,11 @@ async fn reserve(
     let refused = match hot::reserve(&state.cache, call).await? {
         ReserveOutcome::Reserved => return get_hot(state, call.order_id).await,
         ReserveOutcome::Replayed(existing) => {
-            give_back(state, call).await;
+            // A replay of this very order (a re-send, or a retry under the request's own id)
+            // keeps its stock; only stock held for an id that lost to another order goes back.
+            if existing != call.order_id {
+                give_back(state, call).await;
+            }
             return get_hot(state, &existing).await;
         }
         ReserveOutcome::InvalidCoupon(reason) => AppError::InvalidCoupon(reason),

@@ -16,9 +16,12 @@ use crate::service::catalog;
 use crate::state::AppState;
 use crate::store;
 
-/// How long after an order's deadline its reservations wait for the order's own steps before
-/// the sweeper resolves them (longer than an expiry sweep, so the order's bucket decides first).
-pub const RESERVATION_GRACE_MS: i64 = 30_000;
+/// How long after an order's deadline its reservations wait before the sweeper resolves them.
+/// Any value is safe: a reservation whose order is still PENDING waits for the expiry sweep,
+/// and an order that was never created is voided before its stock goes back (a late creation
+/// step is refused and retried under a fresh id). Short, so that a crash between the saga's
+/// steps holds stock for at most the order TTL plus this plus one sweep interval.
+pub const RESERVATION_GRACE_MS: i64 = 1_000;
 /// Reservations resolved per bucket and sweep.
 const SWEEP_BATCH: i64 = 200;
 
