@@ -27,6 +27,7 @@ mod pricing;
 mod product_reads;
 mod prometheus;
 mod replay;
+mod sagas;
 mod sale_workload;
 mod security;
 mod sessions;

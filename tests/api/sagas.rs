@@ -1,0 +1,208 @@
+//! The crash rules of the sagas across buckets (docs/ARCHITECTURE.md §4b), each step cut off
+//! where a dying instance would leave it: stock held for an order that never appeared comes back
+//! and the order can no longer appear; a paid order whose last step never ran stays sold and is
+//! counted for the ranking; a coupon whose grant never ran is found and repaired.
+
+use fred::prelude::*;
+use serde_json::json;
+
+use flashmart::cache::coupons::{self as hot_coupons, IssueOutcome, IssueRequest};
+use flashmart::cache::orders::{self as hot_orders, ReserveCall, ReserveOutcome};
+use flashmart::cache::reservations::{
+    self as held, ReserveCall as HoldCall, ReserveOutcome as Held,
+};
+use flashmart::events::OrderLine;
+use flashmart::service::reservations::sweep_once;
+
+use crate::helpers::{json_of, spawn_app_with, TestApp};
+
+/// An app whose orders expire after one second, with no background settlement or sweeps of
+/// its own racing the steps the tests cut off (`sweep_once` is called by hand).
+async fn app() -> TestApp {
+    spawn_app_with(|env| {
+        env.insert("ORDER_TTL_SECONDS", "1".into());
+        env.insert("SETTLEMENT_WORKER", "off".into());
+    })
+    .await
+}
+
+async fn stock(app: &TestApp, product: i64) -> i64 {
+    flashmart::cache::stock::available(&app.state.cache, &[product])
+        .await
+        .expect("stock")[0]
+        .expect("stock loaded")
+}
+
+#[tokio::test]
+async fn stock_held_for_an_order_that_never_appeared_comes_back_and_the_order_cannot_appear() {
+    let app = app().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let product = app.create_product(&admin, "Kettle", 1_000, 10).await;
+    app.order_one(&user, product, 1).await; // loads the stock into Redis
+    let before = stock(&app, product).await;
+
+    // Step 1 of a creation whose instance died before step 2.
+    let cache = &app.state.cache;
+    let order_id = cache.keys.new_order_id(user.id);
+    let now = app.state.clock.now_ms();
+    let lines = [(product, 3)];
+    let hold = HoldCall {
+        order_id: &order_id,
+        user_id: user.id,
+        due_ms: now - 1,
+        lines: &lines,
+    };
+    assert_eq!(held::reserve(cache, &hold).await.expect("hold"), Held::Held);
+    assert_eq!(
+        held::reserve(cache, &hold).await.expect("re-send"),
+        Held::Held
+    );
+    assert_eq!(stock(&app, product).await, before - 3, "held once");
+
+    assert!(sweep_once(&app.state).await.expect("sweep") >= 1);
+    assert_eq!(stock(&app, product).await, before, "the units are back");
+    assert_eq!(
+        held::reserve(cache, &hold).await.expect("late re-send"),
+        Held::Held,
+        "a late re-send of step 1 is answered as done"
+    );
+    assert_eq!(stock(&app, product).await, before, "and holds nothing");
+
+    // Step 2 arriving after the sweeper gave up on the id is refused.
+    let items = [OrderLine {
+        product_id: product,
+        name: "Kettle".into(),
+        unit_price: 1_000,
+        quantity: 3,
+        line_total: 3_000,
+    }];
+    let create = ReserveCall {
+        order_id: &order_id,
+        user_id: user.id,
+        items: &items,
+        subtotal: 3_000,
+        discount: 0,
+        coupon: None,
+        now_ms: now,
+        expires_at_ms: now + 1_000,
+        idempotency_key: "late",
+    };
+    assert_eq!(
+        hot_orders::reserve(cache, &create).await.expect("step 2"),
+        ReserveOutcome::Voided
+    );
+    assert!(hot_orders::read(cache, &order_id)
+        .await
+        .expect("read")
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_paid_order_whose_stock_step_was_cut_off_stays_sold_and_is_ranked_by_the_sweeper() {
+    let app = app().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let product = app.create_product(&admin, "Lamp", 1_000, 10).await;
+    let _ = app.charge(&user, json!(5_000), None).await;
+    let order = app.order_one(&user, product, 2).await;
+    let order_id = order["orderId"].as_str().expect("id").to_owned();
+    let left = stock(&app, product).await;
+    assert_eq!(left, 8);
+
+    // Payment decided in the user's bucket; the instance dies before the product bucket's step.
+    let cache = &app.state.cache;
+    let hot = hot_orders::read(cache, &order_id)
+        .await
+        .expect("read")
+        .expect("hot");
+    let pay = hot_orders::PayCall {
+        order: &hot,
+        user_id: user.id,
+        now_ms: app.state.clock.now_ms(),
+        payment_id: "pay-cut-off",
+        idempotency_key: "cut-off",
+        coupon_id: None,
+    };
+    assert!(matches!(
+        hot_orders::pay(cache, &pay).await.expect("pay"),
+        hot_orders::PayOutcome::Paid { .. }
+    ));
+    let bucket = cache.keys.of_product(product);
+    assert!(held::read(cache, bucket, &order_id)
+        .await
+        .expect("read")
+        .is_some());
+
+    // Past the deadline and the grace, the sweeper commits it: sold, and counted.
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    sweep_once(&app.state).await.expect("sweep");
+    assert!(held::read(cache, bucket, &order_id)
+        .await
+        .expect("read")
+        .is_none());
+    assert_eq!(stock(&app, product).await, 8, "the units stay sold");
+    let ranked = flashmart::cache::popular::top(cache, app.state.clock.now_ms(), 5)
+        .await
+        .expect("ranking");
+    assert_eq!(ranked, vec![(product, 2)]);
+}
+
+#[tokio::test]
+async fn a_coupon_whose_grant_was_cut_off_is_repaired_when_it_is_used() {
+    let app = app().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let product = app.create_product(&admin, "Mug", 20_000, 10).await;
+    let _ = app.charge(&user, json!(50_000), None).await;
+    let campaign = json_of(
+        app.call(
+            reqwest::Method::POST,
+            "/api/v1/admin/coupons",
+            Some(&admin.token),
+            Some(json!({
+                "name": "Flash 10%", "discountType": "PERCENT", "discountValue": 10,
+                "maxDiscount": 5000, "minOrderAmount": 10000, "totalQuantity": 5,
+                "issueStartsAt": chrono::Utc::now().to_rfc3339(),
+                "issueEndsAt": (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339(),
+                "validDays": 7
+            })),
+        )
+        .await,
+    )
+    .await;
+    let coupon_id = campaign["couponId"].as_i64().expect("couponId");
+
+    // Step 1 only: issued in the campaign's bucket, never granted into the user's.
+    let cache = &app.state.cache;
+    let request = IssueRequest::new(coupon_id, user.id, "cut".into(), app.state.clock.now_ms());
+    let outcome = hot_coupons::issue_all(cache, &[request])
+        .await
+        .expect("issue");
+    let IssueOutcome::Issued { coupon, .. } = outcome[0] else {
+        panic!("issued: {outcome:?}");
+    };
+    let granted: bool = cache
+        .client()
+        .exists(cache.keys.user_coupon(coupon_id, user.id))
+        .await
+        .expect("exists");
+    assert!(!granted, "the user's bucket does not hold it yet");
+
+    let response = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(&user.token),
+            Some(json!({"items": [{"productId": product, "quantity": 1}],
+                        "userCouponId": coupon.user_coupon_id})),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{:?}", json_of(response).await);
+    let status: Option<String> = cache
+        .client()
+        .hget(cache.keys.user_coupon(coupon_id, user.id), "status")
+        .await
+        .expect("hget");
+    assert_eq!(status.as_deref(), Some("RESERVED"));
+}
