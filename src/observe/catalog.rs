@@ -121,6 +121,14 @@ fn describe_sale() {
         "orders_pending",
         "Orders holding a stock reservation, awaiting payment."
     );
+    describe_gauge!(
+        "stock_reservations_live",
+        "Stock reservations not yet committed or released, over every product bucket."
+    );
+    describe_counter!(
+        "stock_reservations_swept_total",
+        "Reservations the sweeper ended after a saga step was cut off, by outcome."
+    );
     describe_counter!(
         "payments_total",
         "Order payments, by result (paid, insufficient_balance, …)."
