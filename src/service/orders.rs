@@ -289,6 +289,15 @@ async fn reserve(
     Err(refused)
 }
 
+/// The stock step after an order ended: its units go back. The order's end stands whatever
+/// happens here; a failure leaves the units to the reservation sweeper.
+async fn release_after_end(state: &AppState, order: &Order) {
+    if let Err(e) = reservations::release(state, &order.id, &order.items).await {
+        tracing::warn!(order_id = %order.id, error = format!("{e:#}"),
+            "releasing an ended order's stock failed; the sweeper will");
+    }
+}
+
 /// Releases the stock held for an order that was not created (the sweeper does it later if
 /// this fails).
 async fn give_back(state: &AppState, call: &ReserveCall<'_>) {
@@ -355,12 +364,12 @@ pub async fn cancel(state: &AppState, caller: Caller, order_id: &str) -> Result<
     match hot::release(&state.cache, &order, coupon, mode, state.clock.now_ms()).await? {
         ReleaseOutcome::Released(status @ OrderStatus::Expired) => {
             metrics::counter!("orders_ended_total", "status" => "EXPIRED").increment(1);
-            reservations::release(state, &order.id, &order.items).await?;
+            release_after_end(state, &order).await;
             Err(AppError::OrderNotCancellable(status))
         }
         ReleaseOutcome::Released(_) => {
             metrics::counter!("orders_ended_total", "status" => "CANCELLED").increment(1);
-            reservations::release(state, &order.id, &order.items).await?;
+            release_after_end(state, &order).await;
             get(state, by, order_id).await
         }
         ReleaseOutcome::NotPending(status) => Err(AppError::OrderNotCancellable(status)),
