@@ -1,44 +1,74 @@
--- stock_reserve.lua: step 1 of the order saga — hold an order's units of the products of one
--- bucket, or hold nothing. The reservation is keyed by the order id (fixed before the first
--- send) and carries the time at which the reservation sweeper resolves it if nothing else has
--- (the order's deadline plus a grace period): committed if the order was paid, released
--- otherwise (docs/ARCHITECTURE.md §4b). Safe to re-send: a reservation that exists, or that has
--- already ended (`done`), answers "already reserved" and changes nothing.
+-- stock_reserve.lua: step 1 of the order saga — hold orders' units of the products of one
+-- bucket: one order, or a batch of them gathered by one instance (group commit,
+-- docs/ARCHITECTURE.md §4), each held whole or not at all, in the order given. A reservation is
+-- keyed by its order id (fixed before the first send) and carries the time at which the
+-- reservation sweeper resolves it if nothing else has (the order's deadline plus a grace
+-- period): committed if the order was paid, released otherwise (docs/ARCHITECTURE.md §4b).
+-- Safe to re-send: a reservation that exists, or that has already ended (`done`), answers
+-- "already reserved" and changes nothing.
 --
--- KEYS[1]  {q}:resv:{orderId}        JSON {"userId":u,"lines":[[productId,quantity],...]}
--- KEYS[2]  {q}:resv:due              zset orderId -> when the sweeper resolves it (ms)
--- KEYS[3..2+n]  {q}:stock:{productId}  one per line
--- ARGV[1]  order id     ARGV[2]  user id     ARGV[3]  sweeper time, Unix ms
--- ARGV[2 + 2i], ARGV[3 + 2i]  line i's product id and quantity (i = 1..n)
+-- KEYS[1]  {q}:resv:due                      zset orderId -> when the sweeper resolves it (ms)
+-- and for each request, in order: {q}:resv:{orderId} (JSON {"userId":u,"lines":[[p,n],...]}),
+--          then one {q}:stock:{productId} per line
+-- ARGV[1]  number of requests
+-- and for each request, in order: order id, user id, sweeper time (Unix ms), line count m,
+--          then m pairs of product id and quantity (line i's stock is its i-th stock key)
 --
--- Returns:
---   {1}                                  reserved now
---   {0}                                  this order's reservation exists or has ended
---   {-1, productId, requested, available}  not enough stock (nothing changed)
---   {-3, productId}                      Redis does not hold that product's stock (nothing
---                                        changed; the caller loads it and calls again)
-local n = #KEYS - 2
-if n < 1 or #ARGV ~= 3 + 2 * n then
-  return redis.error_reply('ERR stock_reserve.lua: want 2 + n keys and 3 + 2n arguments')
-end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0}
-end
-local lines = {}
-for i = 1, n do
-  local productId, quantity = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
-  local available = redis.call('GET', KEYS[2 + i])
-  if not available then
-    return {-3, productId}
+-- Returns, for request r (0-based), elements 1 + 4r .. 4 + 4r:
+--   {1, 0, 0, 0}                          reserved now
+--   {0, 0, 0, 0}                          this order's reservation exists or has ended
+--   {-1, productId, requested, available} not enough stock (nothing held for this order)
+--   {-3, productId, 0, 0}                 Redis does not hold that product's stock (nothing held
+--                                         for this order; the caller loads it and calls again)
+-- A call whose keys and arguments do not match is refused before anything changes.
+local n = tonumber(ARGV[1])
+local requests = {}
+local k, a = 2, 2
+for r = 1, (n or 0) do
+  local m = tonumber(ARGV[a + 3])
+  if not m or m < 1 then
+    return redis.error_reply('ERR stock_reserve.lua: request ' .. r .. ' has no lines')
   end
-  if tonumber(available) < quantity then
-    return {-1, productId, quantity, tonumber(available)}
+  requests[r] = {key = k, arg = a, lines = m}
+  k = k + 1 + m
+  a = a + 4 + 2 * m
+end
+if not n or n < 1 or k - 1 ~= #KEYS or a - 1 ~= #ARGV then
+  return redis.error_reply('ERR stock_reserve.lua: keys and arguments do not match the requests')
+end
+
+local function hold(q)
+  local resv, orderId = KEYS[q.key], ARGV[q.arg]
+  if redis.call('EXISTS', resv) == 1 then
+    return 0, 0, 0, 0
   end
-  lines[i] = {productId, quantity}
+  local lines = {}
+  for i = 1, q.lines do
+    local productId = tonumber(ARGV[q.arg + 2 + 2 * i])
+    local quantity = tonumber(ARGV[q.arg + 3 + 2 * i])
+    local available = redis.call('GET', KEYS[q.key + i])
+    if not available then
+      return -3, productId, 0, 0
+    end
+    if tonumber(available) < quantity then
+      return -1, productId, quantity, tonumber(available)
+    end
+    lines[i] = {productId, quantity}
+  end
+  for i = 1, q.lines do
+    redis.call('DECRBY', KEYS[q.key + i], lines[i][2])
+  end
+  redis.call('SET', resv, cjson.encode({userId = tonumber(ARGV[q.arg + 1]), lines = lines}))
+  redis.call('ZADD', KEYS[1], ARGV[q.arg + 2], orderId)
+  return 1, 0, 0, 0
 end
-for i = 1, n do
-  redis.call('DECRBY', KEYS[2 + i], lines[i][2])
+
+local out = {}
+for _, q in ipairs(requests) do
+  local status, productId, requested, available = hold(q)
+  out[#out + 1] = status
+  out[#out + 1] = productId
+  out[#out + 1] = requested
+  out[#out + 1] = available
 end
-redis.call('SET', KEYS[1], cjson.encode({userId = tonumber(ARGV[2]), lines = lines}))
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return {1}
+return out

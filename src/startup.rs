@@ -104,12 +104,16 @@ impl Application {
         let config_login_attempts = config.limits.login_attempts_per_minute;
         let coupon_issues = crate::service::coupons::issue_batcher(&cache, &config.redis);
         let coupon_grants = crate::service::coupons::grant_batcher(&cache, &config.redis);
+        let stock_holds = crate::service::reservations::hold_batcher(&cache, &config.redis);
+        let stock_settles = crate::service::reservations::settle_batcher(&cache, &config.redis);
         let rate_checks = crate::service::throttle::rate_batcher(&cache, &config.redis);
         let state = AppState::new(Shared {
             db,
             cache,
             coupon_issues,
             coupon_grants,
+            stock_holds,
+            stock_settles,
             rate_checks,
             tokens,
             clock,

@@ -28,6 +28,10 @@ pub struct Shared {
     pub coupon_issues: crate::service::coupons::IssueBatcher,
     /// Group commit of coupon grants into their holders' buckets (step 2 of the coupon saga).
     pub coupon_grants: crate::service::coupons::GrantBatcher,
+    /// Group commit of stock holds per product bucket (step 1 of the order saga).
+    pub stock_holds: crate::service::reservations::HoldBatcher,
+    /// Group commit of reservation ends per product bucket (commit or release).
+    pub stock_settles: crate::service::reservations::SettleBatcher,
     /// Group commit of shared rate-budget checks (likewise).
     pub rate_checks: crate::service::throttle::RateBatcher,
     /// Token issuing and verification.

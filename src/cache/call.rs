@@ -156,7 +156,7 @@ mod tests {
     use crate::cache::products::{ProductTerms, PutCall};
     use crate::cache::ratelimit::{Rate, TakeCall, TakeRequest};
     use crate::cache::reservations::{
-        ReserveCall as StockReserveCall, Settle, SettleCall, VoidCall,
+        HoldCall, HoldRequest, Settle, SettleCall, SettleRequest, VoidCall,
     };
     use crate::cache::session::RaiseCall;
     use crate::cache::stock::AddCall;
@@ -287,23 +287,37 @@ mod tests {
                     .push((l.product_id, l.quantity));
             }
             for (bucket, held) in &by_bucket {
-                let reserve = StockReserveCall {
-                    order_id: &order_id,
-                    user_id: user,
-                    due_ms: 1,
-                    lines: held,
-                };
-                check("stock_reserve", reserve.keys(&k));
+                // A batch of two orders' holds in one product bucket.
+                let holds = [
+                    HoldRequest {
+                        order_id: order_id.clone(),
+                        user_id: user,
+                        due_ms: 1,
+                        lines: held.clone(),
+                    },
+                    HoldRequest {
+                        order_id: k.new_order_id(user + 1),
+                        user_id: user + 1,
+                        due_ms: 1,
+                        lines: held.clone(),
+                    },
+                ];
+                check("stock_reserve", HoldCall { requests: &holds }.keys(&k));
                 let products: Vec<i64> = held.iter().map(|(p, _)| *p).collect();
-                for how in [Settle::Commit { hour: 490_000 }, Settle::Release] {
-                    let settle = SettleCall {
-                        order_id: &order_id,
-                        bucket: *bucket,
-                        products: &products,
-                        how,
-                    };
-                    check("stock_settle", settle.keys(&k));
-                }
+                let settles: Vec<SettleRequest> =
+                    [Settle::Commit { hour: 490_000 }, Settle::Release]
+                        .into_iter()
+                        .map(|how| SettleRequest {
+                            order_id: order_id.clone(),
+                            products: products.clone(),
+                            how,
+                        })
+                        .collect();
+                let settle = SettleCall {
+                    bucket: *bucket,
+                    requests: &settles,
+                };
+                check("stock_settle", settle.keys(&k));
             }
             let bucket = k.of_order(&order_id).expect("the id names a bucket");
             check(

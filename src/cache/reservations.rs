@@ -19,24 +19,25 @@ pub const RANKING_BUCKET_TTL_SECS: i64 = 73 * 3600;
 /// One order's lines of one product bucket: (product id, units).
 pub type Lines = Vec<(i64, i64)>;
 
-/// Holds an order's units of the products of one bucket (stock_reserve.lua).
-pub struct ReserveCall<'a> {
+/// One order's hold in one product bucket: what a stock_reserve.lua request carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRequest {
     /// The order the units are held for (its id is fixed before the first send).
-    pub order_id: &'a str,
+    pub order_id: String,
     /// The order's owner (the sweeper finds the order's bucket from the order id).
     pub user_id: i64,
     /// When the sweeper resolves the reservation if nothing else has, Unix ms.
     pub due_ms: i64,
-    /// The lines of this bucket's products, at least one.
-    pub lines: &'a [(i64, i64)],
+    /// The order's lines of this bucket's products: (product id, units); at least one.
+    pub lines: Lines,
 }
 
-/// What stock_reserve.lua decided.
+/// What stock_reserve.lua decided for one order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReserveOutcome {
-    /// The units are held now, or were by an earlier send of this call.
+    /// The units are held now, or were by an earlier send of this request.
     Held,
-    /// A line lacks stock (nothing is held).
+    /// A line lacks stock (nothing is held for this order).
     InsufficientStock {
         /// The product that lacks the units.
         product_id: i64,
@@ -45,61 +46,92 @@ pub enum ReserveOutcome {
         /// Units it has left to reserve right now.
         available: i64,
     },
-    /// Redis does not hold this product's stock (nothing is held).
+    /// Redis does not hold this product's stock (nothing is held for this order).
     StockNotLoaded(i64),
 }
 
-fn bucket_of(keys: &Keys, lines: &[(i64, i64)]) -> Bucket {
-    keys.of_product(lines.first().map_or(0, |(product, _)| *product))
+/// One stock_reserve.lua call: holds of one product bucket, decided in this order.
+pub struct HoldCall<'a> {
+    /// At least one hold; every line in one bucket.
+    pub requests: &'a [HoldRequest],
 }
 
-impl ScriptCall for ReserveCall<'_> {
-    type Outcome = ReserveOutcome;
+fn bucket_of_holds(keys: &Keys, requests: &[HoldRequest]) -> Bucket {
+    let first = requests
+        .first()
+        .and_then(|r| r.lines.first())
+        .map_or(0, |(product, _)| *product);
+    keys.of_product(first)
+}
+
+impl ScriptCall for HoldCall<'_> {
+    type Outcome = Vec<ReserveOutcome>;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.stock_reserve
     }
 
     fn keys(&self, k: &Keys) -> Vec<String> {
-        let bucket = bucket_of(k, self.lines);
-        let mut keys = vec![
-            k.reservation(bucket, self.order_id),
-            k.reservation_deadlines(bucket),
-        ];
-        keys.extend(self.lines.iter().map(|(product, _)| k.stock(*product)));
+        let bucket = bucket_of_holds(k, self.requests);
+        let mut keys = vec![k.reservation_deadlines(bucket)];
+        for r in self.requests {
+            keys.push(k.reservation(bucket, &r.order_id));
+            keys.extend(r.lines.iter().map(|(product, _)| k.stock(*product)));
+        }
         keys
     }
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
-        anyhow::ensure!(!self.lines.is_empty(), "a reservation needs a line");
-        let mut args = vec![
-            self.order_id.to_owned(),
-            self.user_id.to_string(),
-            self.due_ms.to_string(),
-        ];
-        for (product, units) in self.lines {
-            args.extend([product.to_string(), units.to_string()]);
+        anyhow::ensure!(!self.requests.is_empty(), "a hold call needs a request");
+        let mut args = vec![self.requests.len().to_string()];
+        for r in self.requests {
+            anyhow::ensure!(!r.lines.is_empty(), "a hold needs a line");
+            args.extend([
+                r.order_id.clone(),
+                r.user_id.to_string(),
+                r.due_ms.to_string(),
+                r.lines.len().to_string(),
+            ]);
+            for (product, units) in &r.lines {
+                args.extend([product.to_string(), units.to_string()]);
+            }
         }
         Ok(args)
     }
 
-    fn decode(reply: Reply) -> anyhow::Result<ReserveOutcome> {
-        Ok(match reply.int(0)? {
-            0 | 1 => ReserveOutcome::Held,
-            -1 => ReserveOutcome::InsufficientStock {
-                product_id: reply.int(1)?,
-                requested: reply.int(2)?,
-                available: reply.int(3)?,
-            },
-            -3 => ReserveOutcome::StockNotLoaded(reply.int(1)?),
-            _ => return Err(reply.unknown_status()),
-        })
+    fn decode(reply: Reply) -> anyhow::Result<Vec<ReserveOutcome>> {
+        reply
+            .rows(4)?
+            .map(|at| {
+                Ok(match reply.int(at)? {
+                    0 | 1 => ReserveOutcome::Held,
+                    -1 => ReserveOutcome::InsufficientStock {
+                        product_id: reply.int(at + 1)?,
+                        requested: reply.int(at + 2)?,
+                        available: reply.int(at + 3)?,
+                    },
+                    -3 => ReserveOutcome::StockNotLoaded(reply.int(at + 1)?),
+                    _ => return Err(reply.unknown_status()),
+                })
+            })
+            .collect()
     }
 }
 
-/// Runs stock_reserve.lua for the lines of one product bucket.
-pub async fn reserve(cache: &Cache, call: &ReserveCall<'_>) -> anyhow::Result<ReserveOutcome> {
-    call::run(cache, call).await
+/// Runs stock_reserve.lua for holds of one product bucket; one outcome per hold.
+pub async fn hold_all(
+    cache: &Cache,
+    requests: &[HoldRequest],
+) -> anyhow::Result<Vec<ReserveOutcome>> {
+    let bucket = bucket_of_holds(&cache.keys, requests);
+    anyhow::ensure!(
+        requests
+            .iter()
+            .flat_map(|r| &r.lines)
+            .all(|(product, _)| cache.keys.of_product(*product) == bucket),
+        "one stock_reserve.lua call holds products of one bucket"
+    );
+    call::run_each(cache, &HoldCall { requests }, requests.len()).await
 }
 
 /// How a reservation ends.
@@ -114,70 +146,97 @@ pub enum Settle {
     Release,
 }
 
-/// Ends one order's reservation in one product bucket (stock_settle.lua).
-pub struct SettleCall<'a> {
+/// The end of one order's reservation in one product bucket: what a stock_settle.lua request
+/// carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettleRequest {
     /// The order the units were held for.
-    pub order_id: &'a str,
-    /// The bucket of the reservation.
-    pub bucket: Bucket,
+    pub order_id: String,
     /// The products of the reservation (a release gives their units back).
-    pub products: &'a [i64],
+    pub products: Vec<i64>,
     /// Commit or release.
     pub how: Settle,
 }
 
+/// One stock_settle.lua call: reservations of one product bucket ended in this order.
+pub struct SettleCall<'a> {
+    /// The bucket of the reservations.
+    pub bucket: Bucket,
+    /// At least one.
+    pub requests: &'a [SettleRequest],
+}
+
 impl ScriptCall for SettleCall<'_> {
-    type Outcome = bool;
+    type Outcome = Vec<bool>;
 
     fn script(scripts: &Scripts) -> &LuaScript {
         &scripts.stock_settle
     }
 
     fn keys(&self, k: &Keys) -> Vec<String> {
-        let hour = match self.how {
-            Settle::Commit { hour } => hour,
-            Settle::Release => 0,
-        };
-        let mut keys = vec![
-            k.reservation(self.bucket, self.order_id),
-            k.reservation_deadlines(self.bucket),
-            k.popularity(self.bucket, hour),
-        ];
-        if self.how == Settle::Release {
-            keys.extend(self.products.iter().map(|p| k.stock(*p)));
+        let mut keys = vec![k.reservation_deadlines(self.bucket)];
+        for r in self.requests {
+            let hour = match r.how {
+                Settle::Commit { hour } => hour,
+                Settle::Release => 0,
+            };
+            keys.push(k.reservation(self.bucket, &r.order_id));
+            keys.push(k.popularity(self.bucket, hour));
+            if r.how == Settle::Release {
+                keys.extend(r.products.iter().map(|p| k.stock(*p)));
+            }
         }
         keys
     }
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
-        let mode = match self.how {
-            Settle::Commit { .. } => "commit",
-            Settle::Release => "release",
-        };
+        anyhow::ensure!(!self.requests.is_empty(), "a settle call needs a request");
         let mut args = vec![
-            self.order_id.to_owned(),
-            mode.to_owned(),
             RANKING_BUCKET_TTL_SECS.to_string(),
             ENDED_RESERVATION_RETENTION_SECS.to_string(),
+            self.requests.len().to_string(),
         ];
-        if self.how == Settle::Release {
-            args.extend(self.products.iter().map(i64::to_string));
+        for r in self.requests {
+            let (mode, products): (&str, &[i64]) = match r.how {
+                Settle::Commit { .. } => ("commit", &[]),
+                Settle::Release => ("release", &r.products),
+            };
+            args.extend([
+                r.order_id.clone(),
+                mode.to_owned(),
+                products.len().to_string(),
+            ]);
+            args.extend(products.iter().map(i64::to_string));
         }
         Ok(args)
     }
 
-    fn decode(reply: Reply) -> anyhow::Result<bool> {
-        match reply.int(0)? {
-            1 => Ok(true),
-            0 => Ok(false),
-            _ => Err(reply.unknown_status()),
-        }
+    fn decode(reply: Reply) -> anyhow::Result<Vec<bool>> {
+        reply
+            .rows(1)?
+            .map(|at| match reply.int(at)? {
+                1 => Ok(true),
+                0 => Ok(false),
+                _ => Err(reply.unknown_status()),
+            })
+            .collect()
     }
 }
 
-/// Runs stock_settle.lua; `true` when the reservation ended now.
-pub async fn settle(cache: &Cache, call: &SettleCall<'_>) -> anyhow::Result<bool> {
-    call::run(cache, call).await
+/// Runs stock_settle.lua for reservations of `bucket`; per request, whether it ended now.
+pub async fn settle_all(
+    cache: &Cache,
+    bucket: Bucket,
+    requests: &[SettleRequest],
+) -> anyhow::Result<Vec<bool>> {
+    anyhow::ensure!(
+        requests
+            .iter()
+            .flat_map(|r| &r.products)
+            .all(|product| cache.keys.of_product(*product) == bucket),
+        "one stock_settle.lua call settles products of one bucket"
+    );
+    call::run_each(cache, &SettleCall { bucket, requests }, requests.len()).await
 }
 
 /// A live reservation, as the sweeper reads it.

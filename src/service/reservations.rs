@@ -8,8 +8,13 @@ use std::collections::BTreeMap;
 
 use futures::future::join_all;
 
+use crate::cache::batch::BatchLimits;
 use crate::cache::keys::Bucket;
-use crate::cache::reservations::{self as held, Fate, ReserveCall, ReserveOutcome, Settle};
+use crate::cache::per_bucket::PerBucket;
+use crate::cache::reservations::SettleRequest;
+use crate::cache::reservations::{self as held, Fate, HoldRequest, ReserveOutcome, Settle};
+use crate::cache::Cache;
+use crate::config::RedisConfig;
 use crate::error::AppError;
 use crate::events::{OrderLine, OrderStatus};
 use crate::service::catalog;
@@ -24,6 +29,42 @@ use crate::store;
 pub const RESERVATION_GRACE_MS: i64 = 1_000;
 /// Reservations resolved per bucket and sweep.
 const SWEEP_BATCH: i64 = 200;
+
+/// Group commit of stock holds, per product bucket (stock_reserve.lua).
+pub type HoldBatcher = PerBucket<HoldRequest, ReserveOutcome>;
+/// Group commit of reservation ends, per product bucket (stock_settle.lua).
+pub type SettleBatcher = PerBucket<SettleRequest, bool>;
+
+/// Starts this instance's hold batchers: concurrent orders' holds in one product bucket become
+/// one stock_reserve.lua call.
+pub fn hold_batcher(cache: &Cache, redis: &RedisConfig) -> HoldBatcher {
+    let cache = cache.clone();
+    let buckets = cache.keys.bucket_count();
+    PerBucket::start(
+        "stock_reserve.lua",
+        BatchLimits::of(redis),
+        buckets,
+        move |_, requests| {
+            let cache = cache.clone();
+            async move { held::hold_all(&cache, &requests).await }
+        },
+    )
+}
+
+/// Starts this instance's settle batchers (one per product bucket).
+pub fn settle_batcher(cache: &Cache, redis: &RedisConfig) -> SettleBatcher {
+    let cache = cache.clone();
+    let buckets = cache.keys.bucket_count();
+    PerBucket::start(
+        "stock_settle.lua",
+        BatchLimits::of(redis),
+        buckets,
+        move |bucket, requests| {
+            let cache = cache.clone();
+            async move { held::settle_all(&cache, bucket, &requests).await }
+        },
+    )
+}
 
 /// An order's lines grouped by product bucket, in line order within each bucket.
 fn by_bucket(state: &AppState, items: &[OrderLine]) -> BTreeMap<Bucket, Vec<(i64, i64)>> {
@@ -105,18 +146,19 @@ async fn hold_one(
     lines: &[(i64, i64)],
     due_ms: i64,
 ) -> Result<ReserveOutcome, AppError> {
-    let call = ReserveCall {
-        order_id,
+    let bucket = state.cache.keys.of_product(lines[0].0);
+    let request = HoldRequest {
+        order_id: order_id.to_owned(),
         user_id,
         due_ms,
-        lines,
+        lines: lines.to_vec(),
     };
-    let outcome = held::reserve(&state.cache, &call).await?;
+    let outcome = state.stock_holds.submit(bucket, request.clone()).await?;
     if let ReserveOutcome::StockNotLoaded(_) = outcome {
         // Load the stock of this order's products only (not the whole catalog).
         let ids: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
         catalog::with_stock(state, store::products::find_many(&state.db, &ids).await?).await?;
-        return Ok(held::reserve(&state.cache, &call).await?);
+        return Ok(state.stock_holds.submit(bucket, request).await?);
     }
     Ok(outcome)
 }
@@ -148,15 +190,13 @@ async fn settle_all(
     how: Settle,
 ) -> anyhow::Result<()> {
     let buckets = by_bucket(state, items);
-    let outcomes = join_all(buckets.iter().map(|(bucket, lines)| async move {
-        let products: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
-        let call = held::SettleCall {
-            order_id,
-            bucket: *bucket,
-            products: &products,
+    let outcomes = join_all(buckets.iter().map(|(bucket, lines)| {
+        let request = SettleRequest {
+            order_id: order_id.to_owned(),
+            products: lines.iter().map(|(id, _)| *id).collect(),
             how,
         };
-        held::settle(&state.cache, &call).await
+        state.stock_settles.submit(*bucket, request)
     }))
     .await;
     for outcome in outcomes {
@@ -192,13 +232,12 @@ pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
 async fn resolve(state: &AppState, bucket: Bucket, order_id: &str) -> anyhow::Result<bool> {
     let Some(reservation) = held::read(&state.cache, bucket, order_id).await? else {
         // Ended already: only the deadline entry is left, which settling removes.
-        let call = held::SettleCall {
-            order_id,
-            bucket,
-            products: &[],
+        let request = SettleRequest {
+            order_id: order_id.to_owned(),
+            products: Vec::new(),
             how: Settle::Release,
         };
-        return held::settle(&state.cache, &call).await;
+        return state.stock_settles.submit(bucket, request).await;
     };
     let fate = match state.cache.keys.of_order(order_id) {
         Some(order_bucket) => held::fate(&state.cache, order_bucket, order_id).await?,
@@ -223,14 +262,12 @@ async fn resolve(state: &AppState, bucket: Bucket, order_id: &str) -> anyhow::Re
         }
         Fate::Exists { .. } | Fate::Voided => Settle::Release,
     };
-    let products: Vec<i64> = reservation.lines.iter().map(|(id, _)| *id).collect();
-    let call = held::SettleCall {
-        order_id,
-        bucket,
-        products: &products,
+    let request = SettleRequest {
+        order_id: order_id.to_owned(),
+        products: reservation.lines.iter().map(|(id, _)| *id).collect(),
         how,
     };
-    let ended = held::settle(&state.cache, &call).await?;
+    let ended = state.stock_settles.submit(bucket, request).await?;
     if ended {
         let outcome = if matches!(how, Settle::Commit { .. }) {
             "committed"

@@ -8,9 +8,7 @@ use serde_json::json;
 
 use flashmart::cache::coupons::{self as hot_coupons, IssueOutcome, IssueRequest};
 use flashmart::cache::orders::{self as hot_orders, ReserveCall, ReserveOutcome};
-use flashmart::cache::reservations::{
-    self as held, ReserveCall as HoldCall, ReserveOutcome as Held,
-};
+use flashmart::cache::reservations::{self as held, HoldRequest, ReserveOutcome as Held};
 use flashmart::events::OrderLine;
 use flashmart::service::reservations::sweep_once;
 
@@ -46,25 +44,27 @@ async fn stock_held_for_an_order_that_never_appeared_comes_back_and_the_order_ca
     let cache = &app.state.cache;
     let order_id = cache.keys.new_order_id(user.id);
     let now = app.state.clock.now_ms();
-    let lines = [(product, 3)];
-    let hold = HoldCall {
-        order_id: &order_id,
+    let hold = [HoldRequest {
+        order_id: order_id.clone(),
         user_id: user.id,
         due_ms: now - 1,
-        lines: &lines,
-    };
-    assert_eq!(held::reserve(cache, &hold).await.expect("hold"), Held::Held);
+        lines: vec![(product, 3)],
+    }];
     assert_eq!(
-        held::reserve(cache, &hold).await.expect("re-send"),
-        Held::Held
+        held::hold_all(cache, &hold).await.expect("hold"),
+        [Held::Held]
+    );
+    assert_eq!(
+        held::hold_all(cache, &hold).await.expect("re-send"),
+        [Held::Held]
     );
     assert_eq!(stock(&app, product).await, before - 3, "held once");
 
     assert!(sweep_once(&app.state).await.expect("sweep") >= 1);
     assert_eq!(stock(&app, product).await, before, "the units are back");
     assert_eq!(
-        held::reserve(cache, &hold).await.expect("late re-send"),
-        Held::Held,
+        held::hold_all(cache, &hold).await.expect("late re-send"),
+        [Held::Held],
         "a late re-send of step 1 is answered as done"
     );
     assert_eq!(stock(&app, product).await, before, "and holds nothing");
@@ -205,4 +205,93 @@ async fn a_coupon_whose_grant_was_cut_off_is_repaired_when_it_is_used() {
         .await
         .expect("hget");
     assert_eq!(status.as_deref(), Some("RESERVED"));
+}
+
+#[tokio::test]
+async fn one_call_holds_and_settles_a_batch_of_orders_each_whole_or_not_at_all() {
+    let app = app().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    // Two products of one bucket (ids 16 apart share a bucket of 16).
+    let first = app.create_product(&admin, "Cup", 1_000, 5).await;
+    let mut second = app.create_product(&admin, "Saucer", 1_000, 5).await;
+    while app.state.cache.keys.of_product(second) != app.state.cache.keys.of_product(first) {
+        second = app.create_product(&admin, "Saucer", 1_000, 5).await;
+    }
+    app.order_one(&user, first, 1).await;
+    app.order_one(&user, second, 1).await;
+    let cache = &app.state.cache;
+    let (a, b) = (stock(&app, first).await, stock(&app, second).await);
+    let request = |id: &str, lines: Vec<(i64, i64)>| HoldRequest {
+        order_id: id.to_owned(),
+        user_id: user.id,
+        due_ms: app.state.clock.now_ms() + 60_000,
+        lines,
+    };
+    let ids: Vec<String> = (0..3).map(|_| cache.keys.new_order_id(user.id)).collect();
+    let batch = [
+        request(&ids[0], vec![(first, 2), (second, 1)]),
+        request(&ids[1], vec![(first, 1), (second, 100)]), // the second line is short
+        request(&ids[2], vec![(first, a - 2)]),            // sees what the first took
+        request(&ids[0], vec![(first, 2), (second, 1)]),   // a re-send inside the batch
+    ];
+    let outcomes = held::hold_all(cache, &batch).await.expect("holds");
+    assert_eq!(outcomes[0], Held::Held);
+    assert_eq!(
+        outcomes[1],
+        Held::InsufficientStock {
+            product_id: second,
+            requested: 100,
+            available: b - 1
+        }
+    );
+    assert_eq!(outcomes[2], Held::Held);
+    assert_eq!(outcomes[3], Held::Held);
+    assert_eq!(
+        stock(&app, first).await,
+        0,
+        "2 + (a - 2) held, nothing of the refusal"
+    );
+    assert_eq!(stock(&app, second).await, b - 1);
+
+    // One call ends them: a commit, a release, and a second release of the same order
+    // (counted once).
+    use flashmart::cache::reservations::{Settle, SettleRequest};
+    let bucket = cache.keys.of_product(first);
+    let settle = |id: &str, how| SettleRequest {
+        order_id: id.to_owned(),
+        products: vec![first, second],
+        how,
+    };
+    let ended = held::settle_all(
+        cache,
+        bucket,
+        &[
+            settle(&ids[0], Settle::Release),
+            settle(&ids[2], Settle::Release),
+            settle(&ids[2], Settle::Release),
+            settle(&ids[1], Settle::Release),
+        ],
+    )
+    .await
+    .expect("settle");
+    assert_eq!(ended, [true, true, false, false]);
+    assert_eq!(
+        (stock(&app, first).await, stock(&app, second).await),
+        (a, b)
+    );
+
+    // A release that lacks a stock key of its reservation is refused whole.
+    let refill = [request(
+        &cache.keys.new_order_id(user.id),
+        vec![(first, 1), (second, 1)],
+    )];
+    held::hold_all(cache, &refill).await.expect("hold");
+    let short = SettleRequest {
+        order_id: refill[0].order_id.clone(),
+        products: vec![first],
+        how: Settle::Release,
+    };
+    assert!(held::settle_all(cache, bucket, &[short]).await.is_err());
+    assert_eq!(stock(&app, first).await, a - 1, "nothing changed");
 }
