@@ -4,8 +4,8 @@
 -- keyed by its order id (fixed before the first send) and carries the time at which the
 -- reservation sweeper resolves it if nothing else has (the order's deadline plus a grace
 -- period): committed if the order was paid, released otherwise (docs/ARCHITECTURE.md §4b).
--- Safe to re-send: a reservation that exists, or that has already ended (`done`), answers
--- "already reserved" and changes nothing.
+-- Safe to re-send: a reservation that exists answers "already reserved", one that has already
+-- ended (`done`) answers "spent"; neither changes anything.
 --
 -- KEYS[1]  {q}:resv:due                      zset orderId -> when the sweeper resolves it (ms)
 -- and for each request, in order: {q}:resv:{orderId} (JSON {"userId":u,"lines":[[p,n],...]}),
@@ -16,7 +16,9 @@
 --
 -- Returns, for request r (0-based), elements 1 + 4r .. 4 + 4r:
 --   {1, 0, 0, 0}                          reserved now
---   {0, 0, 0, 0}                          this order's reservation exists or has ended
+--   {0, 0, 0, 0}                          this order's reservation exists (a re-send)
+--   {2, 0, 0, 0}                          this order's reservation has ended: the id is spent,
+--                                         nothing is held (the caller starts over with a new id)
 --   {-1, productId, requested, available} not enough stock (nothing held for this order)
 --   {-3, productId, 0, 0}                 Redis does not hold that product's stock (nothing held
 --                                         for this order; the caller loads it and calls again)
@@ -39,7 +41,10 @@ end
 
 local function hold(q)
   local resv, orderId = KEYS[q.key], ARGV[q.arg]
-  if redis.call('EXISTS', resv) == 1 then
+  local prior = redis.call('GET', resv)
+  if prior == 'done' then
+    return 2, 0, 0, 0
+  elseif prior then
     return 0, 0, 0, 0
   end
   local lines = {}

@@ -48,6 +48,9 @@ pub enum ReserveOutcome {
     },
     /// Redis does not hold this product's stock (nothing is held for this order).
     StockNotLoaded(i64),
+    /// This order id's reservation has already ended (released or committed): nothing is held,
+    /// and the id must not be used for a new order.
+    Spent,
 }
 
 /// One stock_reserve.lua call: holds of one product bucket, decided in this order.
@@ -105,6 +108,7 @@ impl ScriptCall for HoldCall<'_> {
             .map(|at| {
                 Ok(match reply.int(at)? {
                     0 | 1 => ReserveOutcome::Held,
+                    2 => ReserveOutcome::Spent,
                     -1 => ReserveOutcome::InsufficientStock {
                         product_id: reply.int(at + 1)?,
                         requested: reply.int(at + 2)?,

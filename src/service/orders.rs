@@ -223,13 +223,19 @@ pub async fn create(
     let result = match replay(state, user, &call).await? {
         Some(answer) => answer,
         None => match reserve(state, &call, expires_at_ms).await {
-            // The id of a first attempt that the sweeper gave up on long ago: start afresh.
-            Err(AppError::Unavailable) => {
+            Ok(Some(order)) => Ok(order),
+            // The request's id is spent (its stock was given back, or the sweeper voided it):
+            // this attempt starts afresh under a new id.
+            Ok(None) => {
                 let fresh = state.cache.keys.new_order_id(user.0);
                 call.order_id = &fresh;
-                reserve(state, &call, expires_at_ms).await
+                match reserve(state, &call, expires_at_ms).await {
+                    Ok(Some(order)) => Ok(order),
+                    Ok(None) => Err(AppError::Unavailable),
+                    Err(e) => Err(e),
+                }
             }
-            other => other,
+            Err(e) => Err(e),
         },
     };
     let label = match &result {
@@ -263,27 +269,35 @@ async fn replay(
 /// The order saga's steps: hold the stock in the products' buckets, then create the order and
 /// reserve its coupon in the user's bucket; a refusal there gives the stock back. An unknown
 /// outcome of the second step (a lost reply) keeps the stock held: the order may exist, and
-/// the reservation sweeper resolves it either way after the deadline.
+/// the reservation sweeper resolves it either way after the deadline. `None`: the order id is
+/// spent (its stock was given back before, or the sweeper voided it); nothing is held.
 async fn reserve(
     state: &AppState,
     call: &ReserveCall<'_>,
     expires_at_ms: i64,
-) -> Result<Order, AppError> {
+) -> Result<Option<Order>, AppError> {
     let due_ms = expires_at_ms + reservations::RESERVATION_GRACE_MS;
-    reservations::hold(state, call.order_id, call.user_id, call.items, due_ms).await?;
+    let holding =
+        reservations::hold(state, call.order_id, call.user_id, call.items, due_ms).await?;
+    if holding == reservations::Holding::Spent {
+        return Ok(None);
+    }
     let refused = match hot::reserve(&state.cache, call).await? {
-        ReserveOutcome::Reserved => return get_hot(state, call.order_id).await,
+        ReserveOutcome::Reserved => return get_hot(state, call.order_id).await.map(Some),
         ReserveOutcome::Replayed(existing) => {
             // A replay of this very order (a re-send, or a retry under the request's own id)
             // keeps its stock; only stock held for an id that lost to another order goes back.
             if existing != call.order_id {
                 give_back(state, call).await;
             }
-            return get_hot(state, &existing).await;
+            return get_hot(state, &existing).await.map(Some);
         }
         ReserveOutcome::InvalidCoupon(reason) => AppError::InvalidCoupon(reason),
         ReserveOutcome::KeyReused => AppError::IdempotencyKeyReused,
-        ReserveOutcome::Voided => AppError::Unavailable,
+        ReserveOutcome::Voided => {
+            give_back(state, call).await;
+            return Ok(None);
+        }
     };
     give_back(state, call).await;
     Err(refused)

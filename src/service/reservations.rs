@@ -80,14 +80,15 @@ fn by_bucket(state: &AppState, items: &[OrderLine]) -> BTreeMap<Bucket, Vec<(i64
 
 /// Step 1 of order creation: holds every line's units in its product bucket, resolved at
 /// `due_ms` if nothing else ends them. A refusal (not enough stock) or a failure releases
-/// whatever was held and is returned; the refusal named is that of the earliest line.
+/// whatever was held and is returned; the refusal named is that of the earliest line. An id
+/// whose reservation ended before holds nothing ([`Holding::Spent`]).
 pub async fn hold(
     state: &AppState,
     order_id: &str,
     user_id: i64,
     items: &[OrderLine],
     due_ms: i64,
-) -> Result<(), AppError> {
+) -> Result<Holding, AppError> {
     let buckets = by_bucket(state, items);
     let outcomes = join_all(
         buckets
@@ -97,9 +98,11 @@ pub async fn hold(
     .await;
     let mut refusal: Option<(usize, AppError)> = None;
     let mut failure: Option<AppError> = None;
+    let mut spent = false;
     for outcome in outcomes {
         match outcome {
             Ok(ReserveOutcome::Held) => {}
+            Ok(ReserveOutcome::Spent) => spent = true,
             Ok(ReserveOutcome::InsufficientStock {
                 product_id,
                 requested,
@@ -124,9 +127,10 @@ pub async fn hold(
             Err(e) => failure = Some(e),
         }
     }
-    let Some(error) = failure.or(refusal.map(|(_, e)| e)) else {
-        return Ok(());
-    };
+    let error = failure.or(refusal.map(|(_, e)| e));
+    if error.is_none() && !spent {
+        return Ok(Holding::Held);
+    }
     if let Err(e) = release(state, order_id, items).await {
         // The sweeper releases them at `due_ms`.
         tracing::warn!(
@@ -135,7 +139,20 @@ pub async fn hold(
             "releasing a refused order's stock failed"
         );
     }
-    Err(error)
+    match error {
+        Some(error) => Err(error),
+        None => Ok(Holding::Spent),
+    }
+}
+
+/// What step 1 of order creation left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    /// Every line's units are held under the order id.
+    Held,
+    /// The order id's reservations ended before (a retry of a request whose stock was given
+    /// back): nothing is held, and the order must be made under a new id.
+    Spent,
 }
 
 /// Holds the lines of one product bucket, loading their stock into Redis first if needed.

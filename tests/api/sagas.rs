@@ -64,8 +64,8 @@ async fn stock_held_for_an_order_that_never_appeared_comes_back_and_the_order_ca
     assert_eq!(stock(&app, product).await, before, "the units are back");
     assert_eq!(
         held::hold_all(cache, &hold).await.expect("late re-send"),
-        [Held::Held],
-        "a late re-send of step 1 is answered as done"
+        [Held::Spent],
+        "a late re-send of step 1 is told the id is spent"
     );
     assert_eq!(stock(&app, product).await, before, "and holds nothing");
 
@@ -294,4 +294,56 @@ async fn one_call_holds_and_settles_a_batch_of_orders_each_whole_or_not_at_all()
     };
     assert!(held::settle_all(cache, bucket, &[short]).await.is_err());
     assert_eq!(stock(&app, first).await, a - 1, "nothing changed");
+}
+
+#[tokio::test]
+async fn a_retry_after_a_refusal_gave_its_stock_back_holds_the_stock_again() {
+    let app = app().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let plenty = app.create_product(&admin, "Plate", 1_000, 5).await;
+    let mut scarce = app.create_product(&admin, "Bowl", 1_000, 1).await;
+    while app.state.cache.keys.of_product(scarce) == app.state.cache.keys.of_product(plenty) {
+        scarce = app.create_product(&admin, "Bowl", 1_000, 1).await;
+    }
+    let order = |key: &'static str| {
+        let body = json!({"items": [{"productId": plenty, "quantity": 2},
+                                    {"productId": scarce, "quantity": 2}]});
+        let request = app
+            .http
+            .post(format!("{}/api/v1/orders", app.base))
+            .bearer_auth(&user.token)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        async move { request.send().await.expect("sent") }
+    };
+    // Refused in the scarce product's bucket: the plenty bucket's hold is given back.
+    assert_eq!(order("same-key").await.status(), 409);
+    assert_eq!(stock(&app, plenty).await, 5);
+
+    // Restocked, the same request is retried with the same key: it holds both lines again
+    // (the first attempt's id is spent, so it goes on under a new one).
+    let path = format!("/api/v1/admin/products/{scarce}");
+    let restock = app
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&admin.token),
+            Some(json!({"addStock": 5})),
+        )
+        .await;
+    assert_eq!(restock.status(), 200);
+    let created = order("same-key").await;
+    assert_eq!(created.status(), 201);
+    let first = json_of(created).await;
+    assert_eq!(stock(&app, plenty).await, 3, "2 held for the new order");
+    assert_eq!(stock(&app, scarce).await, 4);
+
+    // And a third send of the same key answers the same order without holding more.
+    let again = json_of(order("same-key").await).await;
+    assert_eq!(again["orderId"], first["orderId"]);
+    assert_eq!(
+        (stock(&app, plenty).await, stock(&app, scarce).await),
+        (3, 4)
+    );
 }
