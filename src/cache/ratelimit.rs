@@ -111,6 +111,13 @@ impl ScriptCall for TakeCall<'_> {
 
 /// Takes `requests` in one call of rate_gcra.lua, in their order; one verdict per request.
 pub async fn take_all(cache: &Cache, requests: &[TakeRequest]) -> anyhow::Result<Vec<Verdict>> {
+    let slot = requests.first().map(|r| super::keys::slot(&r.key));
+    anyhow::ensure!(
+        requests
+            .iter()
+            .all(|r| Some(super::keys::slot(&r.key)) == slot),
+        "one rate_gcra.lua call takes from buckets of one key slot"
+    );
     call::run_each(cache, &TakeCall { requests }, requests.len()).await
 }
 

@@ -151,15 +151,21 @@ async fn rate_gcra_takes_a_batch_in_order_as_separate_calls_would() {
         rate,
         request_id: id.into(),
     };
+    // A batch is one script call, so its subjects share a key bucket (as the batcher forms it).
+    let b = (0..)
+        .map(|n| format!("b{n}"))
+        .find(|s| cache.keys.of_subject(s) == cache.keys.of_subject("a"))
+        .expect("some subject shares a's bucket");
+    let b = b.as_str();
     let verdicts = take_all(
         cache,
         &[
             request("a", "1"),
-            request("b", "2"),
+            request(b, "2"),
             request("a", "3"),
             request("a", "4"), // third on bucket a: over the burst
             request("a", "4"), // the same request re-sent: the same answer, not counted again
-            request("b", "5"),
+            request(b, "5"),
         ],
     )
     .await

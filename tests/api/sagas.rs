@@ -12,7 +12,7 @@ use flashmart::cache::reservations::{self as held, HoldRequest, ReserveOutcome a
 use flashmart::events::OrderLine;
 use flashmart::service::reservations::sweep_once;
 
-use crate::helpers::{json_of, spawn_app_with, TestApp};
+use crate::helpers::{json_of, spawn_app, spawn_app_with, TestApp};
 
 /// An app whose orders expire after one second, with no background settlement or sweeps of
 /// its own racing the steps the tests cut off (`sweep_once` is called by hand).
@@ -346,4 +346,102 @@ async fn a_retry_after_a_refusal_gave_its_stock_back_holds_the_stock_again() {
         (stock(&app, plenty).await, stock(&app, scarce).await),
         (3, 4)
     );
+}
+
+#[tokio::test]
+async fn a_rebuild_from_mysql_restores_pending_orders_with_their_reservations_and_coupons() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let product = app.create_product(&admin, "Teapot", 30_000, 10).await;
+    let _ = app.charge(&user, json!(100_000), None).await;
+    let campaign = json_of(
+        app.call(
+            reqwest::Method::POST,
+            "/api/v1/admin/coupons",
+            Some(&admin.token),
+            Some(json!({
+                "name": "Flash 10%", "discountType": "PERCENT", "discountValue": 10,
+                "maxDiscount": 5000, "minOrderAmount": 10000, "totalQuantity": 5,
+                "issueStartsAt": chrono::Utc::now().to_rfc3339(),
+                "issueEndsAt": (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339(),
+                "validDays": 7
+            })),
+        )
+        .await,
+    )
+    .await;
+    let coupon_id = campaign["couponId"].as_i64().expect("couponId");
+    let issued = app
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/v1/coupons/{coupon_id}/issue"),
+            Some(&user.token),
+            None,
+        )
+        .await;
+    assert_eq!(issued.status(), 201);
+    let user_coupon_id = json_of(issued).await["userCouponId"]
+        .as_i64()
+        .expect("userCouponId");
+    let created = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(&user.token),
+            Some(json!({"items": [{"productId": product, "quantity": 2}],
+                        "userCouponId": user_coupon_id})),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let order_id = json_of(created).await["orderId"]
+        .as_str()
+        .expect("orderId")
+        .to_owned();
+    app.assert_audit_passes().await;
+
+    // A cold Redis (a fresh prefix: nothing of this deployment in it) rebuilt from MySQL.
+    let url = std::env::var("REDIS_URL").expect("REDIS_URL");
+    let prefix = format!("rb{}", uuid::Uuid::new_v4().simple());
+    let cold = flashmart::cache::Cache::connect(&url, 2, &prefix[..20], 16)
+        .await
+        .expect("connect");
+    flashmart::ops::rebuild::run(&app.state.db, &cold)
+        .await
+        .expect("rebuild");
+    let report = flashmart::ops::audit::run(&app.state.db, &cold, std::time::Duration::ZERO)
+        .await
+        .expect("audit");
+    assert!(
+        report.passed(),
+        "audit of the rebuilt Redis: {:?}",
+        report.violations
+    );
+
+    let rebuilt = hot_orders::read(&cold, &order_id)
+        .await
+        .expect("read")
+        .expect("the pending order is back");
+    assert_eq!(rebuilt.user_coupon_id, Some(user_coupon_id));
+    let bucket = cold.keys.of_product(product);
+    let held = held::read(&cold, bucket, &order_id)
+        .await
+        .expect("read")
+        .expect("its reservation is back");
+    assert_eq!(held.lines, vec![(product, 2)]);
+    assert_eq!(
+        flashmart::cache::stock::available(&cold, &[product])
+            .await
+            .expect("stock")[0],
+        Some(8)
+    );
+    let owner = hot_coupons::owner_of(&cold, user.id, user_coupon_id)
+        .await
+        .expect("owner")
+        .expect("the coupon is back");
+    assert!(owner.granted && owner.user_id == user.id && owner.coupon_id == coupon_id);
+    let holder = hot_coupons::issued_to(&cold, coupon_id, user.id)
+        .await
+        .expect("holder");
+    assert_eq!(holder.map(|c| c.user_coupon_id), Some(user_coupon_id));
 }
