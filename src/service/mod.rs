@@ -8,6 +8,7 @@ pub mod discount;
 pub mod expiry;
 pub mod history;
 pub mod login;
+pub mod order_pricing;
 pub mod orders;
 pub mod payments;
 pub mod popular;

@@ -100,7 +100,8 @@ impl StreamWorker {
 
     /// Runs until `shutdown` is cancelled; errors are logged and retried with backoff.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        tracing::debug!(consumer = %self.consumer, bucket = %self.stream.bucket, "stream worker started");
+        let bucket = self.stream.bucket;
+        tracing::debug!(consumer = %self.consumer, %bucket, "stream worker started");
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
             let step = tokio::select! {
@@ -123,7 +124,7 @@ impl StreamWorker {
             }
         }
         let _ = self.reader.quit().await;
-        tracing::debug!(consumer = %self.consumer, bucket = %self.stream.bucket, "stream worker stopped");
+        tracing::debug!(consumer = %self.consumer, %bucket, "stream worker stopped");
     }
 
     /// One step: own pending entries first, then (periodically) reclaim idle entries of other
