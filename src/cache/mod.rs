@@ -18,6 +18,7 @@ pub mod session;
 pub mod sessions;
 pub mod stock;
 pub mod topology;
+pub mod user_coupons;
 pub mod wallet;
 
 use std::time::Duration;
