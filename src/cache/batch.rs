@@ -213,7 +213,11 @@ async fn answer_batch<Req, Out>(
     decide: &Decide<Req, Out>,
 ) {
     let size = batch.len();
-    metrics::histogram!("redis_batch_size", "script" => name).record(size as f64);
+    if name.ends_with(".lua") {
+        // Redis scripts' batch sizes; other batchers (the settlement's merged commits) record
+        // figures of their own.
+        metrics::histogram!("redis_batch_size", "script" => name).record(size as f64);
+    }
     let (requests, answers): (Vec<Req>, Vec<_>) = batch
         .into_iter()
         .map(|pending| (pending.request, pending.answer))

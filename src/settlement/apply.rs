@@ -27,6 +27,44 @@ pub async fn apply_batch(
     batch: &[Envelope],
     now: DateTime<Utc>,
 ) -> anyhow::Result<BatchOutcome> {
+    Ok(counted(&apply_all(db, batch, now).await?))
+}
+
+/// Applies several streams' batches in one transaction, or none of them (the settlement's group
+/// commit: one commit for what every bucket's stream had ready); one outcome per batch.
+pub async fn apply_merged(
+    db: &MySqlPool,
+    batches: &[Vec<Envelope>],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<BatchOutcome>> {
+    let fresh = apply_all(db, &batches.concat(), now).await?;
+    let mut at = 0;
+    Ok(batches
+        .iter()
+        .map(|batch| {
+            let part = &fresh[at..at + batch.len()];
+            at += batch.len();
+            counted(part)
+        })
+        .collect())
+}
+
+/// Applied and duplicate counts from per-event freshness.
+fn counted(fresh: &[bool]) -> BatchOutcome {
+    let applied = fresh.iter().filter(|f| **f).count();
+    BatchOutcome {
+        applied,
+        duplicates: fresh.len() - applied,
+    }
+}
+
+/// The one transaction: marks the events applied, then writes the plan of the fresh ones;
+/// returns, per event, whether it was applied now (`false`: applied before).
+async fn apply_all(
+    db: &MySqlPool,
+    batch: &[Envelope],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<bool>> {
     let decoded = batch
         .iter()
         .map(|envelope| envelope.decode())
@@ -34,18 +72,14 @@ pub async fn apply_batch(
     let mut tx = db.begin().await?;
     let fresh = events::mark_applied(&mut tx, batch, now).await?;
     let mut plan = Plan::default();
-    let mut outcome = BatchOutcome::default();
-    for ((envelope, event), fresh) in batch.iter().zip(decoded).zip(fresh) {
-        if fresh {
+    for ((envelope, event), fresh) in batch.iter().zip(decoded).zip(&fresh) {
+        if *fresh {
             plan.add(envelope, event)?;
-            outcome.applied += 1;
-        } else {
-            outcome.duplicates += 1;
         }
     }
     write(&mut tx, &plan, now).await?;
     tx.commit().await?;
-    Ok(outcome)
+    Ok(fresh)
 }
 
 /// Writes a plan: per-event rows first, shared rows last (see the module doc).

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use fred::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use super::apply::apply_batch;
+use super::apply::{apply_batch, BatchOutcome};
 use super::stream::{self, RawEntry, Stream};
+use crate::cache::batch::Batcher;
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::events::Envelope;
@@ -54,11 +55,34 @@ pub struct Outcome {
     pub dead_lettered: usize,
 }
 
-/// One settlement consumer.
+/// The instance's settlement group commit: the stream workers' batches that are ready together
+/// go into MySQL as one transaction (`None` for each when that transaction failed: each stream
+/// then applies its own batch, one event at a time if need be).
+pub type Applier = Batcher<Vec<Envelope>, Option<BatchOutcome>>;
+
+/// What the stream workers of one instance share.
+#[derive(Clone)]
+pub struct Shared {
+    /// The runner's MySQL pool.
+    pub db: sqlx::MySqlPool,
+    /// Redis, for the streams' non-blocking commands.
+    pub cache: Cache,
+    /// Time source for applied-at stamps and the lag.
+    pub clock: Clock,
+    /// This instance's consumer name in every stream's group.
+    pub consumer: String,
+    /// Batch size, blocking read, idle reclaim and failure limits.
+    pub config: WorkerConfig,
+    /// The instance's merged commits.
+    pub applier: Applier,
+}
+
+/// The settlement consumer of one bucket's stream.
 pub struct StreamWorker {
     db: sqlx::MySqlPool,
     cache: Cache,
     stream: Stream,
+    applier: Applier,
     reader: Client,
     clock: Clock,
     consumer: String,
@@ -68,22 +92,24 @@ pub struct StreamWorker {
 }
 
 impl StreamWorker {
-    /// Creates a worker with its own blocking-read connection and joins the group.
-    pub async fn new(
-        db: sqlx::MySqlPool,
-        cache: Cache,
-        redis_url: &str,
-        clock: Clock,
-        consumer: String,
-        config: WorkerConfig,
-        stream: Stream,
-    ) -> anyhow::Result<Self> {
+    /// Creates the worker of `stream`, with its own blocking-read connection, and joins the
+    /// stream's group.
+    pub async fn new(shared: Shared, redis_url: &str, stream: Stream) -> anyhow::Result<Self> {
+        let Shared {
+            db,
+            cache,
+            clock,
+            consumer,
+            config,
+            applier,
+        } = shared;
         let reader = crate::cache::build_client(redis_url).await?;
         stream::ensure_group_of(&cache, &stream).await?;
         Ok(Self {
             db,
             cache,
             stream,
+            applier,
             reader,
             clock,
             consumer,
@@ -222,8 +248,16 @@ impl StreamWorker {
             }
         }
         let envelopes: Vec<Envelope> = good.iter().map(|(_, e)| e.clone()).collect();
+        if envelopes.is_empty() {
+            return Ok(outcome);
+        }
         let started = Instant::now();
-        match apply_batch(&self.db, &envelopes, self.clock.now()).await {
+        let merged = match self.applier.submit(envelopes.clone()).await {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => apply_batch(&self.db, &envelopes, self.clock.now()).await,
+            Err(e) => Err(e),
+        };
+        match merged {
             Ok(done) => {
                 self.committed(
                     &envelopes,
@@ -280,7 +314,6 @@ impl StreamWorker {
         // The lag ends at the MySQL commit, which just happened: taken before the round trip
         // that acknowledges the entries in Redis, so Redis's latency is not counted as MySQL's.
         let committed_ms = self.clock.now_ms();
-        metrics::histogram!("settlement_batch_size").record(envelopes.len() as f64);
         metrics::histogram!("settlement_commit_seconds").record(started.elapsed().as_secs_f64());
         for envelope in envelopes {
             metrics::counter!("settlement_events_applied_total", "type" => envelope.event_type.clone())

@@ -5,8 +5,10 @@
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
+use super::apply::apply_merged;
 use super::stream::Stream;
-use super::worker::{Outcome, StreamWorker, WorkerConfig};
+use super::worker::{Applier, Outcome, Shared, StreamWorker, WorkerConfig};
+use crate::cache::batch::{BatchLimits, Batcher};
 use crate::cache::Cache;
 use crate::clock::Clock;
 
@@ -27,20 +29,17 @@ impl Worker {
         consumer: String,
         config: WorkerConfig,
     ) -> anyhow::Result<Self> {
+        let shared = Shared {
+            applier: applier(db.clone(), clock.clone()),
+            db,
+            cache: cache.clone(),
+            clock,
+            consumer: consumer.clone(),
+            config,
+        };
         let mut streams = Vec::new();
         for stream in Stream::all(&cache.keys) {
-            streams.push(
-                StreamWorker::new(
-                    db.clone(),
-                    cache.clone(),
-                    redis_url,
-                    clock.clone(),
-                    consumer.clone(),
-                    config.clone(),
-                    stream,
-                )
-                .await?,
-            );
+            streams.push(StreamWorker::new(shared.clone(), redis_url, stream).await?);
         }
         Ok(Self { streams, consumer })
     }
@@ -77,4 +76,35 @@ impl Worker {
         .await;
         tracing::info!(consumer = %self.consumer, "settlement worker stopped");
     }
+}
+
+/// Most streams' batches one merged transaction takes.
+const MERGED_BATCHES: usize = 64;
+
+/// The group commit of the instance's stream workers: while one merged transaction is at MySQL,
+/// the batches that become ready queue, and the next transaction takes them all. One commit
+/// then carries every bucket's events (a commit per stream and step would multiply the commits
+/// by the bucket count and starve the small pool).
+fn applier(db: sqlx::MySqlPool, clock: Clock) -> Applier {
+    let limits = BatchLimits {
+        max: MERGED_BATCHES,
+        in_flight: 1,
+    };
+    Batcher::start("settlement", limits, move |batches: Vec<Vec<_>>| {
+        let (db, clock) = (db.clone(), clock.clone());
+        async move {
+            let events: usize = batches.iter().map(Vec::len).sum();
+            match apply_merged(&db, &batches, clock.now()).await {
+                Ok(done) => {
+                    metrics::histogram!("settlement_batch_size").record(events as f64);
+                    Ok(done.into_iter().map(Some).collect())
+                }
+                Err(e) => {
+                    // Each stream applies its own batch again, and finds the culprit.
+                    tracing::debug!(error = format!("{e:#}"), "merged settlement batch failed");
+                    Ok(vec![None; batches.len()])
+                }
+            }
+        }
+    })
 }
