@@ -92,6 +92,17 @@ impl Reply {
         Ok((0..self.values.len()).step_by(width))
     }
 
+    /// One flag per request: each element `1` (yes) or `0` (no); anything else is an error.
+    pub fn flags(&self) -> anyhow::Result<Vec<bool>> {
+        self.rows(1)?
+            .map(|at| match self.int(at)? {
+                1 => Ok(true),
+                0 => Ok(false),
+                _ => Err(self.unknown_status()),
+            })
+            .collect()
+    }
+
     /// The script that answered (for error messages).
     pub fn script(&self) -> &'static str {
         self.script
@@ -156,7 +167,7 @@ mod tests {
     use crate::cache::products::{ProductTerms, PutCall};
     use crate::cache::ratelimit::{Rate, TakeCall, TakeRequest};
     use crate::cache::reservations::{
-        HoldCall, HoldRequest, Settle, SettleCall, SettleRequest, VoidCall,
+        lines_by_bucket, HoldCall, HoldRequest, Settle, SettleCall, SettleRequest, VoidCall,
     };
     use crate::cache::session::RaiseCall;
     use crate::cache::stock::AddCall;
@@ -279,14 +290,7 @@ mod tests {
                 }
             }
             // The stock steps of the saga: the order's lines grouped by product bucket.
-            let mut by_bucket: std::collections::BTreeMap<_, Vec<(i64, i64)>> = Default::default();
-            for l in &lines {
-                by_bucket
-                    .entry(k.of_product(l.product_id))
-                    .or_default()
-                    .push((l.product_id, l.quantity));
-            }
-            for (bucket, held) in &by_bucket {
+            for (bucket, held) in &lines_by_bucket(&k, &lines) {
                 // A batch of two orders' holds in one product bucket.
                 let holds = [
                     HoldRequest {

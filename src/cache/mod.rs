@@ -87,6 +87,31 @@ impl Cache {
         self.pool.next()
     }
 
+    /// Members of the deadline zset `key` whose score (a time, ms) is at or before `now_ms`,
+    /// at most `limit`: what a sweeper is due to look at (pending orders, stock reservations).
+    pub async fn due_in(
+        &self,
+        key: String,
+        now_ms: i64,
+        limit: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .client()
+            .zrangebyscore(key, "-inf", now_ms, false, Some((0, limit)))
+            .await?)
+    }
+
+    /// Members of the zsets `keys` together (one ZCARD per key in one pipeline: the keys are in
+    /// many buckets).
+    pub async fn count_all(&self, keys: Vec<String>) -> anyhow::Result<i64> {
+        let pipeline = self.client().pipeline();
+        for key in keys {
+            let () = pipeline.zcard(key).await?;
+        }
+        let counts: Vec<i64> = pipeline.all().await?;
+        Ok(counts.into_iter().sum())
+    }
+
     /// The integer value of each key, in order (`None` where absent): one GET per key in one
     /// pipeline, since keys of many buckets cannot share an MGET on a cluster (CROSSSLOT).
     pub async fn get_each(&self, keys: &[String]) -> anyhow::Result<Vec<Option<i64>>> {

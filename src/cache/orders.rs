@@ -476,29 +476,15 @@ pub async fn due(
     now_ms: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<String>> {
-    Ok(cache
-        .client()
-        .zrangebyscore(
-            cache.keys.order_deadlines(bucket),
-            "-inf",
-            now_ms,
-            false,
-            Some((0, limit)),
-        )
-        .await?)
+    cache
+        .due_in(cache.keys.order_deadlines(bucket), now_ms, limit)
+        .await
 }
 
 /// Number of pending orders in every bucket.
 pub async fn pending_count(cache: &Cache) -> anyhow::Result<i64> {
-    let mut total = 0;
-    for bucket in cache.keys.buckets() {
-        let n: i64 = cache
-            .client()
-            .zcard(cache.keys.order_deadlines(bucket))
-            .await?;
-        total += n;
-    }
-    Ok(total)
+    let keys = cache.keys.buckets().map(|b| cache.keys.order_deadlines(b));
+    cache.count_all(keys.collect()).await
 }
 
 /// The first outcome an order idempotency key recorded: (order id, request fingerprint).

@@ -2,13 +2,15 @@
 //! (steps of the order saga; docs/ARCHITECTURE.md §4b), and the void marker the reservation
 //! sweeper sets on an order that never appeared.
 
+use std::collections::BTreeMap;
+
 use fred::prelude::*;
 
 use super::call::{self, Reply, ScriptCall};
 use super::keys::Bucket;
 use super::scripts::{LuaScript, Scripts};
 use super::{Cache, Keys};
-use crate::events::OrderStatus;
+use crate::events::{OrderLine, OrderStatus};
 
 /// How long an ended reservation stays `done` (a late re-send of its stock_reserve.lua call
 /// then changes nothing), and how long a void marker stays.
@@ -18,6 +20,19 @@ pub const RANKING_BUCKET_TTL_SECS: i64 = 73 * 3600;
 
 /// One order's lines of one product bucket: (product id, units).
 pub type Lines = Vec<(i64, i64)>;
+
+/// An order's lines grouped by product bucket, in line order within each bucket: one hold (and
+/// one reservation) per bucket.
+pub fn lines_by_bucket(keys: &Keys, items: &[OrderLine]) -> BTreeMap<Bucket, Lines> {
+    let mut buckets: BTreeMap<Bucket, Lines> = BTreeMap::new();
+    for line in items {
+        buckets
+            .entry(keys.of_product(line.product_id))
+            .or_default()
+            .push((line.product_id, line.quantity));
+    }
+    buckets
+}
 
 /// One order's hold in one product bucket: what a stock_reserve.lua request carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,14 +231,7 @@ impl ScriptCall for SettleCall<'_> {
     }
 
     fn decode(reply: Reply) -> anyhow::Result<Vec<bool>> {
-        reply
-            .rows(1)?
-            .map(|at| match reply.int(at)? {
-                1 => Ok(true),
-                0 => Ok(false),
-                _ => Err(reply.unknown_status()),
-            })
-            .collect()
+        reply.flags()
     }
 }
 
@@ -244,7 +252,7 @@ pub async fn settle_all(
 }
 
 /// A live reservation, as the sweeper reads it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reservation {
     /// The order's owner.
     #[serde(rename = "userId")]
@@ -278,29 +286,18 @@ pub async fn due(
     now_ms: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<String>> {
-    Ok(cache
-        .client()
-        .zrangebyscore(
-            cache.keys.reservation_deadlines(bucket),
-            "-inf",
-            now_ms,
-            false,
-            Some((0, limit)),
-        )
-        .await?)
+    cache
+        .due_in(cache.keys.reservation_deadlines(bucket), now_ms, limit)
+        .await
 }
 
 /// Live reservations of every bucket.
 pub async fn live_count(cache: &Cache) -> anyhow::Result<i64> {
-    let mut total = 0;
-    for bucket in cache.keys.buckets() {
-        let n: i64 = cache
-            .client()
-            .zcard(cache.keys.reservation_deadlines(bucket))
-            .await?;
-        total += n;
-    }
-    Ok(total)
+    let keys = cache
+        .keys
+        .buckets()
+        .map(|b| cache.keys.reservation_deadlines(b));
+    cache.count_all(keys.collect()).await
 }
 
 /// What the order's bucket says of an order whose reservation is due (order_void.lua).

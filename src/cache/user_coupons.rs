@@ -70,14 +70,7 @@ impl ScriptCall for GrantCall<'_> {
     }
 
     fn decode(reply: Reply) -> anyhow::Result<Vec<bool>> {
-        reply
-            .rows(1)?
-            .map(|at| match reply.int(at)? {
-                1 => Ok(true),
-                0 => Ok(false),
-                _ => Err(reply.unknown_status()),
-            })
-            .collect()
+        reply.flags()
     }
 }
 

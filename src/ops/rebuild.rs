@@ -189,15 +189,11 @@ async fn rebuild_pending_orders(db: &MySqlPool, cache: &Cache) -> anyhow::Result
 async fn rebuild_reservations(cache: &Cache, o: &crate::domain::Order) -> anyhow::Result<()> {
     let k = &cache.keys;
     let due = o.expires_at_ms + crate::service::reservations::RESERVATION_GRACE_MS;
-    let mut buckets: std::collections::BTreeMap<_, Vec<(i64, i64)>> = Default::default();
-    for line in &o.items {
-        buckets
-            .entry(k.of_product(line.product_id))
-            .or_default()
-            .push((line.product_id, line.quantity));
-    }
-    for (bucket, lines) in buckets {
-        let held = serde_json::json!({ "userId": o.user_id, "lines": lines }).to_string();
+    for (bucket, lines) in crate::cache::reservations::lines_by_bucket(k, &o.items) {
+        let held = serde_json::to_string(&crate::cache::reservations::Reservation {
+            user_id: o.user_id,
+            lines,
+        })?;
         let _: () = cache
             .client()
             .set(k.reservation(bucket, &o.id), held, None, None, false)

@@ -4,8 +4,6 @@
 //! never appeared, or whose last step a crash cut off, is resolved by [`sweep_once`] when its
 //! time is up: the order's deadline plus [`RESERVATION_GRACE_MS`].
 
-use std::collections::BTreeMap;
-
 use futures::future::join_all;
 
 use crate::cache::batch::BatchLimits;
@@ -66,18 +64,6 @@ pub fn settle_batcher(cache: &Cache, redis: &RedisConfig) -> SettleBatcher {
     )
 }
 
-/// An order's lines grouped by product bucket, in line order within each bucket.
-fn by_bucket(state: &AppState, items: &[OrderLine]) -> BTreeMap<Bucket, Vec<(i64, i64)>> {
-    let mut buckets: BTreeMap<Bucket, Vec<(i64, i64)>> = BTreeMap::new();
-    for line in items {
-        buckets
-            .entry(state.cache.keys.of_product(line.product_id))
-            .or_default()
-            .push((line.product_id, line.quantity));
-    }
-    buckets
-}
-
 /// Step 1 of order creation: holds every line's units in its product bucket, resolved at
 /// `due_ms` if nothing else ends them. A refusal (not enough stock) or a failure releases
 /// whatever was held and is returned; the refusal named is that of the earliest line. An id
@@ -89,7 +75,7 @@ pub async fn hold(
     items: &[OrderLine],
     due_ms: i64,
 ) -> Result<Holding, AppError> {
-    let buckets = by_bucket(state, items);
+    let buckets = held::lines_by_bucket(&state.cache.keys, items);
     let outcomes = join_all(
         buckets
             .values()
@@ -206,7 +192,7 @@ async fn settle_all(
     items: &[OrderLine],
     how: Settle,
 ) -> anyhow::Result<()> {
-    let buckets = by_bucket(state, items);
+    let buckets = held::lines_by_bucket(&state.cache.keys, items);
     let outcomes = join_all(buckets.iter().map(|(bucket, lines)| {
         let request = SettleRequest {
             order_id: order_id.to_owned(),

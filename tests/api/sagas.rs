@@ -12,7 +12,7 @@ use flashmart::cache::reservations::{self as held, HoldRequest, ReserveOutcome a
 use flashmart::events::OrderLine;
 use flashmart::service::reservations::sweep_once;
 
-use crate::helpers::{json_of, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{json_of, spawn_app, spawn_app_with, TestApp, TestUser};
 
 /// An app whose orders expire after one second, with no background settlement or sweeps of
 /// its own racing the steps the tests cut off (`sweep_once` is called by hand).
@@ -22,6 +22,28 @@ async fn app() -> TestApp {
         env.insert("SETTLEMENT_WORKER", "off".into());
     })
     .await
+}
+
+/// A 10 % campaign of 5 coupons, open for a minute from now; its id.
+async fn campaign(app: &TestApp, admin: &TestUser) -> i64 {
+    let body = json!({
+        "name": "Flash 10%", "discountType": "PERCENT", "discountValue": 10,
+        "maxDiscount": 5000, "minOrderAmount": 10000, "totalQuantity": 5,
+        "issueStartsAt": chrono::Utc::now().to_rfc3339(),
+        "issueEndsAt": (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339(),
+        "validDays": 7
+    });
+    let created = app
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/admin/coupons",
+            Some(&admin.token),
+            Some(body),
+        )
+        .await;
+    json_of(created).await["couponId"]
+        .as_i64()
+        .expect("couponId")
 }
 
 async fn stock(app: &TestApp, product: i64) -> i64 {
@@ -155,23 +177,7 @@ async fn a_coupon_whose_grant_was_cut_off_is_repaired_when_it_is_used() {
     let user = app.new_user().await;
     let product = app.create_product(&admin, "Mug", 20_000, 10).await;
     let _ = app.charge(&user, json!(50_000), None).await;
-    let campaign = json_of(
-        app.call(
-            reqwest::Method::POST,
-            "/api/v1/admin/coupons",
-            Some(&admin.token),
-            Some(json!({
-                "name": "Flash 10%", "discountType": "PERCENT", "discountValue": 10,
-                "maxDiscount": 5000, "minOrderAmount": 10000, "totalQuantity": 5,
-                "issueStartsAt": chrono::Utc::now().to_rfc3339(),
-                "issueEndsAt": (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339(),
-                "validDays": 7
-            })),
-        )
-        .await,
-    )
-    .await;
-    let coupon_id = campaign["couponId"].as_i64().expect("couponId");
+    let coupon_id = campaign(&app, &admin).await;
 
     // Step 1 only: issued in the campaign's bucket, never granted into the user's.
     let cache = &app.state.cache;
@@ -355,23 +361,7 @@ async fn a_rebuild_from_mysql_restores_pending_orders_with_their_reservations_an
     let user = app.new_user().await;
     let product = app.create_product(&admin, "Teapot", 30_000, 10).await;
     let _ = app.charge(&user, json!(100_000), None).await;
-    let campaign = json_of(
-        app.call(
-            reqwest::Method::POST,
-            "/api/v1/admin/coupons",
-            Some(&admin.token),
-            Some(json!({
-                "name": "Flash 10%", "discountType": "PERCENT", "discountValue": 10,
-                "maxDiscount": 5000, "minOrderAmount": 10000, "totalQuantity": 5,
-                "issueStartsAt": chrono::Utc::now().to_rfc3339(),
-                "issueEndsAt": (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339(),
-                "validDays": 7
-            })),
-        )
-        .await,
-    )
-    .await;
-    let coupon_id = campaign["couponId"].as_i64().expect("couponId");
+    let coupon_id = campaign(&app, &admin).await;
     let issued = app
         .call(
             reqwest::Method::POST,
