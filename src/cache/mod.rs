@@ -87,23 +87,42 @@ impl Cache {
         self.pool.next()
     }
 
-    /// Members of the deadline zset `key` whose score (a time, ms) is at or before `now_ms`,
-    /// at most `limit`: what a sweeper is due to look at (pending orders, stock reservations).
+    /// For each deadline zset of `keys`, in order, its members whose score (a time, ms) is at or
+    /// before `now_ms`, at most `limit` each: what a sweeper is due to look at (pending orders,
+    /// stock reservations). One ZRANGEBYSCORE per key, in one pipeline.
     pub async fn due_in(
         &self,
-        key: String,
+        keys: Vec<String>,
         now_ms: i64,
         limit: i64,
-    ) -> anyhow::Result<Vec<String>> {
-        Ok(self
-            .client()
-            .zrangebyscore(key, "-inf", now_ms, false, Some((0, limit)))
-            .await?)
+    ) -> anyhow::Result<Vec<Vec<String>>> {
+        if let [key] = keys.as_slice() {
+            // A pipeline of one answers its reply unwrapped (the members, not a list of them).
+            let one = self
+                .client()
+                .zrangebyscore(key, "-inf", now_ms, false, Some((0, limit)))
+                .await?;
+            return Ok(vec![one]);
+        }
+        let pipeline = self.client().pipeline();
+        for key in &keys {
+            let () = pipeline
+                .zrangebyscore(key, "-inf", now_ms, false, Some((0, limit)))
+                .await?;
+        }
+        let replies: Vec<fred::types::Value> = pipeline.all().await?;
+        replies
+            .into_iter()
+            .map(|reply| Ok(reply.convert::<Vec<String>>()?))
+            .collect()
     }
 
     /// Members of the zsets `keys` together (one ZCARD per key in one pipeline: the keys are in
     /// many buckets).
     pub async fn count_all(&self, keys: Vec<String>) -> anyhow::Result<i64> {
+        if let [key] = keys.as_slice() {
+            return Ok(self.client().zcard(key).await?);
+        }
         let pipeline = self.client().pipeline();
         for key in keys {
             let () = pipeline.zcard(key).await?;

@@ -7,7 +7,6 @@ use fred::prelude::*;
 use fred::types::Value;
 
 use super::call::{self, Reply, ScriptCall};
-use super::keys::Bucket;
 use super::scripts::{LuaScript, Scripts};
 use super::{Cache, Keys};
 use crate::domain::Order;
@@ -469,16 +468,12 @@ pub async fn release(
     call::run(cache, &call).await
 }
 
-/// Ids of `bucket`'s pending orders whose deadline is at or before `now_ms` (at most `limit`).
-pub async fn due(
-    cache: &Cache,
-    bucket: Bucket,
-    now_ms: i64,
-    limit: i64,
-) -> anyhow::Result<Vec<String>> {
-    cache
-        .due_in(cache.keys.order_deadlines(bucket), now_ms, limit)
-        .await
+/// Ids of pending orders whose deadline is at or before `now_ms`, at most `limit` of each
+/// bucket.
+pub async fn due(cache: &Cache, now_ms: i64, limit: i64) -> anyhow::Result<Vec<String>> {
+    let keys = cache.keys.buckets().map(|b| cache.keys.order_deadlines(b));
+    let due = cache.due_in(keys.collect(), now_ms, limit).await?;
+    Ok(due.into_iter().flatten().collect())
 }
 
 /// Number of pending orders in every bucket.

@@ -279,16 +279,16 @@ pub async fn read(
     }
 }
 
-/// Order ids of `bucket`'s reservations due at or before `now_ms` (at most `limit`).
-pub async fn due(
-    cache: &Cache,
-    bucket: Bucket,
-    now_ms: i64,
-    limit: i64,
-) -> anyhow::Result<Vec<String>> {
-    cache
-        .due_in(cache.keys.reservation_deadlines(bucket), now_ms, limit)
-        .await
+/// Reservations due at or before `now_ms` as (bucket, order id), at most `limit` of each bucket.
+pub async fn due(cache: &Cache, now_ms: i64, limit: i64) -> anyhow::Result<Vec<(Bucket, String)>> {
+    let buckets: Vec<Bucket> = cache.keys.buckets().collect();
+    let keys = buckets.iter().map(|b| cache.keys.reservation_deadlines(*b));
+    let due = cache.due_in(keys.collect(), now_ms, limit).await?;
+    Ok(buckets
+        .into_iter()
+        .zip(due)
+        .flat_map(|(bucket, ids)| ids.into_iter().map(move |id| (bucket, id)))
+        .collect())
 }
 
 /// Live reservations of every bucket.

@@ -26,10 +26,7 @@ const SWEEP_CONCURRENCY: usize = 16;
 /// buckets' due reservations. Returns how many orders it ended.
 pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
     let now_ms = state.clock.now_ms();
-    let mut due = Vec::new();
-    for bucket in state.cache.keys.buckets() {
-        due.extend(hot::due(&state.cache, bucket, now_ms, SWEEP_BATCH).await?);
-    }
+    let mut due = hot::due(&state.cache, now_ms, SWEEP_BATCH).await?;
     due.shuffle(&mut rand::rng());
     let outcomes: Vec<anyhow::Result<bool>> = futures::stream::iter(due)
         .map(|order_id| expire_one(state, order_id, now_ms))

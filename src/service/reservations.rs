@@ -214,17 +214,15 @@ async fn settle_all(
 pub async fn sweep_once(state: &AppState) -> anyhow::Result<usize> {
     let now_ms = state.clock.now_ms();
     let mut ended = 0;
-    for bucket in state.cache.keys.buckets() {
-        for order_id in held::due(&state.cache, bucket, now_ms, SWEEP_BATCH).await? {
-            match resolve(state, bucket, &order_id).await {
-                Ok(true) => ended += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(
-                    order_id,
-                    error = format!("{e:#}"),
-                    "resolving a reservation failed"
-                ),
-            }
+    for (bucket, order_id) in held::due(&state.cache, now_ms, SWEEP_BATCH).await? {
+        match resolve(state, bucket, &order_id).await {
+            Ok(true) => ended += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                order_id,
+                error = format!("{e:#}"),
+                "resolving a reservation failed"
+            ),
         }
     }
     metrics::gauge!("stock_reservations_live").set(held::live_count(&state.cache).await? as f64);

@@ -435,3 +435,35 @@ async fn a_rebuild_from_mysql_restores_pending_orders_with_their_reservations_an
         .expect("holder");
     assert_eq!(holder.map(|c| c.user_coupon_id), Some(user_coupon_id));
 }
+
+#[tokio::test]
+async fn with_one_bucket_the_sweeps_expire_an_order_and_give_its_stock_back() {
+    let app = spawn_app_with(|env| {
+        env.insert("ORDER_TTL_SECONDS", "1".into());
+        env.insert("REDIS_BUCKETS", "1".into());
+    })
+    .await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let product = app.create_product(&admin, "Spoon", 1_000, 10).await;
+    let order = app.order_one(&user, product, 4).await;
+    assert_eq!(stock(&app, product).await, 6);
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    flashmart::service::expiry::sweep_once(&app.state)
+        .await
+        .expect("sweep");
+    let order_id = order["orderId"].as_str().expect("id");
+    let ended = hot_orders::read(&app.state.cache, order_id)
+        .await
+        .expect("read")
+        .expect("hot");
+    assert_eq!(ended.status, flashmart::events::OrderStatus::Expired);
+    assert_eq!(stock(&app, product).await, 10, "the units are back");
+    assert_eq!(
+        flashmart::cache::reservations::live_count(&app.state.cache)
+            .await
+            .expect("count"),
+        0
+    );
+    app.assert_audit_passes().await;
+}
