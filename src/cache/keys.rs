@@ -119,20 +119,6 @@ impl Keys {
         self.with_bucket(*uuid::Uuid::now_v7().as_bytes(), user_id)
     }
 
-    /// The order id of a request: the same for the same user, idempotency key and request
-    /// (`fingerprint`), so a retry after a lost reply repeats every saga step under the id of
-    /// the first attempt instead of holding stock a second time (a UUIDv8 of a SHA-256, its last
-    /// 16 bits naming the user's bucket as in [`Keys::new_order_id`]).
-    pub fn order_id_for(&self, user_id: i64, idempotency_key: &str, fingerprint: &str) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("order|{user_id}|{idempotency_key}|{fingerprint}"));
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&digest[..16]);
-        bytes[6] = (bytes[6] & 0x0f) | 0x80; // version 8
-        bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-        self.with_bucket(bytes, user_id)
-    }
-
     fn with_bucket(&self, mut bytes: [u8; 16], user_id: i64) -> String {
         let bucket = self.of_user(user_id).0.to_be_bytes();
         bytes[14] = bucket[0];
@@ -172,6 +158,15 @@ impl Keys {
     pub fn idempotency(&self, scope: &str, user_id: i64, key: &str) -> String {
         format!(
             "{}:idem:{scope}:{user_id}:{key}",
+            self.tag(self.of_user(user_id))
+        )
+    }
+
+    /// `{u}:attempt:order:{user}:{key}:{fingerprint}` — the order id the first attempt of a
+    /// request took (a retry after a lost reply repeats the saga's steps under it).
+    pub fn order_attempt(&self, user_id: i64, key: &str, fingerprint: &str) -> String {
+        format!(
+            "{}:attempt:order:{user_id}:{key}:{fingerprint}",
             self.tag(self.of_user(user_id))
         )
     }
@@ -365,19 +360,8 @@ mod tests {
             assert!(uuid::Uuid::parse_str(&id).is_ok());
             assert_eq!(keys.of_order(&id), Some(keys.of_user(user)));
         }
-        let same = keys.order_id_for(7, "key", "fp");
-        assert_eq!(
-            same,
-            keys.order_id_for(7, "key", "fp"),
-            "a retry gets the same id"
-        );
-        assert_ne!(
-            same,
-            keys.order_id_for(7, "key", "other"),
-            "another request, another id"
-        );
-        assert_ne!(same, keys.order_id_for(8, "key", "fp"));
-        assert_eq!(keys.of_order(&same), Some(keys.of_user(7)));
+        let id = uuid::Uuid::parse_str(&keys.new_order_id(7)).expect("uuid");
+        assert_eq!(id.get_version_num(), 7, "order ids stay UUIDv7 (API.md)");
         assert_eq!(keys.of_order("not-an-id"), None);
         assert_eq!(
             keys.of_order("0190a3f0-0000-7000-8000-00000000ffff"),

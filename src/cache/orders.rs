@@ -498,6 +498,32 @@ pub async fn prior(
     }))
 }
 
+/// The order id of a request (user, idempotency key, body): the id its first attempt took, or
+/// a fresh UUIDv7 that becomes that id (`SET NX GET`, kept as long as the key's record). A
+/// retry after a lost reply so repeats each saga step under the first attempt's id and finds
+/// its stock already held.
+pub async fn attempt_id(
+    cache: &Cache,
+    user_id: i64,
+    idempotency_key: &str,
+    fingerprint: &str,
+) -> anyhow::Result<String> {
+    let fresh = cache.keys.new_order_id(user_id);
+    let first: Option<String> = cache
+        .client()
+        .set(
+            cache
+                .keys
+                .order_attempt(user_id, idempotency_key, fingerprint),
+            fresh.as_str(),
+            Some(fred::types::Expiration::EX(IDEMPOTENCY_TTL_SECS)),
+            Some(fred::types::SetOptions::NX),
+            true,
+        )
+        .await?;
+    Ok(first.unwrap_or(fresh))
+}
+
 /// A user's recent order ids, newest first.
 pub async fn recent(cache: &Cache, user_id: i64) -> anyhow::Result<Vec<String>> {
     Ok(cache

@@ -46,26 +46,29 @@ pub async fn create(
         expires_at_ms,
         idempotency_key: &key,
     };
-    let fingerprint = hot::fingerprint(&call);
-    let order_id = state.cache.keys.order_id_for(user.0, &key, &fingerprint);
-    call.order_id = &order_id;
+    let order_id;
     let result = match replay(state, user, &call).await? {
         Some(answer) => answer,
-        None => match reserve(state, &call, expires_at_ms).await {
-            Ok(Some(order)) => Ok(order),
-            // The request's id is spent (its stock was given back, or the sweeper voided it):
-            // this attempt starts afresh under a new id.
-            Ok(None) => {
-                let fresh = state.cache.keys.new_order_id(user.0);
-                call.order_id = &fresh;
-                match reserve(state, &call, expires_at_ms).await {
-                    Ok(Some(order)) => Ok(order),
-                    Ok(None) => Err(AppError::Unavailable),
-                    Err(e) => Err(e),
+        None => {
+            let fingerprint = hot::fingerprint(&call);
+            order_id = hot::attempt_id(&state.cache, user.0, &key, &fingerprint).await?;
+            call.order_id = &order_id;
+            match reserve(state, &call, expires_at_ms).await {
+                Ok(Some(order)) => Ok(order),
+                // The request's id is spent (its stock was given back, or the sweeper voided
+                // it): this attempt starts afresh under a new id.
+                Ok(None) => {
+                    let fresh = state.cache.keys.new_order_id(user.0);
+                    call.order_id = &fresh;
+                    match reserve(state, &call, expires_at_ms).await {
+                        Ok(Some(order)) => Ok(order),
+                        Ok(None) => Err(AppError::Unavailable),
+                        Err(e) => Err(e),
+                    }
                 }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
     };
     let label = match &result {
         Ok(_) => "reserved",
