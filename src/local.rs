@@ -1,7 +1,9 @@
-//! This instance's in-memory handles that the shared state holds: the login attempt limiter
-//! and a single-flight snapshot cache. They depend on nothing in `service`, so `state` does not
-//! either (services use the state; the state never uses a service).
+//! This instance's in-memory handles that the shared state holds: the login attempt limiter,
+//! a single-flight snapshot cache and the short-lived copy of users' token generations. They
+//! depend on nothing in `service`, so `state` does not either (services use the state; the
+//! state never uses a service).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,5 +78,296 @@ impl<T> Memo<T> {
     /// The lock a refreshing caller holds, so only one computes at a time.
     pub fn refresh_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.refresh
+    }
+}
+
+/// What an instance knows of a user's tokens (see [`Generations`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// The user exists; tokens issued below this generation are revoked.
+    Generation(i64),
+    /// No user has this id.
+    NoSuchUser,
+}
+
+/// Shards of [`Generations`] (a power of two: the user id picks one with a mask).
+const GENERATION_SHARDS: usize = 64;
+/// Entries one shard keeps before it drops the stale ones (and, if all are fresh, every one):
+/// bounds the copy at 64 × 4,096 users whatever the traffic.
+const GENERATION_SHARD_CAPACITY: usize = 4_096;
+
+/// What one shard of [`Generations`] knows of a user.
+struct Entry {
+    /// When the read that produced `known` started.
+    read_at: Instant,
+    known: Known,
+    /// A caller is reading it again (see [`Lookup::Refresh`]).
+    refreshing: bool,
+}
+
+/// One shard of [`Generations`]: what is known, and the reads under way.
+#[derive(Default)]
+struct GenerationShard {
+    known: HashMap<i64, Entry>,
+    loading: HashMap<i64, Arc<tokio::sync::OnceCell<(Instant, Known)>>>,
+}
+
+/// What [`Generations::lookup`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Known, and read less than half the ttl ago.
+    Fresh(Known),
+    /// Known and still trusted, but read more than half the ttl ago: this caller, the only one
+    /// told so until the entry is replaced, reads it again while the others keep using it.
+    Refresh(Known),
+    /// Nothing trusted: read it ([`Generations::load`]).
+    Missing,
+}
+
+/// This instance's copy of users' token generations, each trusted for at most `ttl` after the
+/// read that produced it started (`SESSION_CACHE_MS`). The auth guard answers from it without
+/// a Redis round trip, so an authenticated request that needs nothing else from Redis (the
+/// popular products, a product page) finishes in one poll instead of holding its connection's
+/// memory across a network wait. Concurrent reads of one user are one read (single flight),
+/// and a user in steady use is read again by one request once half the ttl has passed, so the
+/// others never wait for it. A generation only ever rises, here as in Redis; a log-out raises
+/// it here at once, and on the other instances once their copy is older than `ttl`.
+pub struct Generations {
+    ttl: Duration,
+    shards: Box<[Mutex<GenerationShard>]>,
+}
+
+impl Generations {
+    /// A copy trusted for `ttl`; `Duration::ZERO` keeps nothing (every lookup reads Redis).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            shards: (0..GENERATION_SHARDS)
+                .map(|_| Mutex::new(GenerationShard::default()))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, user: i64) -> std::sync::MutexGuard<'_, GenerationShard> {
+        let index = (user as u64 as usize) & (GENERATION_SHARDS - 1);
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What is known of `user`, and whether this caller should read it again.
+    pub fn lookup(&self, user: i64) -> Lookup {
+        if self.ttl.is_zero() {
+            return Lookup::Missing;
+        }
+        let mut shard = self.shard(user);
+        let Some(entry) = shard.known.get_mut(&user) else {
+            return Lookup::Missing;
+        };
+        let age = entry.read_at.elapsed();
+        if age >= self.ttl {
+            Lookup::Missing
+        } else if age >= self.ttl / 2 && !entry.refreshing {
+            entry.refreshing = true;
+            Lookup::Refresh(entry.known)
+        } else {
+            Lookup::Fresh(entry.known)
+        }
+    }
+
+    /// What `load` says of `user` now, remembered. Callers that ask for the same user while a
+    /// read is under way wait for its answer instead of starting their own; a read that
+    /// fails is the failure of its caller only (the next waiter reads again).
+    pub async fn load<F, Fut, E>(&self, user: i64, load: F) -> Result<Known, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Known, E>>,
+    {
+        if self.ttl.is_zero() {
+            return load().await;
+        }
+        let cell = self
+            .shard(user)
+            .loading
+            .entry(user)
+            .or_insert_with(|| Arc::new(tokio::sync::OnceCell::new()))
+            .clone();
+        let answer = cell
+            .get_or_try_init(|| async {
+                let read_at = Instant::now();
+                load().await.map(|known| (read_at, known))
+            })
+            .await
+            .copied();
+        if let Ok((read_at, known)) = answer {
+            self.record(user, known, read_at);
+        }
+        let mut shard = self.shard(user);
+        if shard
+            .loading
+            .get(&user)
+            .is_some_and(|current| Arc::ptr_eq(current, &cell))
+        {
+            shard.loading.remove(&user);
+        }
+        answer.map(|(_, known)| known)
+    }
+
+    /// Records what this instance just made Redis hold for `user` (a log-out, a new token).
+    pub fn remember(&self, user: i64, known: Known) {
+        self.record(user, known, Instant::now());
+    }
+
+    /// Records `known`, read at `read_at`. A trusted entry with a higher generation wins over
+    /// a lower one (a log-out here may overtake a read that started before it).
+    fn record(&self, user: i64, known: Known, read_at: Instant) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let ttl = self.ttl;
+        let mut shard = self.shard(user);
+        let entries = &mut shard.known;
+        if let Some(entry) = entries.get_mut(&user) {
+            if let (Known::Generation(held), Known::Generation(new)) = (entry.known, known) {
+                if held > new && entry.read_at.elapsed() < ttl {
+                    entry.refreshing = false;
+                    return;
+                }
+            }
+        } else if entries.len() >= GENERATION_SHARD_CAPACITY {
+            entries.retain(|_, entry| entry.read_at.elapsed() < ttl);
+            if entries.len() >= GENERATION_SHARD_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            user,
+            Entry {
+                read_at,
+                known,
+                refreshing: false,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generation_is_served_until_it_is_older_than_the_ttl() {
+        let ttl = Duration::from_secs(10);
+        let copy = Generations::new(ttl);
+        let read_ago = |age: Duration| Instant::now().checked_sub(age).expect("uptime > 11 s");
+        assert_eq!(copy.lookup(7), Lookup::Missing);
+        copy.remember(7, Known::Generation(3));
+        assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(3)));
+        copy.record(7, Known::Generation(3), read_ago(ttl * 6 / 10));
+        assert_eq!(copy.lookup(7), Lookup::Refresh(Known::Generation(3)));
+        assert_eq!(
+            copy.lookup(7),
+            Lookup::Fresh(Known::Generation(3)),
+            "one caller refreshes; the others keep using the entry"
+        );
+        copy.record(
+            7,
+            Known::Generation(3),
+            read_ago(ttl + Duration::from_secs(1)),
+        );
+        assert_eq!(
+            copy.lookup(7),
+            Lookup::Missing,
+            "an entry as old as the ttl is not trusted"
+        );
+    }
+
+    #[test]
+    fn a_fresh_higher_generation_is_never_lowered() {
+        let copy = Generations::new(Duration::from_secs(60));
+        copy.remember(7, Known::Generation(4));
+        copy.remember(7, Known::Generation(3));
+        assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(4)));
+        copy.remember(7, Known::Generation(5));
+        assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(5)));
+    }
+
+    #[test]
+    fn a_zero_ttl_keeps_nothing() {
+        let copy = Generations::new(Duration::ZERO);
+        copy.remember(7, Known::Generation(1));
+        copy.remember(8, Known::NoSuchUser);
+        assert_eq!(copy.lookup(7), Lookup::Missing);
+        assert_eq!(copy.lookup(8), Lookup::Missing);
+    }
+
+    #[test]
+    fn a_full_shard_drops_its_entries_instead_of_growing() {
+        let copy = Generations::new(Duration::from_secs(60));
+        let same_shard = |n: i64| n * GENERATION_SHARDS as i64;
+        for n in 0..GENERATION_SHARD_CAPACITY as i64 {
+            copy.remember(same_shard(n), Known::Generation(1));
+        }
+        copy.remember(same_shard(-1), Known::NoSuchUser);
+        assert_eq!(
+            copy.lookup(same_shard(-1)),
+            Lookup::Fresh(Known::NoSuchUser)
+        );
+        assert_eq!(
+            copy.lookup(same_shard(0)),
+            Lookup::Missing,
+            "the full shard was emptied"
+        );
+        assert!(copy.shard(0).known.len() <= GENERATION_SHARD_CAPACITY);
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_of_one_user_share_one_load() {
+        let copy = Arc::new(Generations::new(Duration::from_secs(60)));
+        let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let mut waiting = Vec::new();
+        for _ in 0..8 {
+            let (copy, loads, gate) = (copy.clone(), loads.clone(), gate.clone());
+            waiting.push(tokio::spawn(async move {
+                copy.load(7, || async move {
+                    loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    gate.notified().await;
+                    Ok::<_, ()>(Known::Generation(2))
+                })
+                .await
+            }));
+        }
+        // Every caller is parked behind the one load before it is let go.
+        while loads.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+        gate.notify_one();
+        for caller in waiting {
+            assert_eq!(caller.await.expect("caller"), Ok(Known::Generation(2)));
+        }
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(2)));
+        assert!(
+            copy.shard(7).loading.is_empty(),
+            "the finished load is forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_fails_its_caller_and_the_next_one_loads_again() {
+        let copy = Generations::new(Duration::from_secs(60));
+        assert_eq!(
+            copy.load(7, || async { Err::<Known, _>("down") }).await,
+            Err("down")
+        );
+        assert_eq!(copy.lookup(7), Lookup::Missing);
+        let again = copy
+            .load(7, || async { Ok::<_, &str>(Known::NoSuchUser) })
+            .await;
+        assert_eq!(again, Ok(Known::NoSuchUser));
     }
 }

@@ -117,6 +117,7 @@ impl Application {
             rate_checks,
             tokens,
             clock,
+            generations: Arc::new(crate::local::Generations::new(config.auth.session_cache)),
             config: Arc::new(config),
             popular: Default::default(),
             login_attempts: Arc::new(crate::service::login::attempt_limiter(

@@ -226,6 +226,18 @@ pub struct AuthConfig {
         value_parser = parse::seconds(60, 86_400),
     )]
     pub access_token_ttl: Duration,
+    /// Milliseconds an instance may answer from its own copy of a user's token generation
+    /// instead of asking Redis: a log-out served by another instance revokes the user's tokens
+    /// here within this time (the instance that served it revokes them at once). 0: ask Redis
+    /// on every authenticated request.
+    #[arg(
+        id = "session-cache-ms",
+        long = "session-cache-ms",
+        env = "SESSION_CACHE_MS",
+        default_value = "1000",
+        value_parser = parse::millis(0, 10_000),
+    )]
+    pub session_cache: Duration,
     /// E-mail of the admin `seed --demo` creates (default `admin@flashmart.local`).
     #[arg(id = "admin-email", long = "admin-email", env = "ADMIN_EMAIL")]
     pub admin_email: Option<String>,

@@ -2,13 +2,16 @@
 //!
 //! Every access token carries its user's token generation (`gen`) at issue time. Log-out
 //! increments the generation (MySQL `users.token_gen` first, then Redis), which revokes every
-//! token issued before, on every instance. The guard reads the generation from Redis (one GET
-//! per authenticated request, no MySQL); only a user Redis knows nothing about is read from
-//! MySQL once, and an id MySQL does not know is remembered as such for a minute.
+//! token issued before, on every instance. The guard reads the generation from this instance's
+//! copy ([`crate::local::Generations`]) while that is younger than `SESSION_CACHE_MS`, and
+//! otherwise from Redis (one GET, no MySQL); only a user Redis knows nothing about is read from
+//! MySQL once, and an id MySQL does not know is remembered as such for a minute. So a log-out
+//! revokes at once on the instance that served it and within `SESSION_CACHE_MS` on the others.
 
 use crate::cache::session::{self as hot, Held};
 use crate::domain::UserId;
 use crate::error::AppError;
+use crate::local::{Known, Lookup};
 use crate::state::AppState;
 use crate::store;
 
@@ -29,22 +32,46 @@ pub async fn standing(
     user: UserId,
     token_gen: i64,
 ) -> Result<Standing, AppError> {
-    let current = match hot::held(&state.cache, user.0).await? {
-        Held::Generation(current) => current,
-        Held::NoSuchUser => return Ok(Standing::NoSuchUser),
-        Held::Unknown => match store::users::token_generation(&state.db, user).await? {
-            Some(stored) => hot::raise(&state.cache, user.0, stored).await?,
-            None => {
-                hot::mark_no_such_user(&state.cache, user.0).await?;
-                return Ok(Standing::NoSuchUser);
-            }
-        },
+    let known = match state.generations.lookup(user.0) {
+        // A token newer than the copy proves the copy stale: read again.
+        Lookup::Fresh(Known::Generation(current)) | Lookup::Refresh(Known::Generation(current))
+            if token_gen > current =>
+        {
+            held(state, user).await?
+        }
+        Lookup::Fresh(known) => known,
+        // Still trusted, so a failed read does not fail the request.
+        Lookup::Refresh(known) => held(state, user).await.unwrap_or(known),
+        Lookup::Missing => held(state, user).await?,
     };
-    Ok(if token_gen < current {
-        Standing::Revoked
-    } else {
-        Standing::Active
+    Ok(match known {
+        Known::NoSuchUser => Standing::NoSuchUser,
+        Known::Generation(current) if token_gen < current => Standing::Revoked,
+        Known::Generation(_) => Standing::Active,
     })
+}
+
+/// What Redis (or, when Redis knows nothing, MySQL) says of `user` now; remembered in this
+/// instance's copy (concurrent requests of one user share the read).
+async fn held(state: &AppState, user: UserId) -> Result<Known, AppError> {
+    state
+        .generations
+        .load(user.0, || async {
+            Ok(match hot::held(&state.cache, user.0).await? {
+                Held::Generation(current) => Known::Generation(current),
+                Held::NoSuchUser => Known::NoSuchUser,
+                Held::Unknown => match store::users::token_generation(&state.db, user).await? {
+                    Some(stored) => {
+                        Known::Generation(hot::raise(&state.cache, user.0, stored).await?)
+                    }
+                    None => {
+                        hot::mark_no_such_user(&state.cache, user.0).await?;
+                        Known::NoSuchUser
+                    }
+                },
+            })
+        })
+        .await
 }
 
 /// The generation a new token of `user` gets: MySQL's, raised into Redis (so a Redis that lost
@@ -54,7 +81,11 @@ pub async fn generation_for_new_token(
     user: UserId,
     stored: i64,
 ) -> Result<i64, AppError> {
-    Ok(hot::raise(&state.cache, user.0, stored).await?)
+    let generation = hot::raise(&state.cache, user.0, stored).await?;
+    state
+        .generations
+        .remember(user.0, Known::Generation(generation));
+    Ok(generation)
 }
 
 /// Revokes every token of `user` issued so far.
@@ -62,7 +93,10 @@ pub async fn log_out(state: &AppState, user: UserId) -> Result<(), AppError> {
     let Some(generation) = store::users::bump_token_generation(&state.db, user).await? else {
         return Err(AppError::UserNotFound);
     };
-    hot::raise(&state.cache, user.0, generation).await?;
+    let generation = hot::raise(&state.cache, user.0, generation).await?;
+    state
+        .generations
+        .remember(user.0, Known::Generation(generation));
     metrics::counter!("logouts_total").increment(1);
     Ok(())
 }

@@ -203,3 +203,66 @@ async fn a_killed_instance_restarts_on_its_port_with_the_shared_state() {
     );
     assert!(String::from_utf8_lossy(&migrate.stdout).contains("migrations applied"));
 }
+
+/// A log-out revokes the user's tokens at once on the instance that served it, and on every
+/// other instance once that instance's copy of the generation (`SESSION_CACHE_MS`) is older
+/// than its limit; other users keep their sessions everywhere.
+#[tokio::test]
+async fn a_log_out_on_one_instance_revokes_the_tokens_on_the_other_within_the_session_cache_limit()
+{
+    const CACHE_MS: u64 = 1_500;
+    let cluster = spawn_cluster(2, |env| {
+        env.insert("SESSION_CACHE_MS", CACHE_MS.to_string());
+    })
+    .await;
+    let user = cluster.new_user(0).await;
+    let other = cluster.new_user(1).await;
+    let balance = |id: i64| format!("/api/v1/users/{id}/balance");
+    for i in 0..2 {
+        // Both instances now hold a copy of both users' generations.
+        for who in [&user, &other] {
+            let response = cluster
+                .call(i, Method::GET, &balance(who.id), Some(&who.token), None)
+                .await;
+            assert_eq!(response.status(), StatusCode::OK, "instance {i}");
+        }
+    }
+    let out = cluster
+        .call(
+            0,
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&user.token),
+            None,
+        )
+        .await;
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let here = cluster
+        .call(0, Method::GET, &balance(user.id), Some(&user.token), None)
+        .await;
+    assert_problem(here, 401, "UNAUTHORIZED").await;
+
+    // Every copy read before the log-out is now older than the limit.
+    tokio::time::sleep(std::time::Duration::from_millis(CACHE_MS)).await;
+    let there = cluster
+        .call(1, Method::GET, &balance(user.id), Some(&user.token), None)
+        .await;
+    assert_problem(there, 401, "UNAUTHORIZED").await;
+    for i in 0..2 {
+        let response = cluster
+            .call(i, Method::GET, &balance(other.id), Some(&other.token), None)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "other users keep theirs");
+    }
+    let fresh = cluster.token(1, &user.email, TEST_PASSWORD).await;
+    for i in 0..2 {
+        let response = cluster
+            .call(i, Method::GET, &balance(user.id), Some(&fresh), None)
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "a new log-in works on {i}"
+        );
+    }
+}
