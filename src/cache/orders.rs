@@ -155,6 +155,26 @@ pub struct ReserveCall<'a> {
     pub idempotency_key: &'a str,
 }
 
+impl ReserveCall<'_> {
+    /// The order a [`ReserveOutcome::Reserved`] answer created: exactly what order_reserve.lua
+    /// wrote into its hash, so the saga answers without reading it back.
+    pub fn created_order(&self) -> Order {
+        Order {
+            id: self.order_id.to_owned(),
+            user_id: self.user_id,
+            status: OrderStatus::Pending,
+            items: self.items.to_vec(),
+            subtotal: self.subtotal,
+            discount: self.discount,
+            total: self.subtotal - self.discount,
+            user_coupon_id: self.coupon.map(|(user_coupon_id, _, _)| user_coupon_id),
+            created_at_ms: self.now_ms,
+            expires_at_ms: self.expires_at_ms,
+            paid_at_ms: None,
+        }
+    }
+}
+
 /// Outcome of [`reserve`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {

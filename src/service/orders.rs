@@ -115,7 +115,7 @@ async fn reserve(
         return Ok(None);
     }
     let refused = match hot::reserve(&state.cache, call).await? {
-        ReserveOutcome::Reserved => return get_hot(state, call.order_id).await.map(Some),
+        ReserveOutcome::Reserved => return Ok(Some(call.created_order())),
         ReserveOutcome::Replayed(existing) => {
             // A replay of this very order (a re-send, or a retry under the request's own id)
             // keeps its stock; only stock held for an id that lost to another order goes back.

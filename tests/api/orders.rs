@@ -104,6 +104,11 @@ async fn an_order_reserves_stock_and_payment_settles_balance_and_stock_together(
     );
     assert!(created["expiresAt"].is_string());
     assert_eq!(
+        get_order(&app, &user, &id).await,
+        created,
+        "the created answer is the order as stored"
+    );
+    assert_eq!(
         (stock(&app, &user, a).await, stock(&app, &user, b).await),
         (3, 2)
     );
@@ -351,6 +356,12 @@ async fn a_coupon_discounts_the_whole_order_and_moves_through_its_states() {
         (Some(45_000), Some(4_000), Some(41_000)),
         "10% of 45,000 capped at 4,000"
     );
+    let first_id = first["orderId"].as_str().expect("id");
+    assert_eq!(
+        get_order(&app, &user, first_id).await,
+        first,
+        "the created answer (coupon included) is the order as stored"
+    );
     assert_eq!(coupon_status(&app, &user).await, "RESERVED");
     // The reservation reaches MySQL too (a newer version than the issue), and the audit agrees.
     app.assert_audit_passes().await;
@@ -367,7 +378,6 @@ async fn a_coupon_discounts_the_whole_order_and_moves_through_its_states() {
     .await;
     assert_eq!(second["reason"], "NOT_AVAILABLE");
 
-    let first_id = first["orderId"].as_str().expect("id");
     let path = format!("/api/v1/orders/{first_id}/cancel");
     let cancelled = json_of(app.call(Method::POST, &path, Some(&user.token), None).await).await;
     assert_eq!(cancelled["status"], "CANCELLED");
