@@ -10,7 +10,8 @@
 # It prints, per binary and round, the rate and the CPU of the instance and of Redis divided by
 # the decisions made (µs per issued coupon, per paid order), then the median over the rounds.
 # CPU per decision is what to read on a shared box; rates move with whatever else runs.
-# Env: AB_SECS (10) per phase, AB_CONNS (64), AB_USERS (8000).
+# Env: AB_SECS (10) per phase, AB_CONNS (64), AB_USERS (8000); AB_ENV_A / AB_ENV_B: extra
+# VAR=value words for the instance of A / of B (e.g. AB_ENV_B="REDIS_BUCKETS=1").
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/scratch-app.sh"
 
@@ -42,10 +43,13 @@ ticks() {
 }
 hz="$(getconf CLK_TCK)"
 
-# one_round LABEL BIN: prints "LABEL coupons/s µs_app µs_redis paid/s µs_app µs_redis"
+# one_round LABEL BIN [VAR=value …]: prints "LABEL coupons/s µs_app µs_redis paid/s µs_app µs_redis"
 one_round() {
   local label="$1" pid a0 r0 a1 r1 issued paid campaigns products
   LT_BIN="$2"
+  shift 2
+  local kv
+  for kv in "$@"; do export "${kv?}"; done # for the CLI (seed) and the instance alike
   LT_WORK="$(mktemp -d "$OUT/$label.XXXX")"
   lt_fresh fmab >/dev/null 2>&1
   lt_seed "$USERS" >/dev/null 2>&1
@@ -89,6 +93,7 @@ one_round() {
   LT_BASES=() LT_METRICS=()
   lt_drop_scratch >/dev/null 2>&1
   LT_DB_NAME=""
+  for kv in "$@"; do unset "${kv%%=*}"; done
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$c_rate" "$c_app" "$c_redis" \
     "$o_rate" "$o_app" "$o_redis" | tee -a "$OUT/rounds.tsv"
 }
@@ -96,11 +101,11 @@ one_round() {
 printf 'bin\tcoupons/s\tapp µs/coupon\tRedis µs/coupon\tpaid/s\tapp µs/paid\tRedis µs/paid\n'
 for ((round = 1; round <= ROUNDS; round++)); do
   if ((round % 2)); then
-    one_round A "$BIN_A"
-    one_round B "$BIN_B"
+    one_round A "$BIN_A" ${AB_ENV_A:-}
+    one_round B "$BIN_B" ${AB_ENV_B:-}
   else
-    one_round B "$BIN_B"
-    one_round A "$BIN_A"
+    one_round B "$BIN_B" ${AB_ENV_B:-}
+    one_round A "$BIN_A" ${AB_ENV_A:-}
   fi
 done
 echo "median over $ROUNDS rounds (A = $BIN_A, B = $BIN_B):"

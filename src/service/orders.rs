@@ -32,6 +32,9 @@ pub async fn create(
         coupon,
         discount,
     } = priced(state, user, lines, user_coupon_id).await?;
+    // Without a client key the request cannot be a retry: no replay to look for, and its first
+    // attempt is this one (two Redis round trips saved).
+    let client_key = idempotency_key.is_some();
     let key = idempotency_key.unwrap_or_else(|| format!("auto-{}", uuid::Uuid::new_v4().simple()));
     let now_ms = state.clock.now_ms();
     let expires_at_ms = now_ms + state.config.orders.ttl.as_millis() as i64;
@@ -47,11 +50,20 @@ pub async fn create(
         idempotency_key: &key,
     };
     let order_id;
-    let result = match replay(state, user, &call).await? {
+    let prior = if client_key {
+        replay(state, user, &call).await?
+    } else {
+        None
+    };
+    let result = match prior {
         Some(answer) => answer,
         None => {
-            let fingerprint = hot::fingerprint(&call);
-            order_id = hot::attempt_id(&state.cache, user.0, &key, &fingerprint).await?;
+            order_id = if client_key {
+                let fingerprint = hot::fingerprint(&call);
+                hot::attempt_id(&state.cache, user.0, &key, &fingerprint).await?
+            } else {
+                state.cache.keys.new_order_id(user.0)
+            };
             call.order_id = &order_id;
             match reserve(state, &call, expires_at_ms).await {
                 Ok(Some(order)) => Ok(order),
