@@ -101,8 +101,8 @@ struct Entry {
     /// When the read that produced `known` started.
     read_at: Instant,
     known: Known,
-    /// A caller is reading it again (see [`Lookup::Refresh`]).
-    refreshing: bool,
+    /// When a caller started reading it again (see [`Lookup::Refresh`]).
+    refreshing: Option<Instant>,
 }
 
 /// One shard of [`Generations`]: what is known, and the reads under way.
@@ -115,10 +115,11 @@ struct GenerationShard {
 /// What [`Generations::lookup`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
-    /// Known, and read less than half the ttl ago.
+    /// Known, and read less than a quarter of the ttl ago (or being read again).
     Fresh(Known),
-    /// Known and still trusted, but read more than half the ttl ago: this caller, the only one
-    /// told so until the entry is replaced, reads it again while the others keep using it.
+    /// Known and still trusted, but read more than a quarter of the ttl ago: this caller, the
+    /// only one told so until the entry is replaced (or its read has taken another quarter),
+    /// reads it again while the others keep using it.
     Refresh(Known),
     /// Nothing trusted: read it ([`Generations::load`]).
     Missing,
@@ -129,8 +130,9 @@ pub enum Lookup {
 /// a Redis round trip, so an authenticated request that needs nothing else from Redis (the
 /// popular products, a product page) finishes in one poll instead of holding its connection's
 /// memory across a network wait. Concurrent reads of one user are one read (single flight),
-/// and a user in steady use is read again by one request once half the ttl has passed, so the
-/// others never wait for it. A generation only ever rises, here as in Redis; a log-out raises
+/// and a user in steady use is read again by one request once a quarter of the ttl has passed,
+/// so the others do not wait for it even when a saturated instance takes hundreds of
+/// milliseconds to see a reply. A generation only ever rises, here as in Redis; a log-out raises
 /// it here at once, and on the other instances once their copy is older than `ttl`.
 pub struct Generations {
     ttl: Duration,
@@ -167,8 +169,13 @@ impl Generations {
         let age = entry.read_at.elapsed();
         if age >= self.ttl {
             Lookup::Missing
-        } else if age >= self.ttl / 2 && !entry.refreshing {
-            entry.refreshing = true;
+        } else if age >= self.ttl / 4
+            && entry
+                .refreshing
+                .is_none_or(|started| started.elapsed() >= self.ttl / 4)
+        {
+            // (A read started a quarter ago and not back yet was dropped with its request.)
+            entry.refreshing = Some(Instant::now());
             Lookup::Refresh(entry.known)
         } else {
             Lookup::Fresh(entry.known)
@@ -230,7 +237,7 @@ impl Generations {
         if let Some(entry) = entries.get_mut(&user) {
             if let (Known::Generation(held), Known::Generation(new)) = (entry.known, known) {
                 if held > new && entry.read_at.elapsed() < ttl {
-                    entry.refreshing = false;
+                    entry.refreshing = None;
                     return;
                 }
             }
@@ -245,7 +252,7 @@ impl Generations {
             Entry {
                 read_at,
                 known,
-                refreshing: false,
+                refreshing: None,
             },
         );
     }
@@ -269,6 +276,14 @@ mod tests {
             copy.lookup(7),
             Lookup::Fresh(Known::Generation(3)),
             "one caller refreshes; the others keep using the entry"
+        );
+        if let Some(entry) = copy.shard(7).known.get_mut(&7) {
+            entry.refreshing = Some(read_ago(ttl * 3 / 10));
+        }
+        assert_eq!(
+            copy.lookup(7),
+            Lookup::Refresh(Known::Generation(3)),
+            "a refresh not back after another quarter (its request was dropped) is taken over"
         );
         copy.record(
             7,
