@@ -13,7 +13,10 @@
 # Env: AB_SECS (10) per phase, AB_CONNS (64), AB_USERS (8000); AB_ENV_A / AB_ENV_B: extra
 # VAR=value words for the instance of A / of B (e.g. AB_ENV_B="REDIS_BUCKETS=1").
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib/scratch-app.sh"
+# the scratch-app helpers, lt_ensure_k6, ensure_tools, ticks, svc_pids and WRK_SCRIPTS of
+# `make bench`
+# shellcheck source=scripts/bench.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench.sh"
 
 [[ $# -ge 2 ]] || lt_die "usage: scripts/ab.sh BIN_A BIN_B [ROUNDS]"
 BIN_A="$(realpath "$1")"
@@ -23,29 +26,35 @@ SECS="${AB_SECS:-10}"
 CONNS="${AB_CONNS:-64}"
 USERS="${AB_USERS:-8000}"
 HALF=$((CONNS / 2))
-LT_K6="$LT_REPO/.venv/bin/k6"
-WRK_SCRIPTS="$LT_REPO/bench/wrk"
-lt_require wrk jq curl redis-cli mariadb python3
-[[ -x "$LT_K6" ]] || lt_die "k6 missing: make k6"
+ensure_tools
+lt_ensure_k6
 
 lt_services
-REDIS_PID="$(tr -dc 0-9 <"$LT_REPO/.services/redis.pid" 2>/dev/null || true)"
-[[ -n "$REDIS_PID" ]] || lt_die "the private Redis is not running (its CPU is measured)"
+svc_pids
+REDIS_PID="${SVC_PIDS[0]}"
+((REDIS_PID > 0)) || lt_die "the private Redis is not running (its CPU is measured)"
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/flashmart-ab.XXXXXX")"
 trap 'lt_stop_instances; lt_drop_scratch' EXIT
 trap 'exit 130' INT TERM
-
-# ticks PID: utime+stime in clock ticks (fields 12 and 13 after "(comm) ")
-ticks() {
-  local s
-  s="$(cat "/proc/$1/stat")"
-  awk '{print $12 + $13}' <<<"${s##*) }"
-}
 hz="$(getconf CLK_TCK)"
+
+# measure NAME STATUS PID WRK_ARGS…: runs wrk (its output in $LT_WORK/NAME.out) and prints
+# "decisions/s app_µs_per_decision redis_µs_per_decision", a decision being a response whose
+# status key in the wrk report is STATUS
+measure() {
+  local name="$1" status="$2" pid="$3" a0 r0 a1 r1 n
+  shift 3
+  a0="$(ticks "$pid")" r0="$(ticks "$REDIS_PID")"
+  WRK_DIR="$WRK_SCRIPTS" wrk --timeout 10s -d"${SECS}s" "$@" >"$LT_WORK/$name.out" 2>&1
+  a1="$(ticks "$pid")" r1="$(ticks "$REDIS_PID")"
+  n="$(sed -n 's/^WRK //p' "$LT_WORK/$name.out" | jq --arg s "$status" '.statuses[$s] // 0')"
+  awk -v n="$n" -v s="$SECS" -v a=$((a1 - a0)) -v r=$((r1 - r0)) -v hz="$hz" \
+    'BEGIN{n = n > 0 ? n : 1; printf "%.0f %.0f %.0f\n", n/s, a/hz/n*1e6, r/hz/n*1e6}'
+}
 
 # one_round LABEL BIN [VAR=value …]: prints "LABEL coupons/s µs_app µs_redis paid/s µs_app µs_redis"
 one_round() {
-  local label="$1" pid a0 r0 a1 r1 issued paid campaigns products
+  local label="$1" pid campaigns products
   LT_BIN="$2"
   shift 2
   local kv
@@ -67,28 +76,13 @@ one_round() {
   products="$(jq -r '.digest.setup.products | join(",")' "$LT_WORK/prep.json")"
   sleep 2 # settlement of the preparation drains
 
-  a0="$(ticks "$pid")" r0="$(ticks "$REDIS_PID")"
-  WRK_DIR="$WRK_SCRIPTS" wrk -t1 -c"$CONNS" -d"${SECS}s" --timeout 10s \
-    -s "$WRK_SCRIPTS/coupon.lua" "${LT_BASES[0]}/" -- "$LT_TOKENS" "$campaigns" 0 1 1 \
-    >"$LT_WORK/coupon.out" 2>&1
-  a1="$(ticks "$pid")" r1="$(ticks "$REDIS_PID")"
-  issued="$(sed -n 's/^WRK //p' "$LT_WORK/coupon.out" | jq '.statuses["issue_201"] // 0')"
-  local c_rate c_app c_redis
-  read -r c_rate c_app c_redis < <(awk -v n="$issued" -v s="$SECS" -v a=$((a1 - a0)) \
-    -v r=$((r1 - r0)) -v hz="$hz" \
-    'BEGIN{n = n > 0 ? n : 1; printf "%.0f %.0f %.0f\n", n/s, a/hz/n*1e6, r/hz/n*1e6}')
-
+  local c_rate c_app c_redis o_rate o_app o_redis
+  read -r c_rate c_app c_redis < <(measure coupon issue_201 "$pid" -t1 -c"$CONNS" \
+    -s "$WRK_SCRIPTS/coupon.lua" "${LT_BASES[0]}/" -- "$LT_TOKENS" "$campaigns" 0 1 1)
   sleep 2
-  a0="$(ticks "$pid")" r0="$(ticks "$REDIS_PID")"
-  WRK_DIR="$WRK_SCRIPTS" wrk -t"$HALF" -c"$HALF" -d"${SECS}s" --timeout 10s \
+  read -r o_rate o_app o_redis < <(measure orderpay pay_200 "$pid" -t"$HALF" -c"$HALF" \
     -s "$WRK_SCRIPTS/orderpay.lua" "${LT_BASES[0]}/" -- \
-    "$LT_TOKENS" "$USERS" "$products" 0 1 "$HALF" >"$LT_WORK/orderpay.out" 2>&1
-  a1="$(ticks "$pid")" r1="$(ticks "$REDIS_PID")"
-  paid="$(sed -n 's/^WRK //p' "$LT_WORK/orderpay.out" | jq '.statuses["pay_200"] // 0')"
-  local o_rate o_app o_redis
-  read -r o_rate o_app o_redis < <(awk -v n="$paid" -v s="$SECS" -v a=$((a1 - a0)) \
-    -v r=$((r1 - r0)) -v hz="$hz" \
-    'BEGIN{n = n > 0 ? n : 1; printf "%.0f %.0f %.0f\n", n/s, a/hz/n*1e6, r/hz/n*1e6}')
+    "$LT_TOKENS" "$USERS" "$products" 0 1 "$HALF")
   lt_stop_instances
   LT_BASES=() LT_METRICS=()
   lt_drop_scratch >/dev/null 2>&1

@@ -12,8 +12,8 @@
 #                 FM_CLUSTER_PORT+10/+11 (same client path, fsync and replication cost per
 #                 primary; only the number of shards differs). BENCH_CLUSTER_ONE=0 skips it.
 # The load (every loop bounded, loopback only), for BENCH_CLUSTER_DURATION s:
-#   wrk coupon-spread.lua        coupon issues, distinct user × campaign, 2 × REDIS_BUCKETS
-#                                campaigns in turn (written to the work dir; see wrk_scripts)
+#   wrk coupon.lua spread        coupon issues, distinct user × campaign, 2 × REDIS_BUCKETS
+#                                campaigns in turn (bench/wrk/coupon.lua's "spread" order)
 #   wrk bench/wrk/orderpay.lua   order + pay over 2 × REDIS_BUCKETS products by 4000
 #                                pre-charged users
 #   k6 loadtest/prepare.js       wallet charges of the other users, rounds of 2000 until the end
@@ -116,58 +116,6 @@ one_down() {
 
 # ------------------------------------------------------------------ the coupon load
 
-# wrk_scripts: $CL_ROOT/wrk = bench/wrk (linked) + coupon-spread.lua. bench/wrk/coupon.lua walks
-# every user of campaign 1 before campaign 2, so a short window issues from one or two campaigns,
-# i.e. one bucket and one primary; here request k goes to campaign k mod K and user k div K, so
-# consecutive requests touch every campaign's bucket and no user × campaign pair repeats within
-# users × K requests (every call a real issue).
-wrk_scripts() {
-  local f
-  mkdir -p "$CL_ROOT/wrk"
-  for f in "$LT_REPO"/bench/wrk/*.lua; do ln -s "$f" "$CL_ROOT/wrk/"; done
-  cat >"$CL_ROOT/wrk/coupon-spread.lua" <<'LUA'
--- coupon issue, campaigns round robin (written by scripts/bench-cluster.sh)
--- wrk -s coupon-spread.lua URL -- TOKENS CAMPAIGNS_CSV PROC NPROC THREADS
-package.path = os.getenv("WRK_DIR") .. "/?.lua;" .. package.path
-local report = require("report")
-local threads, nthreads = {}, 0
-function setup(thread)
-  thread:set("tid", nthreads)
-  nthreads = nthreads + 1
-  threads[#threads + 1] = thread
-end
-local tokens, campaigns, g, stride = {}, {}, 0, 1
-statuses = {}
-function init(args)
-  for line in io.lines(args[1]) do
-    local tok = line:match("^%d+,[^,]*,(.+)$")
-    if tok then tokens[#tokens + 1] = "Bearer " .. tok end
-  end
-  for c in args[2]:gmatch("%d+") do campaigns[#campaigns + 1] = c end
-  local p, np, nt = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
-  g = p * nt + tid
-  stride = np * nt
-end
-function request()
-  local c = campaigns[(g % #campaigns) + 1]
-  local u = math.floor(g / #campaigns) % #tokens
-  g = g + stride
-  return wrk.format("POST", "/api/v1/coupons/" .. c .. "/issue",
-    { ["Authorization"] = tokens[u + 1] })
-end
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
-function done(summary, latency, requests)
-  local agg = {}
-  for _, t in ipairs(threads) do
-    for k, v in pairs(t:get("statuses")) do agg["issue_" .. k] = (agg["issue_" .. k] or 0) + v end
-  end
-  report.json(summary, latency, agg)
-end
-LUA
-  WRK_SCRIPTS="$CL_ROOT/wrk" # run_wrk (bench.sh) reads scripts and report.lua from here
-}
 
 # ------------------------------------------------------------------ measuring
 
@@ -254,8 +202,8 @@ pass() {
   lt_log "pass '$name': ${CL_SECS} s of coupon issues, order + pay and charges"
   snapshot a "$@"
   deadline=$((SECONDS + CL_SECS))
-  run_wrk coupon coupon-spread.lua 1 "$CL_COUPON_CONNS" "$CL_SECS" / \
-    "$LT_TOKENS" "$campaigns" 0 2 1 -- "$LT_TOKENS" "$campaigns" 1 2 1 &
+  run_wrk coupon coupon.lua 1 "$CL_COUPON_CONNS" "$CL_SECS" / \
+    "$LT_TOKENS" "$campaigns" 0 2 1 spread -- "$LT_TOKENS" "$campaigns" 1 2 1 spread &
   pids+=($!)
   run_wrk orderpay orderpay.lua "$CL_ORDER_CONNS" "$CL_ORDER_CONNS" "$CL_SECS" / \
     "$W/order-tokens.csv" "$CL_ORDER_USERS" "$products" 0 2 "$CL_ORDER_CONNS" -- \
@@ -525,7 +473,6 @@ cl_main() {
   CL_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/flashmart-bench-cluster.XXXXXX")"
   trap cl_cleanup EXIT
   trap 'exit 130' INT TERM
-  wrk_scripts
   svc_pids
   local built=$SECONDS
 

@@ -1,5 +1,8 @@
 -- coupon issue: every request a distinct user×campaign pair (until U×K requests)
--- wrk -s coupon.lua URL -- TOKENS CAMPAIGNS_CSV PROC NPROC THREADS
+-- wrk -s coupon.lua URL -- TOKENS CAMPAIGNS_CSV PROC NPROC THREADS [spread]
+-- By default request k goes to user k mod U and campaign k div U: every user of campaign 1
+-- before campaign 2. With "spread" (scripts/bench-cluster.sh) it goes to campaign k mod K and
+-- user k div K, so consecutive requests touch every campaign's bucket.
 package.path = os.getenv("WRK_DIR") .. "/?.lua;" .. package.path
 local report = require("report")
 local threads, nthreads = {}, 0
@@ -8,7 +11,7 @@ function setup(thread)
   nthreads = nthreads + 1
   threads[#threads + 1] = thread
 end
-local tokens, campaigns, g, stride = {}, {}, 0, 1
+local tokens, campaigns, g, stride, spread = {}, {}, 0, 1, false
 statuses = {}
 function init(args)
   for line in io.lines(args[1]) do
@@ -19,11 +22,17 @@ function init(args)
   local p, np, nt = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
   g = p * nt + tid
   stride = np * nt
+  spread = args[6] == "spread"
 end
 function request()
-  local n = #tokens
-  local u = g % n
-  local c = campaigns[(math.floor(g / n) % #campaigns) + 1]
+  local u, c
+  if spread then
+    c = campaigns[(g % #campaigns) + 1]
+    u = math.floor(g / #campaigns) % #tokens
+  else
+    u = g % #tokens
+    c = campaigns[(math.floor(g / #tokens) % #campaigns) + 1]
+  end
   g = g + stride
   return wrk.format("POST", "/api/v1/coupons/" .. c .. "/issue", { ["Authorization"] = tokens[u + 1] })
 end
