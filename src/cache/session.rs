@@ -9,32 +9,23 @@ use fred::prelude::*;
 use super::call::{self, Reply, ScriptCall};
 use super::scripts::{LuaScript, Scripts};
 use super::{Cache, Keys};
+use crate::local::Known;
 
 /// Lifetime of a "no such user" entry: bounds the MySQL reads a token of an unknown id costs.
 pub const UNKNOWN_USER_TTL_SECS: i64 = 60;
 
-/// What Redis holds for a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Held {
-    /// The user exists; tokens below this generation are revoked.
-    Generation(i64),
-    /// MySQL recently said there is no such user.
-    NoSuchUser,
-    /// Nothing cached (first use since sign-up before this key existed, or after a rebuild).
-    Unknown,
-}
-
-/// Reads a user's token generation (one GET).
-pub async fn held(cache: &Cache, user_id: i64) -> anyhow::Result<Held> {
+/// What Redis holds for a user: `None` when nothing is cached (first use since sign-up before
+/// this key existed, or after a rebuild); [`Known::NoSuchUser`] when MySQL recently said there
+/// is no such user.
+pub async fn held(cache: &Cache, user_id: i64) -> anyhow::Result<Option<Known>> {
     let value: Option<i64> = cache
         .client()
         .get(cache.keys.token_generation(user_id))
         .await?;
-    Ok(match value {
-        Some(-1) => Held::NoSuchUser,
-        Some(generation) => Held::Generation(generation),
-        None => Held::Unknown,
-    })
+    Ok(value.map(|held| match held {
+        -1 => Known::NoSuchUser,
+        generation => Known::Generation(generation),
+    }))
 }
 
 /// One raise of a user's token generation (session_gen.lua); the reply is the one held.

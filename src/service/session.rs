@@ -8,7 +8,7 @@
 //! MySQL once, and an id MySQL does not know is remembered as such for a minute. So a log-out
 //! revokes at once on the instance that served it and within `SESSION_CACHE_MS` on the others.
 
-use crate::cache::session::{self as hot, Held};
+use crate::cache::session as hot;
 use crate::domain::UserId;
 use crate::error::AppError;
 use crate::local::{Known, Lookup};
@@ -57,10 +57,11 @@ async fn held(state: &AppState, user: UserId) -> Result<Known, AppError> {
     state
         .generations
         .load(user.0, || async {
-            Ok(match hot::held(&state.cache, user.0).await? {
-                Held::Generation(current) => Known::Generation(current),
-                Held::NoSuchUser => Known::NoSuchUser,
-                Held::Unknown => match store::users::token_generation(&state.db, user).await? {
+            if let Some(known) = hot::held(&state.cache, user.0).await? {
+                return Ok(known);
+            }
+            Ok(
+                match store::users::token_generation(&state.db, user).await? {
                     Some(stored) => {
                         Known::Generation(hot::raise(&state.cache, user.0, stored).await?)
                     }
@@ -69,7 +70,7 @@ async fn held(state: &AppState, user: UserId) -> Result<Known, AppError> {
                         Known::NoSuchUser
                     }
                 },
-            })
+            )
         })
         .await
 }
