@@ -32,11 +32,12 @@
 local buckets, bucket = tonumber(ARGV[1]), tonumber(ARGV[2])
 
 local function issue(campaign, holders, user, req, nowText, eventId, couponId)
-  if redis.call('EXISTS', campaign) == 0 then
-    return -4, 0, 0, 0, 0
-  end
   local total, issued, startsMs, endsMs, validMs = unpack(redis.call('HMGET', campaign,
     'total', 'issued', 'startsMs', 'endsMs', 'validMs'))
+  if not total then
+    -- no campaign hash (coupon_load.lua always writes `total`): not loaded, or unknown
+    return -4, 0, 0, 0, 0
+  end
   total = tonumber(total)
   issued = tonumber(issued) or 0
   local held = redis.call('HGET', holders, user)

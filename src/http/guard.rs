@@ -15,8 +15,9 @@ use crate::state::AppState;
 
 /// Middleware for protected routers: 401 before anything else runs (bad signature or claims,
 /// or a token revoked by log-out), and the verified caller put in the request extensions for
-/// handlers (and per-user rate limits). One Redis GET per request (the user's token
-/// generation, which also tells whether the user exists); Redis down → 503.
+/// handlers (and per-user rate limits). The user's token generation (which also tells whether
+/// the user exists) comes from the instance's copy, read from Redis at most once per
+/// `SESSION_CACHE_MS`; Redis down → 503.
 pub async fn require_auth(
     State(state): State<AppState>,
     mut request: Request,
