@@ -256,6 +256,36 @@ for name in ("order", "pay"):
         f"{f0(e.get('perSecond'))} req/s; {lat_str(p50, p95, p99)}; {codes(e)}", "p99 < 50 ms", "k6",
         None if p99 is None else p99 < 50)
 
+def openloop(i):
+    """benches/openloop.rs's RESULT of instance i, or None."""
+    try:
+        for line in open(f"{W}/openloop-{i}.out"):
+            if line.startswith("RESULT "):
+                return json.loads(line[len("RESULT "):])
+    except OSError:
+        pass
+    return None
+
+ol = [r for r in (openloop(0), openloop(1)) if r]
+if ol:
+    worst = max(r["p99"] for r in ol)
+    ok = all(set(r["statuses"]) == {"200"} and r["errors"] == 0 for r in ol)
+    row("popular", f"the same popular reads from benches/openloop.rs (open loop, one thread per instance, "
+        f"latency from each request's due time) while k6 pays at {os.environ.get('BENCH_STORM_PAY_RATE', '300')}/s",
+        f"{sum(r['rate'] for r in ol):,.0f} req/s; p50 {'/'.join(f2(r['p50']) for r in ol)} / "
+        f"p90 {'/'.join(f2(r['p90']) for r in ol)} / p99 {'/'.join(f2(r['p99']) for r in ol)} / "
+        f"max {'/'.join(f2(r['max']) for r in ol)} ms (per instance); queued behind busy connections "
+        f"{sum(r['queued'] for r in ol):,}; statuses {' '.join(f'{k}×{v:,}' for r in ol for k, v in r['statuses'].items())}; "
+        f"errors {sum(r['errors'] for r in ol)}",
+        "p99 < 10 ms", "openloop", worst < 10 and ok)
+    op, _ = k6("openpay")
+    for name in ("order", "pay"):
+        e = ep(op, name)
+        p50, p95, p99 = lat(e)
+        row("popular", f"openloop popular-storm `{name}` (k6, the paying side)",
+            f"{f0(e.get('perSecond'))} req/s; {lat_str(p50, p95, p99)}; {codes(e)}", "p99 < 50 ms", "k6",
+            None if p99 is None else p99 < 50)
+
 # ---- mixed
 mixed, mixed_rc = k6("mixed")
 if mixed:
@@ -357,7 +387,8 @@ if phases.get("redis-benchmark EVALSHA", {}).get("redis") and rb_issued:
         f"{ph['redis'] * ph['wall'] * 1e6 / rb_issued:,.0f} µs", "—", "/proc ÷ issued")
 
 for line in open(f"{W}/cpu.tsv"):
-    idx, name, wall, app, redis, maria, gen, busy, rss = line.rstrip("\n").split("\t")
+    idx, name, wall, app, redis, maria, gen, busy, rss, settler = (
+        line.rstrip("\n").split("\t") + ["0"])[:10]
     rss_mib = "/".join(f"{int(x or 0) / 1024:.0f}" for x in rss.split("/"))
     other = float(busy) - float(app) - float(redis) - float(maria) - float(gen)
     a, b = metrics_of(f"{idx}-a"), metrics_of(f"{idx}-b")
@@ -365,8 +396,13 @@ for line in open(f"{W}/cpu.tsv"):
     diff = {le: b["lag"].get(le, 0) - a["lag"].get(le, 0) for le in b["lag"]}
     applied = b["applied"] - a["applied"]
     commits = b["commit_count"] - a["commit_count"]
+    # settlement's own cost per event: the instances' settlement threads, and MariaDB (all of
+    # its work in the phase, which is nearly all settlement's)
+    def per_event(cores):
+        return f"{float(cores) * float(wall) * 1e6 / applied:,.0f}" if applied else "—"
     settle = (f"; settled {applied:,.0f} events ({applied / float(wall):,.0f}/s, "
-              f"{commits:,.0f} batch commits), ledger lag p99 "
+              f"{commits:,.0f} batch commits; µs per event: settlement thread {per_event(settler)} · "
+              f"MariaDB {per_event(maria)}), ledger lag p99 "
               f"{lag_text(lag_bound(diff, n, 0.99), [le for le in diff if le != float('inf')])}") if n > 0 else "; nothing settled"
     row("phase", f"{name} ({wall} s): cores used",
         f"app {app} · redis {redis} · mariadb {maria} · load generator {gen} · other {max(other, 0):.2f} (of {facts.get('cpus')})" + settle

@@ -16,7 +16,9 @@
 #   5. k6 flash-sale        order + pay on 3 hot products with small stock, plus browsing
 #   6. wrk order + pay      max paid orders/s on products with plenty of stock
 #   7. wrk /health/live vs wrk /products/popular, both while k6 pays orders in the background
-#   8. k6 popular-storm     popular products at a fixed rate while orders are paid
+#   8. k6 popular-storm     popular products at a fixed rate while orders are paid; then the
+#                           same reads from benches/openloop.rs (a cheap open-loop generator)
+#                           while k6 only pays
 #   9. k6 mixed             realistic mix
 #  10. memory               BENCH_MEM_CONNS (5000) concurrent connections per instance (wrk)
 # then scrapes ledger_lag_seconds from both instances, reads peak RSS (VmHWM), runs
@@ -69,6 +71,18 @@ ticks() {
   awk '{print $12 + $13}' <<<"$s"
 }
 
+# thread_ticks PID NAME: utime+stime of the threads of PID named NAME (the settlement thread)
+thread_ticks() {
+  local t s sum=0
+  for t in /proc/"$1"/task/*; do
+    [[ "$(cat "$t/comm" 2>/dev/null)" == "$2" ]] || continue
+    s="$(cat "$t/stat" 2>/dev/null)" || continue
+    s="${s##*) }"
+    sum=$((sum + $(awk '{print $12 + $13}' <<<"$s")))
+  done
+  echo "$sum"
+}
+
 # busy ticks of the whole machine (user+nice+system+irq+softirq+steal)
 sys_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
@@ -99,6 +113,7 @@ phase_begin() {
   PH_A1="$(ticks "${LT_PIDS[1]}")"
   PH_R="$(ticks "${SVC_PIDS[0]}")"
   PH_M="$(ticks "${SVC_PIDS[1]}")"
+  PH_S=$(($(thread_ticks "${LT_PIDS[0]}" settlement) + $(thread_ticks "${LT_PIDS[1]}" settlement)))
   PH_BUSY="$(sys_ticks)"
   PH_GEN=0
   lt_log "phase: $1"
@@ -114,20 +129,23 @@ gen_time() {
 }
 
 phase_end() {
-  local wall1 a0 a1 r m busy
+  local wall1 a0 a1 r m s busy
   wall1="$(date +%s.%N)"
   a0="$(ticks "${LT_PIDS[0]}")"
   a1="$(ticks "${LT_PIDS[1]}")"
   r="$(ticks "${SVC_PIDS[0]}")"
   m="$(ticks "${SVC_PIDS[1]}")"
+  s=$(($(thread_ticks "${LT_PIDS[0]}" settlement) + $(thread_ticks "${LT_PIDS[1]}" settlement)))
   busy="$(sys_ticks)"
   scrape "$PH_N-b"
-  # name wall app redis mariadb loadgen total_busy (all in cores = cpu-seconds / wall seconds)
+  # name wall app redis mariadb loadgen total_busy rss settlement-thread (all in cores =
+  # cpu-seconds / wall seconds; the settlement threads' share is part of app)
   awk -v n="$PH_NAME" -v w0="$PH_WALL0" -v w1="$wall1" -v a="$((a0 - PH_A0 + a1 - PH_A1))" \
     -v r="$((r - PH_R))" -v m="$((m - PH_M))" -v g="$PH_GEN" -v b="$((busy - PH_BUSY))" \
+    -v st="$((s - PH_S))" \
     -v hz="$(getconf CLK_TCK)" \
     -v idx="$PH_N" -v rss="$(rss_kib "${LT_PIDS[0]}" VmRSS)/$(rss_kib "${LT_PIDS[1]}" VmRSS)" \
-    'BEGIN{w=w1-w0; printf "%s\t%s\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\n", idx, n, w, a/hz/w, r/hz/w, m/hz/w, g/w, b/hz/w, rss}' \
+    'BEGIN{w=w1-w0; printf "%s\t%s\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.4f\n", idx, n, w, a/hz/w, r/hz/w, m/hz/w, g/w, b/hz/w, rss, st/hz/w}' \
     >>"$W/cpu.tsv"
 }
 
@@ -233,6 +251,11 @@ main() {
     jq -r 'select(.target.name == "conventional_coupon" and .executable != null) | .executable' |
     tail -n 1)"
   [[ -x "$CONV_BIN" ]] || lt_die "building benches/conventional_coupon.rs failed"
+  OPEN_BIN="$(cd "$LT_REPO" && cargo bench --quiet --bench openloop --no-run \
+    --message-format=json 2>/dev/null |
+    jq -r 'select(.target.name == "openloop" and .executable != null) | .executable' |
+    tail -n 1)"
+  [[ -x "$OPEN_BIN" ]] || lt_die "building benches/openloop.rs failed"
   local built=$SECONDS
   W="$(mktemp -d "${TMPDIR:-/tmp}/flashmart-bench.XXXXXX")"
   LT_WORK="$W"
@@ -378,6 +401,29 @@ main() {
   run_k6 storm popular-storm -e READ_RATE="$STORM_READ_RATE" -e PAY_RATE="$STORM_PAY_RATE" \
     -e DURATION="${D}s" -e VUS="$C" -e PAYERS=2000 -e CHARGE=100000
   phase_end
+
+  # 8b. the same reads from a cheap open-loop generator (benches/openloop.rs, one thread per
+  # instance), while k6 pays at the same rate: what the reads cost and wait without k6's own
+  # share of the CPU on their side
+  phase_begin "openloop popular-storm (+k6 paying)"
+  "$LT_K6" run --quiet --no-usage-report --no-color -e BASE_URLS="$(lt_base_urls)" \
+    -e TOKENS_FILE="$LT_TOKENS" -e ADMIN_TOKEN="$LT_ADMIN_TOKEN" \
+    -e SUMMARY_JSON="$W/k6-openpay.json" -e READ_RATE=0 -e PAY_RATE="$STORM_PAY_RATE" \
+    -e DURATION="$((D + 5))s" -e VUS="$C" -e PAYERS=2000 -e CHARGE=100000 \
+    "$LT_REPO/loadtest/popular-storm.js" >"$W/k6-openpay.out" 2>&1 &
+  local open_pay=$! i open_pids=()
+  sleep 4 # setup done, payments flowing
+  for i in 0 1; do
+    /usr/bin/time -f '%U %S' -o "$W/openloop-$i.time" "$OPEN_BIN" \
+      --url "${LT_BASES[$i]}/api/v1/products/popular" --token "$token" \
+      --rate "$((STORM_READ_RATE / 2))" --duration "$D" --connections "$HALF" \
+      >"$W/openloop-$i.out" 2>&1 &
+    open_pids+=($!)
+  done
+  for i in "${open_pids[@]}"; do wait "$i" || lt_log "openloop failed"; done
+  gen_time "$W/openloop-0.time" "$W/openloop-1.time"
+  phase_end
+  wait "$open_pay" || true
 
   # 9. k6 mixed
   phase_begin "k6 mixed"
