@@ -404,8 +404,7 @@ main() {
 
   # 8b. the same reads from a cheap open-loop generator (benches/openloop.rs, one thread per
   # instance), while k6 pays at the same rate: what the reads cost and wait without k6's own
-  # share of the CPU on their side
-  phase_begin "openloop popular-storm (+k6 paying)"
+  # share of the CPU on their side (k6's payments count as "other" in the phase's cpu row)
   "$LT_K6" run --quiet --no-usage-report --no-color -e BASE_URLS="$(lt_base_urls)" \
     -e TOKENS_FILE="$LT_TOKENS" -e ADMIN_TOKEN="$LT_ADMIN_TOKEN" \
     -e SUMMARY_JSON="$W/k6-openpay.json" -e READ_RATE=0 -e PAY_RATE="$STORM_PAY_RATE" \
@@ -413,6 +412,7 @@ main() {
     "$LT_REPO/loadtest/popular-storm.js" >"$W/k6-openpay.out" 2>&1 &
   local open_pay=$! i open_pids=()
   sleep 4 # setup done, payments flowing
+  phase_begin "openloop popular-storm (+k6 paying)"
   for i in 0 1; do
     /usr/bin/time -f '%U %S' -o "$W/openloop-$i.time" "$OPEN_BIN" \
       --url "${LT_BASES[$i]}/api/v1/products/popular" --token "$token" \
