@@ -190,6 +190,12 @@ if wo:
     row("order+pay", "order + pay responses by status", wrk_codes(wo) +
         (f"; socket errors {wo['errors']}" if wo['errors'] else ""), "201 then 200, no 5xx", "wrk",
         all(not k.split("_")[1].startswith("5") for k in wo["statuses"]) and wo["errors"] == 0)
+woc = wrk("orderpay-capped")
+if woc:
+    paid = woc["statuses"].get("pay_200", 0)
+    row("order+pay", "paid orders/s with the load generator capped at 4 connections (its phase row has the ledger lag)",
+        f"{f0(paid / (woc['durationUs'] / 1e6))} paid/s; request p50 {ms(woc['p50'])} / p99 {ms(woc['p99'])} ms; "
+        + wrk_codes(woc), "—", "wrk")
 flash, flash_rc = k6("flash")
 for name in ("order", "pay", "browse"):
     e = ep(flash, name)

@@ -14,7 +14,8 @@
 #   4. conventional_coupon  SELECT … FOR UPDATE transactions straight on MariaDB (the
 #                           `cargo bench --bench conventional_coupon` target, run directly)
 #   5. k6 flash-sale        order + pay on 3 hot products with small stock, plus browsing
-#   6. wrk order + pay      max paid orders/s on products with plenty of stock
+#   6. wrk order + pay      max paid orders/s on products with plenty of stock; then the same
+#                           with wrk capped at 4 connections (the ledger lag with CPU to spare)
 #   7. wrk /health/live vs wrk /products/popular, both while k6 pays orders in the background
 #   8. k6 popular-storm     popular products at a fixed rate while orders are paid; then the
 #                           same reads from benches/openloop.rs (a cheap open-loop generator)
@@ -374,6 +375,14 @@ main() {
   run_wrk orderpay orderpay.lua "$HALF" "$HALF" "$D" / \
     "$W/order-tokens.csv" 4000 "$products" 0 2 "$HALF" -- \
     "$W/order-tokens.csv" 4000 "$products" 1 2 "$HALF"
+  phase_end
+
+  # 6b. the same with the load generator capped at 2 connections per instance: the ledger lag
+  # when wrk and the API leave MariaDB more of the two cores (its phase row has the lag)
+  phase_begin "wrk order + pay, 4 connections"
+  run_wrk orderpay-capped orderpay.lua 2 2 "$D" / \
+    "$W/order-tokens.csv" 4000 "$products" 0 2 2 -- \
+    "$W/order-tokens.csv" 4000 "$products" 1 2 2
   phase_end
 
   # 7. server limit: /health/live vs /products/popular (wrk), both while orders are paid (k6)
