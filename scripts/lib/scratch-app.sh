@@ -94,10 +94,14 @@ lt_fresh() {
 lt_drop_scratch() {
   [[ -n "${LT_DB_NAME:-}" ]] || return 0
   lt_sql -e "DROP DATABASE IF EXISTS \`$LT_DB_NAME\`" || true
-  # every key of the prefix (SCAN, never KEYS); UNLINK in batches
-  lt_redis --scan --pattern "{$LT_PREFIX}:*" | xargs -r -n 500 \
-    redis-cli -h "$LT_REDIS_HOST" -p "$LT_REDIS_PORT" unlink >/dev/null || true
-  lt_log "dropped $LT_DB_NAME and {$LT_PREFIX}:*"
+  # every key of the prefix (SCAN, never KEYS); UNLINK in batches. Keys are `{prefix}:…` and,
+  # by owner, `{prefix:bN.M}:…` (a bucket inside the hash tag): both patterns.
+  local pattern
+  for pattern in "{$LT_PREFIX}:*" "{$LT_PREFIX:*}:*"; do
+    lt_redis --scan --pattern "$pattern" | xargs -r -n 500 \
+      redis-cli -h "$LT_REDIS_HOST" -p "$LT_REDIS_PORT" unlink >/dev/null || true
+  done
+  lt_log "dropped $LT_DB_NAME and {$LT_PREFIX}:*, {$LT_PREFIX:*}:*"
 }
 
 # lt_cli ARGS...: the binary with the run's environment, in a directory without a .env file.
