@@ -378,7 +378,9 @@ main() {
   phase_end
 
   # 6b. the same with the load generator capped at 2 connections per instance: the ledger lag
-  # when wrk and the API leave MariaDB more of the two cores (its phase row has the lag)
+  # when wrk and the API leave MariaDB more of the two cores (its phase row has the lag); after
+  # phase 6's backlog has drained, so none of its events count here
+  sleep 8
   phase_begin "wrk order + pay, 4 connections"
   run_wrk orderpay-capped orderpay.lua 2 2 "$D" / \
     "$W/order-tokens.csv" 4000 "$products" 0 2 2 -- \
