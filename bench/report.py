@@ -255,12 +255,16 @@ p50, p95, p99 = lat(e)
 row("popular", f"k6 popular-storm: popular at {os.environ.get('BENCH_STORM_READ_RATE', '3000')}/s while paying at {os.environ.get('BENCH_STORM_PAY_RATE', '300')}/s",
     f"{f0(e.get('perSecond'))} req/s; {lat_str(p50, p95, p99)}; {codes(e)}", "p99 < 10 ms", "k6",
     None if p99 is None else p99 < 10)
-for name in ("order", "pay"):
-    e = ep(storm, name)
-    p50, p95, p99 = lat(e)
-    row("popular", f"k6 popular-storm `{name}` (the paying side)",
-        f"{f0(e.get('perSecond'))} req/s; {lat_str(p50, p95, p99)}; {codes(e)}", "p99 < 50 ms", "k6",
-        None if p99 is None else p99 < 50)
+def paying_side(digest, label):
+    """The order and pay rows of a k6 run that pays orders beside the reads (p99 < 50 ms)."""
+    for name in ("order", "pay"):
+        e = ep(digest, name)
+        p50, p95, p99 = lat(e)
+        row("popular", f"{label} `{name}` (the paying side)",
+            f"{f0(e.get('perSecond'))} req/s; {lat_str(p50, p95, p99)}; {codes(e)}", "p99 < 50 ms", "k6",
+            None if p99 is None else p99 < 50)
+
+paying_side(storm, "k6 popular-storm")
 
 def openloop(i):
     """benches/openloop.rs's RESULT of instance i, or None."""
@@ -284,13 +288,7 @@ if ol:
         f"{sum(r['queued'] for r in ol):,}; statuses {' '.join(f'{k}×{v:,}' for r in ol for k, v in r['statuses'].items())}; "
         f"errors {sum(r['errors'] for r in ol)}",
         "p99 < 10 ms", "openloop", worst < 10 and ok)
-    op, _ = k6("openpay")
-    for name in ("order", "pay"):
-        e = ep(op, name)
-        p50, p95, p99 = lat(e)
-        row("popular", f"openloop popular-storm `{name}` (k6, the paying side)",
-            f"{f0(e.get('perSecond'))} req/s; {lat_str(p50, p95, p99)}; {codes(e)}", "p99 < 50 ms", "k6",
-            None if p99 is None else p99 < 50)
+    paying_side(k6("openpay")[0], "openloop popular-storm, k6")
 
 # ---- mixed
 mixed, mixed_rc = k6("mixed")

@@ -194,6 +194,16 @@ run_k6() {
   grep -v '^\s*$' "$W/k6-$name.out" | grep -v '^time=' | tail -n 20 >&2 || true
 }
 
+# bench_bin NAME: builds the benches/NAME.rs target and prints its executable (dies if that fails)
+bench_bin() {
+  local bin
+  bin="$(cd "$LT_REPO" && cargo bench --quiet --bench "$1" --no-run --message-format=json \
+    2>/dev/null | jq -r --arg n "$1" 'select(.target.name == $n and .executable != null) |
+    .executable' | tail -n 1)"
+  [[ -x "$bin" ]] || lt_die "building benches/$1.rs failed"
+  echo "$bin"
+}
+
 fact() { printf '%s=%s\n' "$1" "$2" >>"$W/facts.txt"; }
 
 rss_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -247,16 +257,8 @@ main() {
   fi
   # the conventional_coupon bench target, built now and run directly in its phase (so a
   # concurrent source change cannot trigger a rebuild in the middle of the measurements)
-  CONV_BIN="$(cd "$LT_REPO" && cargo bench --quiet --bench conventional_coupon --no-run \
-    --message-format=json 2>/dev/null |
-    jq -r 'select(.target.name == "conventional_coupon" and .executable != null) | .executable' |
-    tail -n 1)"
-  [[ -x "$CONV_BIN" ]] || lt_die "building benches/conventional_coupon.rs failed"
-  OPEN_BIN="$(cd "$LT_REPO" && cargo bench --quiet --bench openloop --no-run \
-    --message-format=json 2>/dev/null |
-    jq -r 'select(.target.name == "openloop" and .executable != null) | .executable' |
-    tail -n 1)"
-  [[ -x "$OPEN_BIN" ]] || lt_die "building benches/openloop.rs failed"
+  CONV_BIN="$(bench_bin conventional_coupon)"
+  OPEN_BIN="$(bench_bin openloop)"
   local built=$SECONDS
   W="$(mktemp -d "${TMPDIR:-/tmp}/flashmart-bench.XXXXXX")"
   LT_WORK="$W"
