@@ -159,6 +159,7 @@ impl Application {
                 worker: WorkerConfig {
                     claim_idle_ms: state.config.settlement.claim_idle.as_millis() as u64,
                     batch_size: state.config.settlement.batch_size,
+                    commit_pace: state.config.settlement.commit_pace,
                     ..WorkerConfig::default()
                 },
             };

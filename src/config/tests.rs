@@ -90,6 +90,7 @@ fn bad_values_are_refused_by_variable_name() {
         ("REDIS_REPLICA_ACK_TIMEOUT_MS", "0"),
         ("ORDER_TTL_SECONDS", "0"),
         ("SETTLEMENT_BATCH_SIZE", "5001"),
+        ("SETTLEMENT_COMMIT_PACE_MS", "1001"),
         ("SETTLEMENT_CONSUMER", "a b"),
         ("SETTLEMENT_WORKER", "yes"),
         ("LOG_FORMAT", "xml"),

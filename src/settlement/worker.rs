@@ -26,6 +26,8 @@ pub struct WorkerConfig {
     pub housekeeping_every: Duration,
     /// Failed attempts (across all workers) after which an entry is dead-lettered.
     pub max_failures: i64,
+    /// Least time between the starts of two merged transactions of the instance.
+    pub commit_pace: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -36,6 +38,7 @@ impl Default for WorkerConfig {
             claim_idle_ms: 30_000,
             housekeeping_every: Duration::from_secs(5),
             max_failures: 5,
+            commit_pace: Duration::from_millis(50),
         }
     }
 }

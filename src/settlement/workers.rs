@@ -30,7 +30,7 @@ impl Worker {
         config: WorkerConfig,
     ) -> anyhow::Result<Self> {
         let shared = Shared {
-            applier: applier(db.clone(), clock.clone()),
+            applier: applier(db.clone(), clock.clone(), config.commit_pace),
             db,
             cache: cache.clone(),
             clock,
@@ -81,17 +81,17 @@ impl Worker {
 /// Most streams' batches one merged transaction takes.
 const MERGED_BATCHES: usize = 64;
 
-/// Least time between the starts of two merged transactions. While one waits for its turn, the
-/// events that arrive gather into the next one, so a busy instance commits fewer, larger
-/// transactions (each commit costs MariaDB a redo-log sync and every statement its round trip)
-/// and an event waits at most about twice this long for its turn.
-const MERGED_COMMIT_PACE: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// The group commit of the instance's stream workers: while one merged transaction is at MySQL,
 /// the batches that become ready queue, and the next transaction takes them all. One commit
 /// then carries every bucket's events (a commit per stream and step would multiply the commits
 /// by the bucket count and starve the small pool).
-fn applier(db: sqlx::MySqlPool, clock: Clock) -> Applier {
+///
+/// Merged transactions start at least `pace` apart. While one waits for its turn, the events
+/// that arrive gather into the next one, so a busy instance commits fewer, larger transactions
+/// (each commit costs MariaDB a redo-log sync and every statement its round trip, and each
+/// stream worker reads and acknowledges once per transaction it joins) and an event waits at
+/// most about twice the pace for its turn.
+fn applier(db: sqlx::MySqlPool, clock: Clock, pace: std::time::Duration) -> Applier {
     let limits = BatchLimits {
         max: MERGED_BATCHES,
         in_flight: 1,
@@ -102,7 +102,7 @@ fn applier(db: sqlx::MySqlPool, clock: Clock) -> Applier {
         async move {
             let previous = *last_start.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(previous) = previous {
-                tokio::time::sleep_until(previous + MERGED_COMMIT_PACE).await;
+                tokio::time::sleep_until(previous + pace).await;
             }
             *last_start.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(tokio::time::Instant::now());
