@@ -12,10 +12,15 @@
 -- ARGV[1]  order id     ARGV[2]  user id    ARGV[3]  now ms     ARGV[4]  payment id
 -- ARGV[5]  event id     ARGV[6]  idempotency ttl s
 -- ARGV[7]  how long the paid order stays in Redis, s
+-- ARGV[8]  the order's userCouponId as the caller knows it, or '' (then KEYS[6] is nocoupon)
+--
+-- The caller need not read the order first: it names the order and itself, and learns the
+-- order's lines from the reply (and its coupon from -8, when it did not know it).
 --
 -- Returns:
---   {1, paymentId, amount, balance, paidAtMs}   paid now
---   {0, paymentId, amount, balance, paidAtMs}   replay of this key for this order
+--   {1, paymentId, amount, balance, paidAtMs, items}   paid now (items: the order's lines, JSON)
+--   {0, paymentId, amount, balance, paidAtMs, items}   replay of this key for this order (items
+--                           '' once Redis no longer holds the order)
 --   {-1, total, balance}    balance too low (nothing changed)
 --   {-2, status}            not payable: PAID, EXPIRED, CANCELLED, or PENDING past its deadline
 --   {-3}                    Redis does not hold the balance (caller loads it, calls again)
@@ -24,6 +29,8 @@
 --   {-6}                    the key was used for another order
 --   {-7}                    the order's coupon is not reserved by it (nothing changed; a bug
 --                           or a lost coupon key: refuse rather than pay half)
+--   {-8, userCouponId}      the order holds this coupon and ARGV[8] did not name it (nothing
+--                           changed; the caller finds its campaign and calls again)
 local prior = redis.call('GET', KEYS[4])
 if prior then
   local orderId, paymentId, amount, balance, paidAt =
@@ -31,7 +38,8 @@ if prior then
   if orderId ~= ARGV[1] then
     return {-6}
   end
-  return {0, paymentId, tonumber(amount), tonumber(balance), tonumber(paidAt)}
+  local items = redis.call('HGET', KEYS[1], 'items') or ''
+  return {0, paymentId, tonumber(amount), tonumber(balance), tonumber(paidAt), items}
 end
 local o = redis.call('HMGET', KEYS[1], 'userId', 'status', 'total', 'expiresAt', 'items',
   'userCouponId', 'subtotal', 'discount', 'createdAt')
@@ -50,6 +58,9 @@ if now >= tonumber(o[4]) then
 end
 local c = nil
 if o[6] ~= '' then
+  if o[6] ~= ARGV[8] then
+    return {-8, tonumber(o[6])}
+  end
   c = redis.call('HMGET', KEYS[6], 'id', 'couponId', 'issuedAt', 'expiresAt', 'orderId')
   if c[1] ~= o[6] or c[5] ~= ARGV[1] then
     return {-7}
@@ -88,4 +99,4 @@ local data = cjson.encode({
 })
 redis.call('XADD', KEYS[5], '*', 'id', ARGV[5], 'type', 'order.paid', 'v', '1',
   'at', ARGV[3], 'data', data)
-return {1, ARGV[4], total, after, now}
+return {1, ARGV[4], total, after, now, o[5]}

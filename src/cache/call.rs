@@ -270,12 +270,12 @@ mod tests {
                 };
                 check("order_reserve", reserve.keys(&k));
                 let pay = PayCall {
-                    order: &order,
+                    order_id: &order_id,
                     user_id: user,
                     now_ms: 1,
                     payment_id: "p",
                     idempotency_key: "k",
-                    coupon_id: coupon.map(|c| c.1),
+                    coupon: coupon.map(|c| (c.0, c.1)),
                 };
                 check("order_pay", pay.keys(&k));
                 for mode in [ReleaseMode::Expire, ReleaseMode::Cancel { user_id: user }] {

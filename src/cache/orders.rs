@@ -266,8 +266,8 @@ pub async fn reserve(cache: &Cache, call: &ReserveCall<'_>) -> anyhow::Result<Re
 
 /// A payment to make.
 pub struct PayCall<'a> {
-    /// The order as read from Redis (its id and coupon name the keys).
-    pub order: &'a Order,
+    /// The order to pay; it must be in the payer's bucket (its id names the bucket).
+    pub order_id: &'a str,
     /// The payer (must own the order).
     pub user_id: i64,
     /// Now, Unix ms.
@@ -276,11 +276,12 @@ pub struct PayCall<'a> {
     pub payment_id: &'a str,
     /// The client's `Idempotency-Key` (or one made per request): a retry answers the first outcome.
     pub idempotency_key: &'a str,
-    /// The order's coupon key parts (couponId), if any.
-    pub coupon_id: Option<i64>,
+    /// The order's coupon as (userCouponId, couponId) when the caller knows it; without it, an
+    /// order that holds a coupon answers [`PayOutcome::CouponNeeded`] and changes nothing.
+    pub coupon: Option<(i64, i64)>,
 }
 
-/// Outcome of [`pay`].
+/// What a payment call decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PayOutcome {
     /// Paid now (or a replay of this key): payment id, amount, balance after, paid-at ms.
@@ -295,6 +296,9 @@ pub enum PayOutcome {
         paid_at_ms: i64,
         /// Whether this was a replay.
         replay: bool,
+        /// The order's lines (for the stock step); `None` on a replay once Redis no longer
+        /// holds the order.
+        items: Option<Vec<OrderLine>>,
     },
     /// The balance does not cover the total.
     InsufficientBalance {
@@ -307,6 +311,9 @@ pub enum PayOutcome {
     NotPayable(OrderStatus),
     /// Redis holds no balance for the payer.
     BalanceNotLoaded,
+    /// The order holds this coupon (a userCouponId) and the call did not name it: call again
+    /// with it.
+    CouponNeeded(i64),
     /// No such order in Redis.
     NotFound,
     /// Someone else's order.
@@ -324,12 +331,12 @@ impl ScriptCall for PayCall<'_> {
 
     fn keys(&self, k: &Keys) -> Vec<String> {
         let bucket = k.of_user(self.user_id);
-        let coupon_key = match self.coupon_id {
-            Some(coupon_id) => k.user_coupon(coupon_id, self.user_id),
+        let coupon_key = match self.coupon {
+            Some((_, coupon_id)) => k.user_coupon(coupon_id, self.user_id),
             None => k.no_coupon(bucket),
         };
         vec![
-            k.order(bucket, &self.order.id),
+            k.order(bucket, self.order_id),
             k.balance(self.user_id),
             k.order_deadlines(bucket),
             k.idempotency("pay", self.user_id, self.idempotency_key),
@@ -340,25 +347,36 @@ impl ScriptCall for PayCall<'_> {
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
         Ok(vec![
-            self.order.id.clone(),
+            self.order_id.to_owned(),
             self.user_id.to_string(),
             self.now_ms.to_string(),
             self.payment_id.to_owned(),
             uuid::Uuid::now_v7().to_string(),
             IDEMPOTENCY_TTL_SECS.to_string(),
             ENDED_ORDER_RETENTION_SECS.to_string(),
+            self.coupon
+                .map(|(user_coupon_id, _)| user_coupon_id.to_string())
+                .unwrap_or_default(),
         ])
     }
 
     fn decode(reply: Reply) -> anyhow::Result<PayOutcome> {
         Ok(match reply.int(0)? {
-            status @ (0 | 1) => PayOutcome::Paid {
-                payment_id: reply.text(1)?,
-                amount: reply.int(2)?,
-                balance: reply.int(3)?,
-                paid_at_ms: reply.int(4)?,
-                replay: status == 0,
-            },
+            status @ (0 | 1) => {
+                let items = reply.text(5)?;
+                PayOutcome::Paid {
+                    payment_id: reply.text(1)?,
+                    amount: reply.int(2)?,
+                    balance: reply.int(3)?,
+                    paid_at_ms: reply.int(4)?,
+                    replay: status == 0,
+                    items: if items.is_empty() {
+                        None
+                    } else {
+                        Some(serde_json::from_str(&items)?)
+                    },
+                }
+            }
             -1 => PayOutcome::InsufficientBalance {
                 required: reply.int(1)?,
                 balance: reply.int(2)?,
@@ -369,6 +387,7 @@ impl ScriptCall for PayCall<'_> {
             -5 => PayOutcome::Forbidden,
             -6 => PayOutcome::KeyReused,
             -7 => anyhow::bail!("the order holds a coupon that is not reserved by it"),
+            -8 => PayOutcome::CouponNeeded(reply.int(1)?),
             _ => return Err(reply.unknown_status()),
         })
     }
@@ -378,7 +397,7 @@ impl ScriptCall for PayCall<'_> {
 pub async fn pay(cache: &Cache, call: &PayCall<'_>) -> anyhow::Result<PayOutcome> {
     call::run(cache, call)
         .await
-        .map_err(|e| e.context(format!("paying order {}", call.order.id)))
+        .map_err(|e| e.context(format!("paying order {}", call.order_id)))
 }
 
 /// Why an order is released.

@@ -1,10 +1,11 @@
 //! Payment of an order from the prepaid balance: one script settles balance, order and coupon
 //! together in the user's bucket; the products' buckets then commit the order's reservations.
 
+use crate::cache::coupons as hot_coupons;
 use crate::cache::orders::{self as hot, PayCall, PayOutcome};
 use crate::domain::{Caller, UserId};
 use crate::error::AppError;
-use crate::service::{orders, reservations, wallet};
+use crate::service::{reservations, wallet};
 use crate::state::AppState;
 use crate::store;
 
@@ -24,37 +25,51 @@ pub struct Paid {
 }
 
 /// Pays an order, once per idempotency key; a second payment of a paid order is refused.
+///
+/// The caller's own order is paid without reading it first: the script checks the owner and
+/// answers the order's lines, and names the order's coupon if the call did not (then a second
+/// call carries it). Anyone else's order (an admin paying it, or a refusal) is read first.
 pub async fn pay(
     state: &AppState,
     caller: Caller,
     order_id: &str,
     idempotency_key: Option<String>,
 ) -> Result<Paid, AppError> {
-    let (caller, admin) = (caller.id, caller.is_admin());
-    let Some(order) = hot::read(&state.cache, order_id).await? else {
-        let stored = store::orders::find(&state.db, order_id)
-            .await?
-            .ok_or(AppError::OrderNotFound)?;
-        if stored.order.user_id != caller.0 && !admin {
+    let keys = &state.cache.keys;
+    let own_bucket = keys.of_order(order_id) == Some(keys.of_user(caller.id.0));
+    let (payer, coupon) = if own_bucket && !caller.is_admin() {
+        (caller.id, None)
+    } else {
+        let Some(order) = hot::read(&state.cache, order_id).await? else {
+            return Err(not_in_redis(state, caller, order_id).await);
+        };
+        if order.user_id != caller.id.0 && !caller.is_admin() {
             return Err(AppError::Forbidden);
         }
-        return Err(AppError::OrderNotPayable(stored.order.status));
+        let coupon = coupon_of(state, order.user_id, order.user_coupon_id).await?;
+        (UserId(order.user_id), coupon)
     };
-    if order.user_id != caller.0 && !admin {
-        return Err(AppError::Forbidden);
-    }
-    let payer = UserId(order.user_id);
     let payment_id = uuid::Uuid::now_v7().to_string();
     let key = idempotency_key.unwrap_or_else(|| format!("auto-{payment_id}"));
-    let call = PayCall {
-        order: &order,
+    let mut call = PayCall {
+        order_id,
         user_id: payer.0,
         now_ms: state.clock.now_ms(),
         payment_id: &payment_id,
         idempotency_key: &key,
-        coupon_id: orders::coupon_campaign(state, &order).await?,
+        coupon,
     };
     let mut outcome = hot::pay(&state.cache, &call).await?;
+    if let PayOutcome::CouponNeeded(user_coupon_id) = outcome {
+        call.coupon = coupon_of(state, payer.0, Some(user_coupon_id)).await?;
+        if call.coupon.is_none() {
+            return Err(anyhow::anyhow!(
+                "coupon {user_coupon_id} of order {order_id} has no campaign in Redis"
+            )
+            .into());
+        }
+        outcome = hot::pay(&state.cache, &call).await?;
+    }
     if outcome == PayOutcome::BalanceNotLoaded {
         wallet::balance(state, payer).await?;
         outcome = hot::pay(&state.cache, &call).await?;
@@ -73,16 +88,18 @@ pub async fn pay(
             amount,
             balance,
             paid_at_ms,
+            items,
             ..
         } => {
             // Last step of the payment saga (also after a replay, which repairs a crash before
             // it); a failure leaves it to the reservation sweeper, and the payment stands.
-            if let Err(e) = reservations::commit(state, &order.id, &order.items, paid_at_ms).await {
-                tracing::warn!(order_id = %order.id, error = format!("{e:#}"),
+            let items = items.unwrap_or_default();
+            if let Err(e) = reservations::commit(state, order_id, &items, paid_at_ms).await {
+                tracing::warn!(%order_id, error = format!("{e:#}"),
                     "committing a paid order's stock failed; the sweeper will");
             }
             Ok(Paid {
-                order_id: order.id,
+                order_id: order_id.to_owned(),
                 payment_id,
                 amount,
                 balance,
@@ -93,11 +110,39 @@ pub async fn pay(
             Err(AppError::InsufficientBalance { required, balance })
         }
         PayOutcome::NotPayable(status) => Err(AppError::OrderNotPayable(status)),
-        PayOutcome::NotFound => Err(AppError::OrderNotFound),
+        PayOutcome::NotFound => Err(not_in_redis(state, caller, order_id).await),
         PayOutcome::Forbidden => Err(AppError::Forbidden),
         PayOutcome::KeyReused => Err(AppError::IdempotencyKeyReused),
-        PayOutcome::BalanceNotLoaded => {
-            Err(anyhow::anyhow!("balance of user {} still not in Redis", payer.0).into())
-        }
+        PayOutcome::BalanceNotLoaded | PayOutcome::CouponNeeded(_) => Err(anyhow::anyhow!(
+            "paying order {order_id} of user {}: {outcome:?} after a retry",
+            payer.0
+        )
+        .into()),
     }
+}
+
+/// The refusal for an order Redis does not hold: MySQL says whose it is and how it ended.
+async fn not_in_redis(state: &AppState, caller: Caller, order_id: &str) -> AppError {
+    match store::orders::find(&state.db, order_id).await {
+        Err(e) => e.into(),
+        Ok(None) => AppError::OrderNotFound,
+        Ok(Some(stored)) if stored.order.user_id != caller.id.0 && !caller.is_admin() => {
+            AppError::Forbidden
+        }
+        Ok(Some(stored)) => AppError::OrderNotPayable(stored.order.status),
+    }
+}
+
+/// A user's coupon as (userCouponId, couponId), its campaign looked up in Redis; `None` without
+/// a coupon, or when Redis does not know the coupon.
+async fn coupon_of(
+    state: &AppState,
+    user_id: i64,
+    user_coupon_id: Option<i64>,
+) -> anyhow::Result<Option<(i64, i64)>> {
+    let Some(id) = user_coupon_id else {
+        return Ok(None);
+    };
+    let owner = hot_coupons::owner_of(&state.cache, user_id, id).await?;
+    Ok(owner.map(|owner| (id, owner.coupon_id)))
 }

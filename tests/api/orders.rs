@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, count, json_of, spawn_app, spawn_app_with, TestApp, TestUser,
+    assert_problem, count, json_of, spawn_app, spawn_app_with, wait_for_drain, TestApp, TestUser,
 };
 
 async fn order(app: &TestApp, user: &TestUser, body: Value) -> reqwest::Response {
@@ -334,6 +334,80 @@ async fn only_the_owner_or_an_admin_touches_an_order() {
     assert_eq!(get_order(&app, &admin, id).await["status"], "PENDING");
     assert_eq!(app.balance(&bob).await, 10_000);
     app.assert_audit_passes().await;
+}
+
+/// A payment names the order without reading it first (order_pay.lua checks the owner), so the
+/// refusals must hold for a stranger whose keys share the owner's bucket, and an admin's
+/// payment of someone else's order takes the path that reads it.
+#[tokio::test]
+async fn a_payment_is_the_owners_even_for_a_stranger_in_the_same_bucket() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let alice = app.new_user().await;
+    let keys = &app.state.cache.keys;
+    let mut stranger = app.new_user().await;
+    while keys.of_user(stranger.id) != keys.of_user(alice.id) {
+        stranger = app.new_user().await;
+    }
+    let a = app.create_product(&admin, "A", 1_000, 10).await;
+    let _ = app.charge(&alice, json!(5_000), None).await;
+    let _ = app.charge(&stranger, json!(5_000), None).await;
+    let id = app.order_one(&alice, a, 2).await["orderId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_problem(pay(&app, &stranger, &id).await, 403, "FORBIDDEN").await;
+    assert_eq!(get_order(&app, &alice, &id).await["status"], "PENDING");
+    assert_eq!(app.balance(&stranger).await, 5_000);
+    assert_eq!(app.balance(&alice).await, 5_000);
+
+    let paid = json_of(pay(&app, &admin, &id).await).await;
+    assert_eq!(
+        (paid["amount"].as_i64(), paid["balance"].as_i64()),
+        (Some(2_000), Some(3_000))
+    );
+    assert_eq!(app.balance(&alice).await, 3_000, "the owner's balance pays");
+    assert_eq!(stock(&app, &alice, a).await, 8);
+    assert_problem(pay(&app, &alice, &id).await, 409, "ORDER_NOT_PAYABLE").await;
+    app.assert_audit_passes().await;
+}
+
+/// A retried payment answers the first outcome even once Redis no longer holds the order.
+#[tokio::test]
+async fn a_payment_replays_after_the_order_left_redis() {
+    let app = spawn_app().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let a = app.create_product(&admin, "A", 1_000, 10).await;
+    let _ = app.charge(&user, json!(5_000), None).await;
+    let id = app.order_one(&user, a, 1).await["orderId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/api/v1/orders/{id}/payment");
+    let send = || {
+        app.http
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&user.token)
+            .header("idempotency-key", "pay-once")
+            .send()
+    };
+    let first = json_of(send().await.expect("sent")).await;
+    let cache = &app.state.cache;
+    // Redis lets an ended order go once MySQL holds it.
+    wait_for_drain(cache).await;
+    let bucket = cache.keys.of_order(&id).expect("bucket");
+    let dropped: i64 = cache
+        .client()
+        .del(cache.keys.order(bucket, &id))
+        .await
+        .expect("del");
+    assert_eq!(dropped, 1);
+    let again = json_of(send().await.expect("sent")).await;
+    assert_eq!(again, first, "the same payment, not a second one");
+    assert_eq!(app.balance(&user).await, 4_000);
+    assert_problem(pay(&app, &user, &id).await, 409, "ORDER_NOT_PAYABLE").await;
+    assert_eq!(app.balance(&user).await, 4_000);
 }
 
 #[tokio::test]

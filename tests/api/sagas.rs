@@ -134,17 +134,13 @@ async fn a_paid_order_whose_stock_step_was_cut_off_stays_sold_and_is_ranked_by_t
 
     // Payment decided in the user's bucket; the instance dies before the product bucket's step.
     let cache = &app.state.cache;
-    let hot = hot_orders::read(cache, &order_id)
-        .await
-        .expect("read")
-        .expect("hot");
     let pay = hot_orders::PayCall {
-        order: &hot,
+        order_id: &order_id,
         user_id: user.id,
         now_ms: app.state.clock.now_ms(),
         payment_id: "pay-cut-off",
         idempotency_key: "cut-off",
-        coupon_id: None,
+        coupon: None,
     };
     assert!(matches!(
         hot_orders::pay(cache, &pay).await.expect("pay"),
