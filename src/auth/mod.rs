@@ -2,5 +2,6 @@
 
 pub mod password;
 pub mod token;
+pub mod verified;
 
 pub use token::{Claims, TokenKeys};

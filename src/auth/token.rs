@@ -9,6 +9,7 @@
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::verified::VerifiedTokens;
 use crate::domain::{Role, UserId};
 
 const ISSUER: &str = "flashmart";
@@ -51,13 +52,14 @@ pub struct Verified {
     pub gen: i64,
 }
 
-/// The keys and rules for issuing and verifying tokens.
+/// The keys and rules for issuing and verifying tokens, and the tokens verified lately.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     ttl_secs: i64,
+    verified: std::sync::Arc<VerifiedTokens>,
 }
 
 /// An issued token and its lifetime.
@@ -83,6 +85,7 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl_secs: ttl_secs as i64,
+            verified: std::sync::Arc::default(),
         }
     }
 
@@ -121,18 +124,29 @@ impl TokenKeys {
     }
 
     /// Verifies a token at `now_secs` and returns what it says, or `None` if it is not valid.
+    ///
+    /// A token verified before is answered from memory until its expiry (see
+    /// [`super::verified`]); `now_secs` must be the system clock, the one the signature check
+    /// holds `exp` and `nbf` to.
     pub fn verify(&self, token: &str, now_secs: i64) -> Option<Verified> {
+        if let Some(verified) = self.verified.get(token, now_secs) {
+            return Some(verified);
+        }
         let data = decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let claims = data.claims;
         if claims.iat > now_secs + LEEWAY_SECS || claims.gen < 0 {
             return None;
         }
         let id: i64 = claims.sub.parse().ok()?;
-        (id > 0).then_some(Verified {
+        let verified = (id > 0).then_some(Verified {
             user: UserId(id),
             role: claims.role,
             gen: claims.gen,
-        })
+        })?;
+        // jsonwebtoken refuses once exp < now − leeway; `nbf` and `iat` only grow truer.
+        self.verified
+            .keep(token, verified, claims.exp + LEEWAY_SECS, now_secs);
+        Some(verified)
     }
 }
 
