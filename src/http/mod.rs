@@ -227,29 +227,32 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .route_layer(from_fn_with_state(state.clone(), guard::require_auth));
     let public = public.layer(ratelimit::layer(&limiters.general));
 
-    Router::new()
+    let routes = Router::new()
         .merge(public)
         .merge(protected)
         .merge(extra)
         .route_layer(from_fn(guard::track_metrics))
         .fallback(guard::not_found)
         .method_not_allowed_fallback(guard::method_not_allowed)
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(ratelimit::layer(&limiters.per_ip))
-        .layer(axum::middleware::from_fn_with_state(
-            trusted,
-            client_ip::client_ip,
-        ))
-        .layer(CatchPanicLayer::custom(on_panic))
-        .layer(from_fn_with_state(request_timeout, guard::request_timeout))
-        .layer(from_fn(failures::log_failures))
-        .layer(from_fn(negotiate::negotiate_errors))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(from_fn(guard::sanitize_request_id))
+        .with_state(state);
+    // The layers every request passes, outermost first, wrapped once around the whole router.
+    // (`Router::layer` would wrap each route's boxed service in each layer, and every request
+    // would clone and drop that nest of boxes: ~6 % of a cheap read's CPU.)
+    let edge = tower::ServiceBuilder::new()
         .layer(from_fn_with_state(hsts, guard::security_headers))
+        .layer(from_fn(guard::sanitize_request_id))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(from_fn(negotiate::negotiate_errors))
+        .layer(from_fn(failures::log_failures))
+        .layer(from_fn_with_state(request_timeout, guard::request_timeout))
+        .layer(CatchPanicLayer::custom(on_panic))
+        .layer(from_fn_with_state(trusted, client_ip::client_ip))
+        .layer(ratelimit::layer(&limiters.per_ip))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .service(routes);
+    Router::new().fallback_service(edge)
 }
 
 /// What an instance serves while it waits for MySQL and Redis at start: `GET /health/live`
