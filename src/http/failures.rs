@@ -4,15 +4,13 @@
 //!
 //! [`AppError`]: crate::error::AppError
 
-use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::error::Failure;
 
 /// Logs (and for overloads counts) the failure an error response carries, then drops it.
-pub async fn log_failures(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
+/// (Applied by the `guard::answer` layer, inside the request's span.)
+pub fn logged(mut response: Response) -> Response {
     match response.extensions_mut().remove::<Failure>() {
         Some(Failure::Dependency(cause)) => {
             metrics::counter!("http_overload_total").increment(1);
@@ -31,8 +29,8 @@ pub async fn log_failures(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
+    use axum::extract::Request;
     use axum::http::StatusCode;
-    use axum::middleware::from_fn;
     use axum::routing::get;
     use axum::Router;
     use tower::ServiceExt;
@@ -41,20 +39,22 @@ mod tests {
     use crate::error::AppError;
 
     async fn answer(path: &str, layered: bool) -> Response {
-        let mut router = Router::new()
+        let router = Router::new()
             .route(
                 "/boom",
                 get(|| async { AppError::Internal(anyhow::anyhow!("db row 7 broke")) }),
             )
             .route("/mine", get(|| async { AppError::Forbidden }));
-        if layered {
-            router = router.layer(from_fn(log_failures));
-        }
         let request = Request::builder()
             .uri(path)
             .body(Body::empty())
             .expect("request");
-        router.oneshot(request).await.expect("response")
+        let response = router.oneshot(request).await.expect("response");
+        if layered {
+            logged(response)
+        } else {
+            response
+        }
     }
 
     #[tokio::test]

@@ -1,14 +1,18 @@
-//! Cross-cutting request guards: authentication for protected routes, security headers,
+//! Cross-cutting request guards: authentication for protected routes, the edge headers (request
+//! id check, security headers), the way out of every answer (timeout, failure log, HTML errors),
 //! request metrics and the fallbacks for unknown routes and methods.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::extract::AuthUser;
+use super::{failures, negotiate};
 use crate::error::AppError;
 use crate::service::session::{self, Standing};
 use crate::state::AppState;
@@ -40,31 +44,56 @@ pub async fn require_auth(
     next.run(request).await
 }
 
-/// Middleware: a request still unanswered after `limit` (`REQUEST_TIMEOUT_SECS`) answers 503
-/// with Retry-After and its handler is dropped; every state change behind it is idempotent, so
-/// the client's re-send with the same Idempotency-Key gets the first outcome.
-pub async fn request_timeout(
-    State(limit): State<Duration>,
+/// Middleware: what every answer goes through on its way out, in one layer (each `from_fn`
+/// layer costs a request a clone of the stack below it and two allocations): a request still
+/// unanswered after `limit` (`REQUEST_TIMEOUT_SECS`; `None`: no limit) answers 503 with
+/// Retry-After and its handler is dropped — every state change behind it is idempotent, so the
+/// client's re-send with the same Idempotency-Key gets the first outcome —; the failure an
+/// error response carries is logged ([`failures::logged`]); and a problem becomes an HTML page
+/// for a browser ([`negotiate::for_client`]).
+pub async fn answer(
+    State(limit): State<Option<Duration>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            metrics::counter!("http_request_timeouts_total").increment(1);
-            tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
-            AppError::Unavailable.into_response()
-        }
-    }
+    let wants_html = negotiate::prefers_html(request.headers());
+    let response = match limit {
+        None => next.run(request).await,
+        Some(limit) => match tokio::time::timeout(limit, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                metrics::counter!("http_request_timeouts_total").increment(1);
+                tracing::warn!(limit_secs = limit.as_secs(), "request timed out");
+                AppError::Unavailable.into_response()
+            }
+        },
+    };
+    negotiate::for_client(wants_html, failures::logged(response))
 }
 
-/// Middleware: headers every response carries, and no banner headers. `hsts` is the
-/// `Strict-Transport-Security` value when the service is served over TLS (`HSTS_MAX_AGE_SECS`).
-pub async fn security_headers(
+/// Middleware, outermost: the request's `X-Request-Id` checked ([`is_acceptable_request_id`];
+/// anything else is dropped, so the next layer gives the request a fresh UUID), and the headers
+/// every response carries, without banner headers. `hsts` is the `Strict-Transport-Security`
+/// value when the service is served over TLS (`HSTS_MAX_AGE_SECS`).
+///
+/// The id is echoed in the response and written into every log line of the request, so
+/// unchecked it would let a client forge log lines (newlines, ANSI escapes) or bloat them.
+pub async fn edge_headers(
     State(hsts): State<Option<HeaderValue>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
+    let name = HeaderName::from_static("x-request-id");
+    let values = request.headers().get_all(&name);
+    let mut iter = values.iter();
+    let keep = match (iter.next(), iter.next()) {
+        (Some(value), None) => is_acceptable_request_id(value.as_bytes()),
+        (None, _) => true,
+        _ => false,
+    };
+    if !keep {
+        request.headers_mut().remove(&name);
+    }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     if let Some(value) = hsts {
@@ -91,22 +120,88 @@ pub async fn security_headers(
     response
 }
 
+/// The request metrics' handles by route, method and status. The `metrics` macros build and
+/// hash a key of three owned labels on every call; a request here finds its handles with one
+/// map lookup under a read lock, and registers them only the first time.
+#[derive(Default)]
+pub struct RequestMetrics {
+    by_route: RwLock<HashMap<Box<str>, Vec<Handles>>>,
+}
+
+/// The handles of one (route, method, status).
+struct Handles {
+    method: &'static str,
+    status: u16,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl RequestMetrics {
+    /// Counts one answered request and its duration.
+    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+        let of = |h: &&Handles| h.method == method && h.status == status;
+        {
+            let by_route = self.by_route.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(handles) = by_route.get(route).and_then(|hs| hs.iter().find(of)) {
+                handles.requests.increment(1);
+                handles.duration.record(seconds);
+                return;
+            }
+        }
+        let labels = [
+            ("method", method.to_owned()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+        ];
+        let requests = metrics::counter!("http_requests_total", &labels);
+        let duration = metrics::histogram!("http_request_duration_seconds", &labels);
+        requests.increment(1);
+        duration.record(seconds);
+        let mut by_route = self.by_route.write().unwrap_or_else(|p| p.into_inner());
+        let handles = by_route.entry(route.into()).or_default();
+        if !handles.iter().any(|h| of(&h)) {
+            handles.push(Handles {
+                method,
+                status,
+                requests,
+                duration,
+            });
+        }
+    }
+}
+
+/// The method's name as a metric label; methods outside HTTP's standard set are `OTHER`, so a
+/// client cannot grow the label set.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 /// Route-level middleware: request count and latency labelled by method, matched route and
 /// status.
-pub async fn track_metrics(request: Request, next: Next) -> Response {
+pub async fn track_metrics(
+    State(metrics): State<Arc<RequestMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let method = method_label(request.method());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics.record(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }
 
@@ -124,26 +219,6 @@ pub async fn method_not_allowed() -> AppError {
 
 /// Longest client-supplied `X-Request-Id` that is kept.
 pub const MAX_REQUEST_ID_LEN: usize = 64;
-
-/// Middleware (outside the request-id layers): a client's `X-Request-Id` is kept only when it
-/// is 1–[`MAX_REQUEST_ID_LEN`] characters of `[A-Za-z0-9._-]`; anything else is dropped, so
-/// the next layer gives the request a fresh UUID. The id is echoed in the response and written
-/// into every log line of the request, so unchecked it would let a client forge log lines
-/// (newlines, ANSI escapes) or bloat them.
-pub async fn sanitize_request_id(mut request: Request, next: Next) -> Response {
-    let name = HeaderName::from_static("x-request-id");
-    let values = request.headers().get_all(&name);
-    let mut iter = values.iter();
-    let keep = match (iter.next(), iter.next()) {
-        (Some(value), None) => is_acceptable_request_id(value.as_bytes()),
-        (None, _) => true,
-        _ => false,
-    };
-    if !keep {
-        request.headers_mut().remove(&name);
-    }
-    next.run(request).await
-}
 
 /// Whether a request id may be kept as the client sent it.
 pub fn is_acceptable_request_id(value: &[u8]) -> bool {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -231,7 +231,10 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
         .merge(public)
         .merge(protected)
         .merge(extra)
-        .route_layer(from_fn(guard::track_metrics))
+        .route_layer(from_fn_with_state(
+            Arc::new(guard::RequestMetrics::default()),
+            guard::track_metrics,
+        ))
         .fallback(guard::not_found)
         .method_not_allowed_fallback(guard::method_not_allowed)
         .with_state(state);
@@ -239,14 +242,11 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
     // (`Router::layer` would wrap each route's boxed service in each layer, and every request
     // would clone and drop that nest of boxes: ~6 % of a cheap read's CPU.)
     let edge = tower::ServiceBuilder::new()
-        .layer(from_fn_with_state(hsts, guard::security_headers))
-        .layer(from_fn(guard::sanitize_request_id))
+        .layer(from_fn_with_state(hsts, guard::edge_headers))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(from_fn(negotiate::negotiate_errors))
-        .layer(from_fn(failures::log_failures))
-        .layer(from_fn_with_state(request_timeout, guard::request_timeout))
+        .layer(from_fn_with_state(Some(request_timeout), guard::answer))
         .layer(CatchPanicLayer::custom(on_panic))
         .layer(from_fn_with_state(trusted, client_ip::client_ip))
         .layer(ratelimit::layer(&limiters.per_ip))
@@ -262,14 +262,10 @@ pub fn warming_router(config: &Config) -> Router {
     Router::new()
         .route("/health/live", get(health::live))
         .fallback(|| async { AppError::Unavailable })
-        .layer(from_fn(failures::log_failures))
-        .layer(from_fn(negotiate::negotiate_errors))
+        .layer(from_fn_with_state(None, guard::answer))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(from_fn_with_state(
-            hsts_header(config),
-            guard::security_headers,
-        ))
+        .layer(from_fn_with_state(hsts_header(config), guard::edge_headers))
 }
 
 /// `Strict-Transport-Security` when `HSTS_MAX_AGE_SECS` is set.

@@ -4,9 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -16,10 +14,10 @@ use crate::error::Problem;
 const PAGE_STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem \
     auto;padding:0 1rem;color:#222}h1{font-size:1.6rem}code{color:#666}";
 
-/// Middleware: turns problem responses into HTML pages for browsers.
-pub async fn negotiate_errors(request: Request, next: Next) -> Response {
-    let wants_html = prefers_html(request.headers());
-    let response = next.run(request).await;
+/// The response as the client asked for it: a problem response becomes an HTML page when the
+/// request's `Accept` preferred HTML (`wants_html`, from [`prefers_html`]); anything else is
+/// left as it is. (Applied by the `guard::answer` layer.)
+pub fn for_client(wants_html: bool, response: Response) -> Response {
     if !wants_html {
         return response;
     }
