@@ -198,11 +198,20 @@ pub async fn get(state: &AppState, caller: Caller, order_id: &str) -> Result<Ord
 /// The campaign id of an order's coupon (to address the coupon's key).
 pub async fn coupon_campaign(state: &AppState, order: &Order) -> Result<Option<i64>, AppError> {
     match order.user_coupon_id {
-        Some(id) => Ok(hot_coupons::owner_of(&state.cache, order.user_id, id)
-            .await?
-            .map(|owner| owner.coupon_id)),
+        Some(id) => campaign_of(state, order.user_id, id).await,
         None => Ok(None),
     }
+}
+
+/// The campaign id of a user's coupon; `None` when Redis does not know the coupon.
+pub async fn campaign_of(
+    state: &AppState,
+    user_id: i64,
+    user_coupon_id: i64,
+) -> Result<Option<i64>, AppError> {
+    Ok(hot_coupons::owner_of(&state.cache, user_id, user_coupon_id)
+        .await?
+        .map(|owner| owner.coupon_id))
 }
 
 /// Cancels a PENDING order of the caller, releasing stock and coupon.

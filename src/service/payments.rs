@@ -1,13 +1,11 @@
 //! Payment of an order from the prepaid balance: one script settles balance, order and coupon
 //! together in the user's bucket; the products' buckets then commit the order's reservations.
 
-use crate::cache::coupons as hot_coupons;
 use crate::cache::orders::{self as hot, PayCall, PayOutcome};
 use crate::domain::{Caller, UserId};
 use crate::error::AppError;
-use crate::service::{reservations, wallet};
+use crate::service::{orders, reservations, wallet};
 use crate::state::AppState;
-use crate::store;
 
 /// A completed (or replayed) payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,28 +119,25 @@ pub async fn pay(
     }
 }
 
-/// The refusal for an order Redis does not hold: MySQL says whose it is and how it ended.
+/// The refusal for an order Redis does not hold: whose it is and how it ended, as a read of
+/// the order says.
 async fn not_in_redis(state: &AppState, caller: Caller, order_id: &str) -> AppError {
-    match store::orders::find(&state.db, order_id).await {
-        Err(e) => e.into(),
-        Ok(None) => AppError::OrderNotFound,
-        Ok(Some(stored)) if stored.order.user_id != caller.id.0 && !caller.is_admin() => {
-            AppError::Forbidden
-        }
-        Ok(Some(stored)) => AppError::OrderNotPayable(stored.order.status),
+    match orders::get(state, caller, order_id).await {
+        Ok(order) => AppError::OrderNotPayable(order.status),
+        Err(refused) => refused,
     }
 }
 
-/// A user's coupon as (userCouponId, couponId), its campaign looked up in Redis; `None` without
-/// a coupon, or when Redis does not know the coupon.
+/// A user's coupon as (userCouponId, couponId); `None` without a coupon, or when Redis does not
+/// know its campaign.
 async fn coupon_of(
     state: &AppState,
     user_id: i64,
     user_coupon_id: Option<i64>,
-) -> anyhow::Result<Option<(i64, i64)>> {
+) -> Result<Option<(i64, i64)>, AppError> {
     let Some(id) = user_coupon_id else {
         return Ok(None);
     };
-    let owner = hot_coupons::owner_of(&state.cache, user_id, id).await?;
-    Ok(owner.map(|owner| (id, owner.coupon_id)))
+    let campaign = orders::campaign_of(state, user_id, id).await?;
+    Ok(campaign.map(|coupon_id| (id, coupon_id)))
 }
