@@ -74,7 +74,8 @@ async fn attempt(
         .await;
     let error = match sent {
         Ok(response) if response.status().is_success() => {
-            outbox::delivered(db, delivery.id, Utc::now()).await?;
+            let now = Utc::now();
+            record_outcome(|| outbox::delivered(db, delivery.id, now)).await?;
             metrics::counter!("deliveries_total", "result" => "delivered").increment(1);
             return Ok(());
         }
@@ -85,13 +86,35 @@ async fn attempt(
     let attempts = delivery.attempts + 1;
     let dead = attempts >= config.max_attempts;
     let retry_at = Utc::now() + chrono::Duration::from_std(backoff(config.backoff_base, attempts))?;
-    outbox::failed(db, delivery.id, &error, retry_at, dead).await?;
+    record_outcome(|| outbox::failed(db, delivery.id, &error, retry_at, dead)).await?;
     let result = if dead { "dead" } else { "retry" };
     metrics::counter!("deliveries_total", "result" => result).increment(1);
     if dead {
         tracing::error!(event_id = %delivery.event_id, attempts, error, "delivery is dead");
     }
     Ok(())
+}
+
+/// Writes an attempt's outcome, again after a deadlock, a lock wait timeout or a lost
+/// connection (a few times, briefly): a lost "delivered" would send the event once more when
+/// the lease runs out, and a lost failure would hold its retry back until then.
+async fn record_outcome<F, Fut>(write: F) -> Result<(), sqlx::Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+{
+    const TRIES: u32 = 4;
+    let mut tried = 1;
+    loop {
+        match write().await {
+            Err(e) if tried < TRIES && crate::dependency::is_transient_database_error(&e) => {
+                tracing::warn!(error = %e, tried, "writing a delivery outcome again");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(tried))).await;
+                tried += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Relays until shutdown: immediately again after a full batch, else every 200 ms.

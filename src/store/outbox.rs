@@ -55,7 +55,10 @@ pub struct Delivery {
     pub attempts: i32,
 }
 
-/// Claims up to `limit` due deliveries for `lease` (other instances skip them meanwhile).
+/// Claims up to `limit` due deliveries for `lease` (other instances skip them meanwhile) and
+/// counts the attempt each is about to get: the count is committed before any request leaves,
+/// so `attempts` is never below the requests the platform saw, even when the outcome of an
+/// attempt is never written (the relay died, or a deadlock lost the write).
 pub async fn claim(
     pool: &MySqlPool,
     limit: u32,
@@ -76,8 +79,9 @@ pub async fn claim(
     if !due.is_empty() {
         // One statement leases the whole batch (its rows are locked by the SELECT above).
         let ids: Vec<i64> = due.iter().map(|d| d.id).collect();
-        let mut lease_all =
-            sqlx::QueryBuilder::<sqlx::MySql>::new("UPDATE outbox SET lease_until = ");
+        let mut lease_all = sqlx::QueryBuilder::<sqlx::MySql>::new(
+            "UPDATE outbox SET attempts = attempts + 1, lease_until = ",
+        );
         lease_all.push_bind(now + lease).push(" WHERE id IN ");
         super::push_in_list(&mut lease_all, &ids);
         lease_all.build().execute(&mut *tx).await?;
@@ -86,10 +90,10 @@ pub async fn claim(
     Ok(due)
 }
 
-/// Marks a delivery done.
+/// Marks a delivery done (its attempt was counted when it was claimed).
 pub async fn delivered(pool: &MySqlPool, id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE outbox SET status = 'DELIVERED', attempts = attempts + 1, delivered_at = ?, \
+        "UPDATE outbox SET status = 'DELIVERED', delivered_at = ?, \
          lease_until = NULL, last_error = NULL WHERE id = ? AND status = 'PENDING'",
     )
     .bind(now)
@@ -99,7 +103,8 @@ pub async fn delivered(pool: &MySqlPool, id: i64, now: DateTime<Utc>) -> Result<
     Ok(())
 }
 
-/// Records a failed attempt: retried at `retry_at`, or DEAD when `dead`.
+/// Records a failed attempt (counted when it was claimed): retried at `retry_at`, or DEAD when
+/// `dead`.
 pub async fn failed(
     pool: &MySqlPool,
     id: i64,
@@ -109,7 +114,7 @@ pub async fn failed(
 ) -> Result<(), sqlx::Error> {
     let error: String = error.chars().take(500).collect();
     sqlx::query(
-        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, \
+        "UPDATE outbox SET last_error = ?, next_attempt_at = ?, \
          lease_until = NULL, status = IF(?, 'DEAD', status) \
          WHERE id = ? AND status = 'PENDING'",
     )

@@ -702,13 +702,17 @@ async fn deliveries_wait_while_the_platform_is_down_then_all_arrive() {
     let down = wait_outbox(
         &cluster,
         Duration::from_secs(30),
-        "every row tried once",
+        "every row tried once and its failure recorded",
         |rows| {
             assert!(
                 rows.iter().all(|r| r.status == "PENDING"),
                 "nothing is delivered while the platform is down: {rows:#?}"
             );
-            rows.len() == ORDERS && rows.iter().all(|r| r.attempts >= 1)
+            // An attempt is counted when it is claimed, its error once it has failed.
+            rows.len() == ORDERS
+                && rows
+                    .iter()
+                    .all(|r| r.attempts >= 1 && r.last_error.is_some())
         },
     )
     .await;
