@@ -15,6 +15,8 @@
 //!   the same services as the API.
 //! - [`startup`], [`serve`], [`config`], [`telemetry`], [`cli`]: process wiring ([`serve`] waits
 //!   for MySQL and Redis at start, answering `/health/ready` 503 meanwhile).
+//! - [`local`], [`logout_feed`]: this instance's in-memory state (limiters, the copy of token
+//!   generations) and whether the log-out feed vouches for that copy.
 //! - [`observe`]: metric descriptions, Lua timings, build info and the periodic collector of
 //!   pool, dependency, outbox and process gauges.
 
@@ -30,6 +32,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod local;
+pub mod logout_feed;
 pub mod observe;
 pub mod ops;
 pub mod seed;

@@ -1,12 +1,16 @@
 //! This instance's in-memory handles that the shared state holds: the login attempt limiter,
-//! a single-flight snapshot cache and the short-lived copy of users' token generations. They
-//! depend on nothing in `service`, so `state` does not either (services use the state; the
-//! state never uses a service).
+//! a single-flight snapshot cache and the copy of users' token generations (trusted briefly, or
+//! longer while the [`crate::logout_feed`] vouches for it). They depend on nothing in
+//! `service`, so `state` does not either (services use the state; the state never uses a
+//! service).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::cache::Keys;
+use crate::logout_feed::LogoutFeed;
 
 /// What a login attempt is counted against.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -101,6 +105,8 @@ struct Entry {
     /// When the read that produced `known` started.
     read_at: Instant,
     known: Known,
+    /// Read from Redis (not written by this instance), so the log-out feed may vouch for it.
+    vouchable: bool,
     /// When a caller started reading it again (see [`Lookup::Refresh`]).
     refreshing: Option<Instant>,
 }
@@ -126,17 +132,29 @@ pub enum Lookup {
 }
 
 /// This instance's copy of users' token generations, each trusted for at most `ttl` after the
-/// read that produced it started (`SESSION_CACHE_MS`). The auth guard answers from it without
+/// read that produced it started (`SESSION_CACHE_MS`) — or, with a [`LogoutFeed`] that vouches
+/// for it, for up to `SESSION_FEED_TRUST_MS`. The auth guard answers from it without
 /// a Redis round trip, so an authenticated request that needs nothing else from Redis (the
 /// popular products, a product page) finishes in one poll instead of holding its connection's
 /// memory across a network wait. Concurrent reads of one user are one read (single flight),
 /// and a user in steady use is read again by one request once a quarter of the ttl has passed,
 /// so the others do not wait for it even when a saturated instance takes hundreds of
 /// milliseconds to see a reply. A generation only ever rises, here as in Redis; a log-out raises
-/// it here at once, and on the other instances once their copy is older than `ttl`.
+/// it here at once, on the other instances as soon as their feed hears it, and at the latest
+/// once their copy is older than `ttl` and no feed vouches for it.
 pub struct Generations {
     ttl: Duration,
     shards: Box<[Mutex<GenerationShard>]>,
+    vouching: Option<Vouching>,
+}
+
+/// The longer trust a [`LogoutFeed`] allows.
+struct Vouching {
+    feed: Arc<LogoutFeed>,
+    /// Where a user's log-outs are announced (its bucket).
+    keys: Keys,
+    /// Longest trust in a copy the feed vouches for.
+    trust: Duration,
 }
 
 impl Generations {
@@ -147,6 +165,46 @@ impl Generations {
             shards: (0..GENERATION_SHARDS)
                 .map(|_| Mutex::new(GenerationShard::default()))
                 .collect(),
+            vouching: None,
+        }
+    }
+
+    /// The same copy, trusting an entry read from Redis for up to `trust` while `feed` vouches
+    /// for it (every log-out of the user's bucket since the read was heard; see
+    /// [`crate::logout_feed`]). Without a `ttl` the copy keeps nothing, feed or not.
+    pub fn vouched_by(mut self, feed: Arc<LogoutFeed>, keys: Keys, trust: Duration) -> Self {
+        self.vouching = Some(Vouching { feed, keys, trust });
+        self
+    }
+
+    /// How long an entry may be of use at most.
+    fn longest_trust(&self) -> Duration {
+        self.vouching
+            .as_ref()
+            .map_or(self.ttl, |v| v.trust.max(self.ttl))
+    }
+
+    /// Whether the feed vouches for `entry` of `user`.
+    fn vouched(&self, user: i64, entry: &Entry) -> bool {
+        let Some(v) = &self.vouching else {
+            return false;
+        };
+        entry.vouchable
+            && matches!(entry.known, Known::Generation(_))
+            && entry.read_at.elapsed() < v.trust
+            && v.feed.vouches_for(v.keys.of_user(user).0, entry.read_at)
+    }
+
+    /// A log-out of `user` raised its generation to `generation` (heard on the feed): an entry
+    /// below it is raised at once.
+    pub fn raise_heard(&self, user: i64, generation: i64) {
+        let mut shard = self.shard(user);
+        if let Some(entry) = shard.known.get_mut(&user) {
+            if let Known::Generation(held) = entry.known {
+                if held < generation {
+                    entry.known = Known::Generation(generation);
+                }
+            }
         }
     }
 
@@ -166,6 +224,9 @@ impl Generations {
         let Some(entry) = shard.known.get_mut(&user) else {
             return Lookup::Missing;
         };
+        if self.vouched(user, entry) {
+            return Lookup::Fresh(entry.known);
+        }
         let age = entry.read_at.elapsed();
         if age >= self.ttl {
             Lookup::Missing
@@ -207,7 +268,7 @@ impl Generations {
             .await
             .copied();
         if let Ok((read_at, known)) = answer {
-            self.record(user, known, read_at);
+            self.record(user, known, read_at, true);
         }
         let mut shard = self.shard(user);
         if shard
@@ -221,28 +282,31 @@ impl Generations {
     }
 
     /// Records what this instance just made Redis hold for `user` (a log-out, a new token).
+    /// (Only `SESSION_CACHE_MS` long: the feed vouches for what was read from Redis, and what
+    /// this instance wrote may have been overtaken there before this call.)
     pub fn remember(&self, user: i64, known: Known) {
-        self.record(user, known, Instant::now());
+        self.record(user, known, Instant::now(), false);
     }
 
-    /// Records `known`, read at `read_at`. A trusted entry with a higher generation wins over
-    /// a lower one (a log-out here may overtake a read that started before it).
-    fn record(&self, user: i64, known: Known, read_at: Instant) {
+    /// Records `known`, read at `read_at`. An entry with a higher generation wins over a lower
+    /// one while it is trusted, or when it was read later (a log-out here may overtake a read
+    /// that started before it).
+    fn record(&self, user: i64, known: Known, read_at: Instant, vouchable: bool) {
         if self.ttl.is_zero() {
             return;
         }
-        let ttl = self.ttl;
+        let (ttl, longest) = (self.ttl, self.longest_trust());
         let mut shard = self.shard(user);
         let entries = &mut shard.known;
         if let Some(entry) = entries.get_mut(&user) {
             if let (Known::Generation(held), Known::Generation(new)) = (entry.known, known) {
-                if held > new && entry.read_at.elapsed() < ttl {
+                if held > new && (entry.read_at.elapsed() < ttl || entry.read_at >= read_at) {
                     entry.refreshing = None;
                     return;
                 }
             }
         } else if entries.len() >= GENERATION_SHARD_CAPACITY {
-            entries.retain(|_, entry| entry.read_at.elapsed() < ttl);
+            entries.retain(|_, entry| entry.read_at.elapsed() < longest);
             if entries.len() >= GENERATION_SHARD_CAPACITY {
                 entries.clear();
             }
@@ -252,6 +316,7 @@ impl Generations {
             Entry {
                 read_at,
                 known,
+                vouchable,
                 refreshing: None,
             },
         );
@@ -270,7 +335,7 @@ mod tests {
         assert_eq!(copy.lookup(7), Lookup::Missing);
         copy.remember(7, Known::Generation(3));
         assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(3)));
-        copy.record(7, Known::Generation(3), read_ago(ttl * 6 / 10));
+        copy.record(7, Known::Generation(3), read_ago(ttl * 6 / 10), true);
         assert_eq!(copy.lookup(7), Lookup::Refresh(Known::Generation(3)));
         assert_eq!(
             copy.lookup(7),
@@ -289,6 +354,7 @@ mod tests {
             7,
             Known::Generation(3),
             read_ago(ttl + Duration::from_secs(1)),
+            true,
         );
         assert_eq!(
             copy.lookup(7),
@@ -305,6 +371,86 @@ mod tests {
         assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(4)));
         copy.remember(7, Known::Generation(5));
         assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(5)));
+    }
+
+    /// A copy with a 1 ms ttl (so only the feed can keep an entry) vouched by a fresh feed.
+    fn vouched_copy(trust: Duration) -> (Generations, Arc<LogoutFeed>, Keys) {
+        let keys = Keys::new("t", 4);
+        let feed = Arc::new(LogoutFeed::new(keys.bucket_count()));
+        let copy = Generations::new(Duration::from_millis(1)).vouched_by(
+            feed.clone(),
+            keys.clone(),
+            trust,
+        );
+        (copy, feed, keys)
+    }
+
+    #[test]
+    fn a_vouched_read_is_trusted_past_the_ttl_until_a_log_out_is_heard() {
+        let (copy, feed, keys) = vouched_copy(Duration::from_secs(60));
+        let bucket = keys.of_user(7).0;
+        copy.load_now(7, Known::Generation(3));
+        feed.heard_heartbeat(bucket, 1);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            copy.lookup(7),
+            Lookup::Missing,
+            "read before the feed's run began: only the ttl applies, and it has passed"
+        );
+        copy.load_now(7, Known::Generation(3));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(3)));
+        feed.heard_heartbeat(bucket, 2);
+        assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(3)));
+        feed.heard_logout(bucket);
+        copy.raise_heard(7, 4);
+        assert_eq!(copy.shard(7).known[&7].known, Known::Generation(4));
+        assert_eq!(
+            copy.lookup(7),
+            Lookup::Missing,
+            "a read before a log-out of its bucket is no longer vouched for"
+        );
+    }
+
+    #[test]
+    fn a_vouched_read_is_trusted_no_longer_than_the_feed_trust() {
+        let (copy, feed, keys) = vouched_copy(Duration::from_millis(2));
+        feed.heard_heartbeat(keys.of_user(7).0, 1);
+        copy.load_now(7, Known::Generation(3));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(copy.lookup(7), Lookup::Missing);
+    }
+
+    #[test]
+    fn what_this_instance_wrote_is_never_vouched_for() {
+        let (copy, feed, keys) = vouched_copy(Duration::from_secs(60));
+        feed.heard_heartbeat(keys.of_user(7).0, 1);
+        copy.remember(7, Known::Generation(3));
+        assert!(!copy.vouched(7, &copy.shard(7).known[&7]));
+        copy.load_now(8, Known::Generation(1));
+        assert!(
+            !copy.vouched(8, &copy.shard(8).known[&8]),
+            "bucket of 8 heard nothing"
+        );
+        feed.heard_heartbeat(keys.of_user(8).0, 1);
+        copy.load_now(8, Known::NoSuchUser);
+        assert!(
+            !copy.vouched(8, &copy.shard(8).known[&8]),
+            "an unknown user is never vouched for (it may sign up)"
+        );
+        copy.load_now(8, Known::Generation(1));
+        assert!(copy.vouched(8, &copy.shard(8).known[&8]));
+    }
+
+    #[test]
+    fn a_read_that_started_before_a_higher_entry_does_not_lower_it() {
+        let (copy, _, _) = vouched_copy(Duration::from_secs(60));
+        let earlier = Instant::now()
+            .checked_sub(Duration::from_secs(5))
+            .expect("uptime > 5 s");
+        copy.record(7, Known::Generation(4), Instant::now(), true);
+        copy.record(7, Known::Generation(3), earlier, true);
+        assert_eq!(copy.shard(7).known[&7].known, Known::Generation(4));
     }
 
     #[test]
@@ -334,6 +480,13 @@ mod tests {
             "the full shard was emptied"
         );
         assert!(copy.shard(0).known.len() <= GENERATION_SHARD_CAPACITY);
+    }
+
+    impl Generations {
+        /// Records `known` as a read from Redis that started now.
+        fn load_now(&self, user: i64, known: Known) {
+            self.record(user, known, Instant::now(), true);
+        }
     }
 
     #[tokio::test]

@@ -16,6 +16,8 @@ use crate::clock::Clock;
 use crate::config::{Config, RedisConfig, UNSAFE_REDIS_PHRASE};
 use crate::http::server::{self, ServerLimits};
 use crate::http::{self, ratelimit, Limiters};
+use crate::local::Generations;
+use crate::logout_feed::LogoutFeed;
 use crate::settlement::runner::{self, RunnerConfig};
 use crate::settlement::WorkerConfig;
 use crate::state::{AppState, Shared};
@@ -107,6 +109,13 @@ impl Application {
         let stock_holds = crate::service::reservations::hold_batcher(&cache, &config.redis);
         let stock_settles = crate::service::reservations::settle_batcher(&cache, &config.redis);
         let rate_checks = crate::service::throttle::rate_batcher(&cache, &config.redis);
+        let feed = Arc::new(LogoutFeed::new(cache.keys.bucket_count()));
+        let trust = config.auth.session_feed_trust;
+        let mut generations = Generations::new(config.auth.session_cache);
+        if !trust.is_zero() {
+            generations = generations.vouched_by(feed.clone(), cache.keys.clone(), trust);
+        }
+        let generations = Arc::new(generations);
         let state = AppState::new(Shared {
             db,
             cache,
@@ -117,7 +126,7 @@ impl Application {
             rate_checks,
             tokens,
             clock,
-            generations: Arc::new(crate::local::Generations::new(config.auth.session_cache)),
+            generations: generations.clone(),
             config: Arc::new(config),
             popular: Default::default(),
             login_attempts: Arc::new(crate::service::login::attempt_limiter(
@@ -135,6 +144,17 @@ impl Application {
             state.cache.pool.clone(),
             shutdown.clone(),
         );
+        if !trust.is_zero() {
+            crate::cache::logouts::start(
+                state.config.redis.url.expose(),
+                state.cache.clone(),
+                feed,
+                generations,
+                shutdown.clone(),
+            )
+            .await
+            .context("failed to subscribe to the log-out feed")?;
+        }
         let attempts = state.login_attempts.clone();
         let stop = shutdown.clone();
         tasks.spawn(async move {

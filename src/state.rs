@@ -42,7 +42,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Login attempts per account (the id the e-mail resolved to), on this instance.
     pub login_attempts: Arc<crate::local::AttemptLimiter>,
-    /// This instance's short-lived copy of users' token generations (`SESSION_CACHE_MS`).
+    /// This instance's copy of users' token generations (`SESSION_CACHE_MS`, or
+    /// `SESSION_FEED_TRUST_MS` while the log-out feed vouches for it).
     pub generations: Arc<crate::local::Generations>,
     /// This instance's cache of the popular-products ranking.
     pub popular: Arc<crate::local::Memo<crate::domain::Ranking>>,

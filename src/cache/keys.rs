@@ -201,6 +201,13 @@ impl Keys {
         format!("{}:user:{user_id}:tgen", self.tag(self.of_user(user_id)))
     }
 
+    /// `{b}:logouts` — bucket `b`'s shard channel (SPUBLISH): session_gen.lua announces every
+    /// raise of a known generation of the bucket's users there, and each instance its own
+    /// heartbeats ([`crate::cache::logouts`]).
+    pub fn logouts(&self, bucket: Bucket) -> String {
+        format!("{}:logouts", self.tag(bucket))
+    }
+
     /// `{u}:user:{user}:orders` — a user's recent orders by creation time (zset).
     pub fn user_orders(&self, user_id: i64) -> String {
         format!("{}:user:{user_id}:orders", self.tag(self.of_user(user_id)))

@@ -7,6 +7,7 @@ pub mod call;
 pub mod coupons;
 pub mod durable;
 pub mod keys;
+pub mod logouts;
 pub mod orders;
 pub mod per_bucket;
 pub mod popular;

@@ -44,13 +44,17 @@ impl ScriptCall for RaiseCall {
     }
 
     fn keys(&self, k: &Keys) -> Vec<String> {
-        vec![k.token_generation(self.user_id)]
+        vec![
+            k.token_generation(self.user_id),
+            k.logouts(k.of_user(self.user_id)),
+        ]
     }
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
         Ok(vec![
             self.generation.to_string(),
             UNKNOWN_USER_TTL_SECS.to_string(),
+            self.user_id.to_string(),
         ])
     }
 

@@ -238,6 +238,19 @@ pub struct AuthConfig {
         value_parser = parse::millis(0, 10_000),
     )]
     pub session_cache: Duration,
+    /// Milliseconds an instance may answer from its copy of a user's token generation while
+    /// its log-out feed vouches for the copy: every log-out of the user's bucket since the
+    /// copy was read has been heard (Redis shard channels, checked by heartbeats every 250 ms;
+    /// a silent or reconnecting feed stops vouching within a second). 0: no feed, only
+    /// `SESSION_CACHE_MS`.
+    #[arg(
+        id = "session-feed-trust-ms",
+        long = "session-feed-trust-ms",
+        env = "SESSION_FEED_TRUST_MS",
+        default_value = "60000",
+        value_parser = parse::millis(0, 600_000),
+    )]
+    pub session_feed_trust: Duration,
     /// E-mail of the admin `seed --demo` creates (default `admin@flashmart.local`).
     #[arg(id = "admin-email", long = "admin-email", env = "ADMIN_EMAIL")]
     pub admin_email: Option<String>,

@@ -266,3 +266,181 @@ async fn a_log_out_on_one_instance_revokes_the_tokens_on_the_other_within_the_se
         );
     }
 }
+
+/// Cuts instance `i`'s log-out feed, as a network blip would: on every Redis node, the
+/// subscriber connections named as its log says (`CLIENT LIST TYPE pubsub`, `CLIENT KILL ID`).
+/// Other tests' instances keep theirs. Returns how many connections were cut.
+async fn cut_log_out_feed(cluster: &crate::instances::Cluster, i: usize) -> usize {
+    use fred::prelude::*;
+    use fred::types::{ClusterHash, CustomCommand};
+    let log = cluster.log(i);
+    let name = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["message"] == "log-out feed subscribed")
+        .and_then(|event| event["connection_name"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("instance {i} logged its feed's connection name:\n{log}"));
+    let client = cluster.cache.client();
+    let mut cut = 0;
+    for server in client.active_connections() {
+        let node = client.with_cluster_node(server.clone());
+        let list: String = node
+            .custom(
+                CustomCommand::new_static("CLIENT", ClusterHash::Random, false),
+                vec!["LIST", "TYPE", "pubsub"],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("CLIENT LIST on {server}: {e}"));
+        for line in list.lines() {
+            let field = |key: &str| {
+                line.split(' ')
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                    .map(str::to_owned)
+            };
+            if field("name").as_deref() != Some(name.as_str()) {
+                continue;
+            }
+            let id = field("id").expect("a client id");
+            let _: Value = node
+                .custom(
+                    CustomCommand::new_static("CLIENT", ClusterHash::Random, false),
+                    vec!["KILL", "ID", id.as_str()],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("CLIENT KILL ID {id} on {server}: {e}"));
+            cut += 1;
+        }
+    }
+    cut
+}
+
+/// Asks instance `i` for `user`'s balance with `token` every 100 ms until the answer is
+/// `want`, for at most `limit`; returns how long that took.
+async fn until_answered(
+    cluster: &crate::instances::Cluster,
+    i: usize,
+    user: i64,
+    token: &str,
+    want: StatusCode,
+    limit: std::time::Duration,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let path = format!("/api/v1/users/{user}/balance");
+    loop {
+        let status = cluster
+            .call(i, Method::GET, &path, Some(token), None)
+            .await
+            .status();
+        if status == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "instance {i} still answers {status} after {limit:?}, want {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The log-out feed: a log-out served by one instance revokes the user's tokens on the other
+/// as soon as it is heard there, before that instance would read its copy of the generation
+/// again on its own (after a quarter of `SESSION_CACHE_MS`, 10 s here).
+#[tokio::test]
+async fn a_log_out_is_heard_by_the_other_instance_before_its_copy_expires() {
+    const CACHE: std::time::Duration = std::time::Duration::from_secs(10);
+    let cluster = spawn_cluster(2, |env| {
+        env.insert("SESSION_CACHE_MS", CACHE.as_millis().to_string());
+        env.insert("SESSION_FEED_TRUST_MS", "600000".to_owned());
+    })
+    .await;
+    let user = cluster.new_user(0).await;
+    // Instance 1 reads its copy now, and would serve it unread for a quarter of `CACHE`.
+    let copy_read = std::time::Instant::now();
+    until_answered(&cluster, 1, user.id, &user.token, StatusCode::OK, CACHE).await;
+    let out = cluster
+        .call(
+            0,
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&user.token),
+            None,
+        )
+        .await;
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    until_answered(
+        &cluster,
+        1,
+        user.id,
+        &user.token,
+        StatusCode::UNAUTHORIZED,
+        CACHE / 2,
+    )
+    .await;
+    assert!(
+        copy_read.elapsed() < CACHE / 4,
+        "refused before the copy would have been read again: {:?}",
+        copy_read.elapsed()
+    );
+}
+
+/// While the feed vouches for it, an instance serves its copy of a generation past
+/// `SESSION_CACHE_MS` (a raise written behind the feed's back, which no log-out does, goes
+/// unseen: that is the copy at work); once the feed is cut, the copy is only trusted for
+/// `SESSION_CACHE_MS` again, so the instance reads Redis and refuses the token.
+#[tokio::test]
+async fn a_cut_log_out_feed_stops_vouching_for_the_copy() {
+    let cluster = spawn_cluster(1, |env| {
+        env.insert("SESSION_CACHE_MS", "300".to_owned());
+        env.insert("SESSION_FEED_TRUST_MS", "600000".to_owned());
+    })
+    .await;
+    let user = cluster.new_user(0).await;
+    let path = format!("/api/v1/users/{}/balance", user.id);
+    // Used for longer than the cache limit, so the copy is read again once the feed is up.
+    for _ in 0..10 {
+        let response = cluster
+            .call(0, Method::GET, &path, Some(&user.token), None)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    // A raise behind the feed's back, as a lost announcement would be.
+    let key = cluster.cache.keys.token_generation(user.id);
+    let held: i64 = {
+        use fred::prelude::*;
+        let client = cluster.cache.client();
+        let held: i64 = client.get(&key).await.expect("the held generation");
+        let () = client
+            .set(&key, held + 1, None, None, false)
+            .await
+            .expect("raise it silently");
+        held
+    };
+    let mut served = 0;
+    for _ in 0..6 {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let response = cluster
+            .call(0, Method::GET, &path, Some(&user.token), None)
+            .await;
+        if response.status() == StatusCode::OK {
+            served += 1;
+        }
+    }
+    assert!(
+        served == 6,
+        "the vouched copy (generation {held}) was served past SESSION_CACHE_MS: {served} of 6"
+    );
+    assert!(
+        cut_log_out_feed(&cluster, 0).await > 0,
+        "the feed's connections were found"
+    );
+    until_answered(
+        &cluster,
+        0,
+        user.id,
+        &user.token,
+        StatusCode::UNAUTHORIZED,
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+}
