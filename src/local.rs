@@ -123,7 +123,8 @@ struct GenerationShard {
 pub enum Lookup {
     /// Known, and read less than a quarter of the ttl ago (or being read again).
     Fresh(Known),
-    /// Known and still trusted, but read more than a quarter of the ttl ago: this caller, the
+    /// Known and still trusted, but read more than a quarter of the ttl ago (half the feed's
+    /// trust, when the feed vouches for it): this caller, the
     /// only one told so until the entry is replaced (or its read has taken another quarter),
     /// reads it again while the others keep using it.
     Refresh(Known),
@@ -224,13 +225,16 @@ impl Generations {
         let Some(entry) = shard.known.get_mut(&user) else {
             return Lookup::Missing;
         };
-        if self.vouched(user, entry) {
-            return Lookup::Fresh(entry.known);
-        }
+        // Vouched for: read again by one caller after half the feed's trust; otherwise after a
+        // quarter of the ttl.
+        let (trusted_for, refresh_after) = match &self.vouching {
+            Some(v) if self.vouched(user, entry) => (v.trust, v.trust / 2),
+            _ => (self.ttl, self.ttl / 4),
+        };
         let age = entry.read_at.elapsed();
-        if age >= self.ttl {
+        if age >= trusted_for {
             Lookup::Missing
-        } else if age >= self.ttl / 4
+        } else if age >= refresh_after
             && entry
                 .refreshing
                 .is_none_or(|started| started.elapsed() >= self.ttl / 4)
@@ -410,6 +414,20 @@ mod tests {
             Lookup::Missing,
             "a read before a log-out of its bucket is no longer vouched for"
         );
+    }
+
+    #[test]
+    fn a_vouched_read_is_read_again_by_one_caller_after_half_the_feed_trust() {
+        let (copy, feed, keys) = vouched_copy(Duration::from_secs(1));
+        let bucket = keys.of_user(7).0;
+        feed.heard_heartbeat(bucket, 1);
+        copy.load_now(7, Known::Generation(3));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(3)));
+        std::thread::sleep(Duration::from_millis(600));
+        feed.heard_heartbeat(bucket, 2);
+        assert_eq!(copy.lookup(7), Lookup::Refresh(Known::Generation(3)));
+        assert_eq!(copy.lookup(7), Lookup::Fresh(Known::Generation(3)));
     }
 
     #[test]
