@@ -7,8 +7,9 @@
 # each on a fresh database and Redis prefix with ONE release instance:
 #   - coupon issue: wrk, AB_CONNS connections, every request a new user × campaign pair;
 #   - order + pay:  wrk, AB_CONNS/2 connections, each creates an order of one unit and pays it.
-# It prints, per binary and round, the rate and the CPU of the instance and of Redis divided by
-# the decisions made (µs per issued coupon, per paid order), then the median over the rounds.
+# It prints, per binary and round, the rate and the CPU of the instance, of Redis and of MariaDB
+# divided by the decisions made (µs per issued coupon, per paid order), then the median over the
+# rounds. MariaDB's CPU is counted until 2 s after the load stops (settlement runs behind).
 # CPU per decision is what to read on a shared box; rates move with whatever else runs.
 # Env: AB_SECS (10) per phase, AB_CONNS (64), AB_USERS (8000); AB_ENV_A / AB_ENV_B: extra
 # VAR=value words for the instance of A / of B (e.g. AB_ENV_B="REDIS_BUCKETS=1").
@@ -32,24 +33,29 @@ lt_ensure_k6
 lt_services
 svc_pids
 REDIS_PID="${SVC_PIDS[0]}"
+DB_PID="${SVC_PIDS[1]}"
 ((REDIS_PID > 0)) || lt_die "the private Redis is not running (its CPU is measured)"
+((DB_PID > 0)) || lt_die "the private MariaDB is not running (its CPU is measured)"
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/flashmart-ab.XXXXXX")"
 trap 'lt_stop_instances; lt_drop_scratch' EXIT
 trap 'exit 130' INT TERM
 hz="$(getconf CLK_TCK)"
 
 # measure NAME STATUS PID WRK_ARGS…: runs wrk (its output in $LT_WORK/NAME.out) and prints
-# "decisions/s app_µs_per_decision redis_µs_per_decision", a decision being a response whose
-# status key in the wrk report is STATUS
+# "decisions/s app_µs redis_µs mariadb_µs" per decision, a decision being a response whose
+# status key in the wrk report is STATUS (MariaDB until 2 s after wrk: settlement runs behind)
 measure() {
-  local name="$1" status="$2" pid="$3" a0 r0 a1 r1 n
+  local name="$1" status="$2" pid="$3" a0 r0 d0 a1 r1 d1 n
   shift 3
-  a0="$(ticks "$pid")" r0="$(ticks "$REDIS_PID")"
+  a0="$(ticks "$pid")" r0="$(ticks "$REDIS_PID")" d0="$(ticks "$DB_PID")"
   WRK_DIR="$WRK_SCRIPTS" wrk --timeout 10s -d"${SECS}s" "$@" >"$LT_WORK/$name.out" 2>&1
   a1="$(ticks "$pid")" r1="$(ticks "$REDIS_PID")"
+  sleep 2
+  d1="$(ticks "$DB_PID")"
   n="$(sed -n 's/^WRK //p' "$LT_WORK/$name.out" | jq --arg s "$status" '.statuses[$s] // 0')"
-  awk -v n="$n" -v s="$SECS" -v a=$((a1 - a0)) -v r=$((r1 - r0)) -v hz="$hz" \
-    'BEGIN{n = n > 0 ? n : 1; printf "%.0f %.0f %.0f\n", n/s, a/hz/n*1e6, r/hz/n*1e6}'
+  awk -v n="$n" -v s="$SECS" -v a=$((a1 - a0)) -v r=$((r1 - r0)) -v d=$((d1 - d0)) \
+    -v hz="$hz" 'BEGIN{n = n > 0 ? n : 1
+      printf "%.0f %.0f %.0f %.0f\n", n/s, a/hz/n*1e6, r/hz/n*1e6, d/hz/n*1e6}'
 }
 
 # one_round LABEL BIN [VAR=value …]: prints "LABEL coupons/s µs_app µs_redis paid/s µs_app µs_redis"
@@ -76,11 +82,10 @@ one_round() {
   products="$(jq -r '.digest.setup.products | join(",")' "$LT_WORK/prep.json")"
   sleep 2 # settlement of the preparation drains
 
-  local c_rate c_app c_redis o_rate o_app o_redis
-  read -r c_rate c_app c_redis < <(measure coupon issue_201 "$pid" -t1 -c"$CONNS" \
+  local c_rate c_app c_redis c_db o_rate o_app o_redis o_db
+  read -r c_rate c_app c_redis c_db < <(measure coupon issue_201 "$pid" -t1 -c"$CONNS" \
     -s "$WRK_SCRIPTS/coupon.lua" "${LT_BASES[0]}/" -- "$LT_TOKENS" "$campaigns" 0 1 1)
-  sleep 2
-  read -r o_rate o_app o_redis < <(measure orderpay pay_200 "$pid" -t"$HALF" -c"$HALF" \
+  read -r o_rate o_app o_redis o_db < <(measure orderpay pay_200 "$pid" -t"$HALF" -c"$HALF" \
     -s "$WRK_SCRIPTS/orderpay.lua" "${LT_BASES[0]}/" -- \
     "$LT_TOKENS" "$USERS" "$products" 0 1 "$HALF")
   lt_stop_instances
@@ -88,11 +93,11 @@ one_round() {
   lt_drop_scratch >/dev/null 2>&1
   LT_DB_NAME=""
   for kv in "$@"; do unset "${kv%%=*}"; done
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$c_rate" "$c_app" "$c_redis" \
-    "$o_rate" "$o_app" "$o_redis" | tee -a "$OUT/rounds.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$c_rate" "$c_app" "$c_redis" \
+    "$c_db" "$o_rate" "$o_app" "$o_redis" "$o_db" | tee -a "$OUT/rounds.tsv"
 }
 
-printf 'bin\tcoupons/s\tapp µs/coupon\tRedis µs/coupon\tpaid/s\tapp µs/paid\tRedis µs/paid\n'
+printf 'bin\tcoupons/s\tapp µs/coupon\tRedis µs/coupon\tMariaDB µs/coupon\tpaid/s\tapp µs/paid\tRedis µs/paid\tMariaDB µs/paid\n'
 for ((round = 1; round <= ROUNDS; round++)); do
   if ((round % 2)); then
     one_round A "$BIN_A" ${AB_ENV_A:-}
@@ -109,8 +114,8 @@ median() {
     awk '{v[NR] = $1} END {printf "%s (%s–%s)", v[int((NR + 1) / 2)], v[1], v[NR]}'
 }
 for label in A B; do
-  printf '%s\tcoupons/s %s · app µs/coupon %s · Redis µs/coupon %s\n' "$label" \
-    "$(median $label 2)" "$(median $label 3)" "$(median $label 4)"
-  printf '%s\tpaid/s %s · app µs/paid %s · Redis µs/paid %s\n' "$label" \
-    "$(median $label 5)" "$(median $label 6)" "$(median $label 7)"
+  printf '%s\tcoupons/s %s · app µs/coupon %s · Redis %s · MariaDB %s\n' "$label" \
+    "$(median $label 2)" "$(median $label 3)" "$(median $label 4)" "$(median $label 5)"
+  printf '%s\tpaid/s %s · app µs/paid %s · Redis %s · MariaDB %s\n' "$label" \
+    "$(median $label 6)" "$(median $label 7)" "$(median $label 8)" "$(median $label 9)"
 done

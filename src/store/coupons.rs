@@ -177,7 +177,7 @@ pub async fn ensure_held(
         let mut select = sqlx::QueryBuilder::<sqlx::MySql>::new(
             "SELECT id, coupon_id, user_id FROM user_coupons WHERE id IN ",
         );
-        super::push_in_list(&mut select, chunk);
+        super::push_padded_in_list(&mut select, chunk);
         let rows: Vec<(i64, i64, i64)> = select.build_query_as().fetch_all(&mut *tx).await?;
         stored.extend(
             rows.into_iter()

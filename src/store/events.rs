@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
-use super::{insert_rows, push_in_list};
+use super::{insert_rows, push_padded_in_list};
 use crate::events::Envelope;
 
 /// Records the fresh events of `batch` as applied in the caller's transaction and tells, per
@@ -25,7 +25,7 @@ pub async fn mark_applied(
     let ids: Vec<&str> = batch.iter().map(|e| e.event_id.as_str()).collect();
     let mut select =
         QueryBuilder::<MySql>::new("SELECT event_id FROM applied_events WHERE event_id IN ");
-    push_in_list(&mut select, &ids);
+    push_padded_in_list(&mut select, &ids);
     let applied: Vec<(String,)> = select.build_query_as().fetch_all(&mut *tx).await?;
     let mut seen: std::collections::HashSet<&str> =
         applied.iter().map(|(id,)| id.as_str()).collect();

@@ -49,9 +49,26 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 
 /// Most rows one multi-row statement carries: well under MySQL's 65,535 placeholders even for
 /// the widest row we write, and small enough to keep a statement's packet modest.
-pub const ROWS_PER_STATEMENT: usize = 500;
+pub const ROWS_PER_STATEMENT: usize = 256;
 
-/// Runs `{head} VALUES (…), (…) {tail}` over `rows`, [`ROWS_PER_STATEMENT`] at a time, in the
+/// `rows` cut into statements of a power-of-two number of rows, largest first (the binary form
+/// of its length, [`ROWS_PER_STATEMENT`] at most each): a statement's text depends only on
+/// its row count, so a batch of any size reuses the few prepared statements of those counts
+/// (sqlx keeps them per connection) instead of preparing one of its own exact size.
+pub fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = ROWS_PER_STATEMENT.min(1 << rest.len().ilog2());
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// Runs `{head} VALUES (…), (…) {tail}` over `rows`, in [`statement_chunks`], in the
 /// caller's transaction; `bind` pushes one row's values. Returns the rows affected (as MySQL
 /// counts them: an upsert that updates counts 2). No statement is sent for no rows.
 pub async fn insert_rows<'a, T: 'a>(
@@ -62,7 +79,7 @@ pub async fn insert_rows<'a, T: 'a>(
     mut bind: impl FnMut(Separated<'_, MySql, &'static str>, &'a T),
 ) -> Result<u64, sqlx::Error> {
     let mut affected = 0;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(rows) {
         let mut statement = QueryBuilder::<MySql>::new(head);
         statement.push(" ");
         statement.push_values(chunk, &mut bind);
@@ -84,4 +101,61 @@ where
         list.push_bind(*value);
     }
     list.push_unseparated(")");
+}
+
+/// Like [`push_in_list`], padded to a power-of-two length by repeating the last value (the
+/// same set, so the same rows), so lists of any length reuse a few prepared statements. Not
+/// empty: `values` must hold at least one value.
+pub fn push_padded_in_list<T>(statement: &mut QueryBuilder<MySql>, values: &[T])
+where
+    T: Copy + for<'t> sqlx::Encode<'t, MySql> + sqlx::Type<MySql>,
+{
+    statement.push("(");
+    let mut list = statement.separated(", ");
+    for value in values {
+        list.push_bind(*value);
+    }
+    if let Some(last) = values.last() {
+        for _ in values.len()..values.len().next_power_of_two() {
+            list.push_bind(*last);
+        }
+    }
+    list.push_unseparated(")");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_carry_powers_of_two_rows_and_every_row_once() {
+        for n in [0usize, 1, 2, 3, 7, 255, 256, 257, 300, 1_000, 1_500] {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = statement_chunks(&rows).collect();
+            assert_eq!(chunks.concat(), rows, "{n} rows, in order, once");
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| c.len().is_power_of_two() && c.len() <= ROWS_PER_STATEMENT),
+                "{n}: {:?}",
+                chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+            );
+        }
+        let sizes = |n: usize| {
+            let rows = vec![0u8; n];
+            statement_chunks(&rows).map(<[u8]>::len).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(300), vec![256, 32, 8, 4]);
+        assert_eq!(sizes(600), vec![256, 256, 64, 16, 8]);
+    }
+
+    #[test]
+    fn a_padded_in_list_repeats_its_last_value_up_to_a_power_of_two() {
+        let mut statement = QueryBuilder::<MySql>::new("SELECT 1 WHERE id IN ");
+        push_padded_in_list(&mut statement, &[1i64, 2, 3]);
+        assert_eq!(statement.sql(), "SELECT 1 WHERE id IN (?, ?, ?, ?)");
+        let mut statement = QueryBuilder::<MySql>::new("IN ");
+        push_padded_in_list(&mut statement, &[1i64, 2, 3, 4]);
+        assert_eq!(statement.sql(), "IN (?, ?, ?, ?)");
+    }
 }

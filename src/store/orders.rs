@@ -181,7 +181,7 @@ async fn with_lines(
             "SELECT order_id, product_id, name, unit_price, quantity, line_total \
              FROM order_lines WHERE order_id IN ",
         );
-        super::push_in_list(&mut select, chunk);
+        super::push_padded_in_list(&mut select, chunk);
         select.push(" ORDER BY order_id, product_id");
         let found: Vec<(String, i64, String, i64, i32, i64)> =
             select.build_query_as().fetch_all(pool).await?;

@@ -83,7 +83,7 @@ pub async fn claim(
             "UPDATE outbox SET attempts = attempts + 1, lease_until = ",
         );
         lease_all.push_bind(now + lease).push(" WHERE id IN ");
-        super::push_in_list(&mut lease_all, &ids);
+        super::push_padded_in_list(&mut lease_all, &ids);
         lease_all.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;

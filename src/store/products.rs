@@ -70,7 +70,7 @@ pub async fn find_many(pool: &MySqlPool, ids: &[i64]) -> Result<Vec<ProductRow>,
     let mut query = sqlx::QueryBuilder::<sqlx::MySql>::new(
         "SELECT id, name, price, stock_total, sold, version FROM products WHERE id IN ",
     );
-    super::push_in_list(&mut query, ids);
+    super::push_padded_in_list(&mut query, ids);
     metrics::counter!("db_product_reads_total").increment(1);
     let rows = query.build().fetch_all(pool).await?;
     rows.iter().map(from_row).collect()
@@ -141,7 +141,7 @@ pub async fn apply_deltas(
     deltas: &std::collections::BTreeMap<i64, ProductDelta>,
 ) -> anyhow::Result<()> {
     let rows: Vec<(i64, ProductDelta)> = deltas.iter().map(|(id, d)| (*id, *d)).collect();
-    for chunk in rows.chunks(super::ROWS_PER_STATEMENT) {
+    for chunk in super::statement_chunks(&rows) {
         let mut update =
             sqlx::QueryBuilder::<sqlx::MySql>::new("UPDATE products SET sold = sold + CASE id");
         for (id, delta) in chunk {
