@@ -13,6 +13,9 @@
 -- ARGV[5]  event id     ARGV[6]  idempotency ttl s
 -- ARGV[7]  how long the paid order stays in Redis, s
 -- ARGV[8]  the order's userCouponId as the caller knows it, or '' (then KEYS[6] is nocoupon)
+-- With the payer's own payment budget (lib/gcra.lua precedes this text), taken first:
+-- KEYS[7]  {u}:rl:payments:u{userId}      the payer's budget (in the payer's bucket)
+-- ARGV[9]  emission interval µs   ARGV[10]  burst   ARGV[11]  request id (once per request)
 --
 -- The caller need not read the order first: it names the order and itself, and learns the
 -- order's lines from the reply (and its coupon from -8, when it did not know it).
@@ -31,6 +34,18 @@
 --                           or a lost coupon key: refuse rather than pay half)
 --   {-8, userCouponId}      the order holds this coupon and ARGV[8] did not name it (nothing
 --                           changed; the caller finds its campaign and calls again)
+--   {-9, retryAfterMs}      over the payment budget (nothing changed but the budget's replay
+--                           record)
+if KEYS[7] then
+  local interval, burst = gcra_terms(ARGV[9], ARGV[10])
+  if not interval then
+    return redis.error_reply('ERR_BAD_BUDGET')
+  end
+  local allowed, retry = gcra_take(KEYS[7], interval, burst, ARGV[11], gcra_now())
+  if allowed ~= 1 then
+    return {-9, retry}
+  end
+end
 local prior = redis.call('GET', KEYS[4])
 if prior then
   local orderId, paymentId, amount, balance, paidAt =

@@ -276,6 +276,11 @@ mod tests {
                     payment_id: "p",
                     idempotency_key: "k",
                     coupon: coupon.map(|c| (c.0, c.1)),
+                    budget: Some(TakeRequest {
+                        key: k.user_rate("payments", user),
+                        rate: Rate::per_second(1, 1),
+                        request_id: "r".into(),
+                    }),
                 };
                 check("order_pay", pay.keys(&k));
                 for mode in [ReleaseMode::Expire, ReleaseMode::Cancel { user_id: user }] {

@@ -327,6 +327,12 @@ impl Keys {
             self.tag(self.of_subject(subject))
         )
     }
+
+    /// `{u}:rl:{budget}:u{user}` — one budget's bucket of one user, in the user's bucket (so a
+    /// script of the user's, `order_pay.lua`, can take from it in the same call).
+    pub fn user_rate(&self, budget: &str, user_id: i64) -> String {
+        format!("{}:rl:{budget}:u{user_id}", self.tag(self.of_user(user_id)))
+    }
 }
 
 #[cfg(test)]

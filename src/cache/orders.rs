@@ -7,6 +7,7 @@ use fred::prelude::*;
 use fred::types::Value;
 
 use super::call::{self, Reply, ScriptCall};
+use super::ratelimit::TakeRequest;
 use super::scripts::{LuaScript, Scripts};
 use super::{Cache, Keys};
 use crate::domain::Order;
@@ -279,6 +280,10 @@ pub struct PayCall<'a> {
     /// The order's coupon as (userCouponId, couponId) when the caller knows it; without it, an
     /// order that holds a coupon answers [`PayOutcome::CouponNeeded`] and changes nothing.
     pub coupon: Option<(i64, i64)>,
+    /// The payer's payment budget, taken first in the same call (its key must be in the
+    /// payer's bucket: [`crate::cache::Keys::user_rate`]); over it →
+    /// [`PayOutcome::Throttled`]. `None`: the caller took it already.
+    pub budget: Option<TakeRequest>,
 }
 
 /// What a payment call decided.
@@ -320,6 +325,11 @@ pub enum PayOutcome {
     Forbidden,
     /// The key was used for another order.
     KeyReused,
+    /// Over the payer's payment budget; nothing changed.
+    Throttled {
+        /// Milliseconds until the budget allows the next payment.
+        retry_after_ms: u64,
+    },
 }
 
 impl ScriptCall for PayCall<'_> {
@@ -335,18 +345,20 @@ impl ScriptCall for PayCall<'_> {
             Some((_, coupon_id)) => k.user_coupon(coupon_id, self.user_id),
             None => k.no_coupon(bucket),
         };
-        vec![
+        let mut keys = vec![
             k.order(bucket, self.order_id),
             k.balance(self.user_id),
             k.order_deadlines(bucket),
             k.idempotency("pay", self.user_id, self.idempotency_key),
             k.events(bucket),
             coupon_key,
-        ]
+        ];
+        keys.extend(self.budget.as_ref().map(|b| b.key.clone()));
+        keys
     }
 
     fn args(&self) -> anyhow::Result<Vec<String>> {
-        Ok(vec![
+        let mut args = vec![
             self.order_id.to_owned(),
             self.user_id.to_string(),
             self.now_ms.to_string(),
@@ -357,7 +369,15 @@ impl ScriptCall for PayCall<'_> {
             self.coupon
                 .map(|(user_coupon_id, _)| user_coupon_id.to_string())
                 .unwrap_or_default(),
-        ])
+        ];
+        if let Some(budget) = &self.budget {
+            args.extend([
+                budget.rate.interval_us.to_string(),
+                budget.rate.burst.to_string(),
+                budget.request_id.clone(),
+            ]);
+        }
+        Ok(args)
     }
 
     fn decode(reply: Reply) -> anyhow::Result<PayOutcome> {
@@ -388,6 +408,9 @@ impl ScriptCall for PayCall<'_> {
             -6 => PayOutcome::KeyReused,
             -7 => anyhow::bail!("the order holds a coupon that is not reserved by it"),
             -8 => PayOutcome::CouponNeeded(reply.int(1)?),
+            -9 => PayOutcome::Throttled {
+                retry_after_ms: reply.int(1)?.max(1) as u64,
+            },
             _ => return Err(reply.unknown_status()),
         })
     }

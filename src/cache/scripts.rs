@@ -1,5 +1,6 @@
 //! The Lua scripts, embedded from `lua/` at compile time, loaded once and called by EVALSHA
-//! (re-loaded automatically on NOSCRIPT, e.g. after a Redis restart).
+//! (re-loaded automatically on NOSCRIPT, e.g. after a Redis restart). A script that takes from
+//! a rate budget is `lua/lib/gcra.lua` followed by its own text (one copy of the algorithm).
 
 use anyhow::Context;
 use fred::prelude::*;
@@ -115,7 +116,13 @@ impl Scripts {
                 "order_reserve.lua",
                 include_str!("../../lua/order_reserve.lua"),
             ),
-            order_pay: LuaScript::new("order_pay.lua", include_str!("../../lua/order_pay.lua")),
+            order_pay: LuaScript::new(
+                "order_pay.lua",
+                concat!(
+                    include_str!("../../lua/lib/gcra.lua"),
+                    include_str!("../../lua/order_pay.lua")
+                ),
+            ),
             order_release: LuaScript::new(
                 "order_release.lua",
                 include_str!("../../lua/order_release.lua"),
@@ -128,7 +135,13 @@ impl Scripts {
                 "session_gen.lua",
                 include_str!("../../lua/session_gen.lua"),
             ),
-            rate_gcra: LuaScript::new("rate_gcra.lua", include_str!("../../lua/rate_gcra.lua")),
+            rate_gcra: LuaScript::new(
+                "rate_gcra.lua",
+                concat!(
+                    include_str!("../../lua/lib/gcra.lua"),
+                    include_str!("../../lua/rate_gcra.lua")
+                ),
+            ),
             coupon_grant: LuaScript::new(
                 "coupon_grant.lua",
                 include_str!("../../lua/coupon_grant.lua"),

@@ -204,9 +204,11 @@ pub fn router(state: AppState, limiters: &Limiters, extra: Router<AppState>) -> 
                 .routes(routes!(orders::create))
                 .layer(global(Budget::Orders)),
         )
+        // Payments take the payment budget inside `service::payments::pay` (mostly in the
+        // payment's own script); charges share that budget through the layer.
+        .routes(routes!(orders::pay))
         .merge(
             OpenApiRouter::new()
-                .routes(routes!(orders::pay))
                 .routes(routes!(wallet::charge))
                 .layer(global(Budget::Payments)),
         );

@@ -22,6 +22,7 @@ use tower_governor::{GovernorError, GovernorLayer};
 
 use super::client_ip::ClientIp;
 use super::extract::AuthUser;
+use crate::domain::UserId;
 use crate::error::AppError;
 use crate::service::throttle::{self, Budget};
 use crate::state::AppState;
@@ -127,12 +128,12 @@ pub async fn global_budget(
     request: axum::extract::Request,
     next: Next,
 ) -> axum::response::Response {
-    let subject = match ClientKeyExtractor.extract(&request) {
-        Ok(ClientKey::User(id)) => format!("u{id}"),
-        Ok(ClientKey::Ip(ip)) => format!("ip{ip}"),
-        Err(_) => "unknown".to_owned(),
+    let checked = match ClientKeyExtractor.extract(&request) {
+        Ok(ClientKey::User(id)) => throttle::check_user(&state, budget, UserId(id)).await,
+        Ok(ClientKey::Ip(ip)) => throttle::check(&state, budget, &format!("ip{ip}")).await,
+        Err(_) => throttle::check(&state, budget, "unknown").await,
     };
-    match throttle::check(&state, budget, &subject).await {
+    match checked {
         Ok(()) => next.run(request).await,
         Err(error) => {
             metrics::counter!("http_rate_limited_total").increment(1);

@@ -4,6 +4,7 @@
 use crate::cache::orders::{self as hot, PayCall, PayOutcome};
 use crate::domain::{Caller, UserId};
 use crate::error::AppError;
+use crate::service::throttle::{self, Budget};
 use crate::service::{orders, reservations, wallet};
 use crate::state::AppState;
 
@@ -22,7 +23,10 @@ pub struct Paid {
     pub paid_at_ms: i64,
 }
 
-/// Pays an order, once per idempotency key; a second payment of a paid order is refused.
+/// Pays an order, once per idempotency key; a second payment of a paid order is refused. Every
+/// call counts against the caller's payment budget (`PAYMENT_RATE_*`, shared with charges and
+/// by every instance): inside the payment's own script when the caller pays an order of its
+/// own bucket, else by a check of its own first.
 ///
 /// The caller's own order is paid without reading it first: the script checks the owner and
 /// answers the order's lines, and names the order's coupon if the call did not (then a second
@@ -35,9 +39,12 @@ pub async fn pay(
 ) -> Result<Paid, AppError> {
     let keys = &state.cache.keys;
     let own_bucket = keys.of_order(order_id) == Some(keys.of_user(caller.id.0));
-    let (payer, coupon) = if own_bucket && !caller.is_admin() {
-        (caller.id, None)
+    let (payer, coupon, budget) = if own_bucket && !caller.is_admin() {
+        // The caller's budget is in the caller's bucket: the script takes it.
+        let budget = throttle::for_script(state, Budget::Payments, caller.id);
+        (caller.id, None, Some(budget))
     } else {
+        throttle::check_user(state, Budget::Payments, caller.id).await?;
         let Some(order) = hot::read(&state.cache, order_id).await? else {
             return Err(not_in_redis(state, caller, order_id).await);
         };
@@ -45,7 +52,7 @@ pub async fn pay(
             return Err(AppError::Forbidden);
         }
         let coupon = coupon_of(state, order.user_id, order.user_coupon_id).await?;
-        (UserId(order.user_id), coupon)
+        (UserId(order.user_id), coupon, None)
     };
     let payment_id = uuid::Uuid::now_v7().to_string();
     let key = idempotency_key.unwrap_or_else(|| format!("auto-{payment_id}"));
@@ -56,6 +63,7 @@ pub async fn pay(
         payment_id: &payment_id,
         idempotency_key: &key,
         coupon,
+        budget,
     };
     let mut outcome = hot::pay(&state.cache, &call).await?;
     if let PayOutcome::CouponNeeded(user_coupon_id) = outcome {
@@ -77,6 +85,7 @@ pub async fn pay(
         PayOutcome::Paid { replay: true, .. } => "replayed",
         PayOutcome::InsufficientBalance { .. } => "insufficient_balance",
         PayOutcome::NotPayable(_) => "not_payable",
+        PayOutcome::Throttled { .. } => "throttled",
         _ => "error",
     };
     metrics::counter!("payments_total", "result" => label).increment(1);
@@ -111,6 +120,9 @@ pub async fn pay(
         PayOutcome::NotFound => Err(not_in_redis(state, caller, order_id).await),
         PayOutcome::Forbidden => Err(AppError::Forbidden),
         PayOutcome::KeyReused => Err(AppError::IdempotencyKeyReused),
+        PayOutcome::Throttled { retry_after_ms } => {
+            Err(throttle::refused(Budget::Payments, retry_after_ms))
+        }
         PayOutcome::BalanceNotLoaded | PayOutcome::CouponNeeded(_) => Err(anyhow::anyhow!(
             "paying order {order_id} of user {}: {outcome:?} after a retry",
             payer.0

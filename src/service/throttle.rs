@@ -9,10 +9,12 @@
 //! per-instance budgets rather than locking everyone out while Redis is away.
 
 use crate::cache::batch::BatchLimits;
+use crate::cache::keys::Bucket;
 use crate::cache::per_bucket::PerBucket;
 use crate::cache::ratelimit::{self as buckets, Rate, TakeRequest, Verdict};
 use crate::cache::Cache;
 use crate::config::{Config, RedisConfig};
+use crate::domain::UserId;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -96,20 +98,52 @@ pub fn rate_batcher(cache: &Cache, redis: &RedisConfig) -> RateBatcher {
 /// Counts one request of `subject` against `budget`; over budget → `429 RATE_LIMITED` with the
 /// wait. Redis unreachable → allowed (see the module doc).
 pub async fn check(state: &AppState, budget: Budget, subject: &str) -> Result<(), AppError> {
+    let key = state.cache.keys.rate(budget.name(), subject);
+    let bucket = state.cache.keys.of_subject(subject);
+    take(state, budget, key, bucket).await
+}
+
+/// [`check`] for a user: the bucket lives in the user's own Redis bucket
+/// ([`crate::cache::Keys::user_rate`]), where a script of the user's can also take from it
+/// ([`for_script`]).
+pub async fn check_user(state: &AppState, budget: Budget, user: UserId) -> Result<(), AppError> {
+    let key = state.cache.keys.user_rate(budget.name(), user.0);
+    let bucket = state.cache.keys.of_user(user.0);
+    take(state, budget, key, bucket).await
+}
+
+/// The request a script of `user`'s takes from `user`'s `budget` in the same call (instead of
+/// a call of its own before it); a refusal it reports goes through [`refused`].
+pub fn for_script(state: &AppState, budget: Budget, user: UserId) -> TakeRequest {
+    TakeRequest {
+        key: state.cache.keys.user_rate(budget.name(), user.0),
+        rate: budget.rate(&state.config),
+        request_id: uuid::Uuid::new_v4().simple().to_string(),
+    }
+}
+
+/// The answer to a request over `budget`: `429 RATE_LIMITED`, to retry after the wait.
+pub fn refused(budget: Budget, retry_after_ms: u64) -> AppError {
+    metrics::counter!("rate_limited_global_total", "budget" => budget.name()).increment(1);
+    AppError::RateLimited {
+        retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+    }
+}
+
+async fn take(
+    state: &AppState,
+    budget: Budget,
+    key: String,
+    bucket: Bucket,
+) -> Result<(), AppError> {
     let request = TakeRequest {
-        key: state.cache.keys.rate(budget.name(), subject),
+        key,
         rate: budget.rate(&state.config),
         request_id: uuid::Uuid::new_v4().simple().to_string(),
     };
-    let bucket = state.cache.keys.of_subject(subject);
     match state.rate_checks.submit(bucket, request).await {
         Ok(Verdict::Allowed { .. }) => Ok(()),
-        Ok(Verdict::Refused { retry_after_ms }) => {
-            metrics::counter!("rate_limited_global_total", "budget" => budget.name()).increment(1);
-            Err(AppError::RateLimited {
-                retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
-            })
-        }
+        Ok(Verdict::Refused { retry_after_ms }) => Err(refused(budget, retry_after_ms)),
         Err(error) => {
             metrics::counter!("rate_limit_global_unavailable_total", "budget" => budget.name())
                 .increment(1);

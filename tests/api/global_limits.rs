@@ -114,16 +114,29 @@ async fn budgets_hold_across(n: usize) {
     .await;
     assert_within("orders", accepted, BURST, 1.0, secs);
 
+    // Payments (their budget taken inside the payment's script: an order id of the user's own
+    // bucket, not an order) and charges (a route layer) alternate: one budget holds both.
     let charge = format!("/api/v1/users/{}/balance/charge", user.id);
+    let pay = format!(
+        "/api/v1/orders/{}/payment",
+        cluster.cache.keys.new_order_id(user.id)
+    );
+    let mut sent = 0;
     let (accepted, secs) = spread(&cluster, total, |i| {
+        sent += 1;
+        let (path, body) = if sent % 2 == 0 {
+            (&pay, json!({}))
+        } else {
+            (&charge, json!({"amount": 1}))
+        };
         send(
             &cluster,
             i,
             "10.0.0.1",
             Method::POST,
-            &charge,
+            path,
             Some(token),
-            json!({"amount": 1}),
+            body,
         )
     })
     .await;

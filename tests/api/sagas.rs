@@ -141,6 +141,7 @@ async fn a_paid_order_whose_stock_step_was_cut_off_stays_sold_and_is_ranked_by_t
         payment_id: "pay-cut-off",
         idempotency_key: "cut-off",
         coupon: None,
+        budget: None,
     };
     assert!(matches!(
         hot_orders::pay(cache, &pay).await.expect("pay"),
