@@ -115,8 +115,15 @@ pub async fn check_user(state: &AppState, budget: Budget, user: UserId) -> Resul
 /// The request a script of `user`'s takes from `user`'s `budget` in the same call (instead of
 /// a call of its own before it); a refusal it reports goes through [`refused`].
 pub fn for_script(state: &AppState, budget: Budget, user: UserId) -> TakeRequest {
+    let key = state.cache.keys.user_rate(budget.name(), user.0);
+    request(state, budget, key)
+}
+
+/// One request of this call against the bucket `key` of `budget` (its id made once, so a
+/// re-sent call does not count twice).
+fn request(state: &AppState, budget: Budget, key: String) -> TakeRequest {
     TakeRequest {
-        key: state.cache.keys.user_rate(budget.name(), user.0),
+        key,
         rate: budget.rate(&state.config),
         request_id: uuid::Uuid::new_v4().simple().to_string(),
     }
@@ -136,12 +143,11 @@ async fn take(
     key: String,
     bucket: Bucket,
 ) -> Result<(), AppError> {
-    let request = TakeRequest {
-        key,
-        rate: budget.rate(&state.config),
-        request_id: uuid::Uuid::new_v4().simple().to_string(),
-    };
-    match state.rate_checks.submit(bucket, request).await {
+    match state
+        .rate_checks
+        .submit(bucket, request(state, budget, key))
+        .await
+    {
         Ok(Verdict::Allowed { .. }) => Ok(()),
         Ok(Verdict::Refused { retry_after_ms }) => Err(refused(budget, retry_after_ms)),
         Err(error) => {
