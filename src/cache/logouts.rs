@@ -128,34 +128,45 @@ impl Listener {
         loop {
             // Connection events first: a reconnection is announced before the subscriptions
             // are made again, so it is always seen before the first message after it.
-            tokio::select! {
+            let went_on = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => false,
                 event = self.reconnects.recv() => self.connection_event("reconnected", event),
                 event = self.unresponsive.recv() => self.connection_event("unresponsive", event),
                 event = self.cluster_changes.recv() => {
                     self.connection_event("cluster changed", event)
                 }
                 message = self.messages.recv() => match message {
-                    Ok(message) => self.heard(&message),
+                    Ok(message) => {
+                        self.heard(&message);
+                        true
+                    }
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "log-out feed fell behind; trusting Redis only");
                         self.feed.broken();
+                        true
                     }
-                    Err(RecvError::Closed) => break,
+                    Err(RecvError::Closed) => false,
                 },
+            };
+            if !went_on {
+                break;
             }
         }
         self.feed.broken();
         let _ = subscriber.quit().await;
     }
 
-    fn connection_event<T>(&mut self, what: &'static str, event: Result<T, RecvError>) {
-        // Any event, a lagged or a closed channel alike: something may have been missed.
+    /// A connection event (or a lagged channel of them): something may have been missed.
+    /// Returns whether to go on listening (not once the client has closed its channels).
+    fn connection_event<T>(&mut self, what: &'static str, event: Result<T, RecvError>) -> bool {
         self.feed.broken();
-        if event.is_ok() {
-            tracing::debug!(what, "log-out feed broken until the next heartbeat");
+        match event {
+            Ok(_) => tracing::debug!(what, "log-out feed broken until the next heartbeat"),
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return false,
         }
+        true
     }
 
     fn heard(&self, message: &Message) {
