@@ -10,12 +10,12 @@ use flashmart::cache::coupons::{self as hot_coupons, IssueOutcome, IssueRequest}
 use flashmart::cache::orders::{self as hot_orders, ReserveCall, ReserveOutcome};
 use flashmart::cache::reservations::{self as held, HoldRequest, ReserveOutcome as Held};
 use flashmart::events::OrderLine;
-use flashmart::service::reservations::sweep_once;
 
 use crate::helpers::{json_of, spawn_app, spawn_app_with, TestApp, TestUser};
 
-/// An app whose orders expire after one second, with no background settlement or sweeps of
-/// its own racing the steps the tests cut off (`sweep_once` is called by hand).
+/// An app whose orders expire after one second, with no background settlement racing the steps
+/// the tests cut off. Its own sweeper still runs every 500 ms, so the tests sweep by hand until
+/// the outcome they assert holds ([`swept_until`]), whichever sweep gets there.
 async fn app() -> TestApp {
     spawn_app_with(|env| {
         env.insert("ORDER_TTL_SECONDS", "1".into());
@@ -44,6 +44,30 @@ async fn campaign(app: &TestApp, admin: &TestUser) -> i64 {
     json_of(created).await["couponId"]
         .as_i64()
         .expect("couponId")
+}
+
+/// Sweeps (orders, then reservations: what the app's own sweeper does every 500 ms) until
+/// `done` holds, for at most 10 s. The app's background sweep may be resolving the same order
+/// at the same moment; what a test asserts is the outcome, not which sweep reached it.
+async fn swept_until<F, Fut>(app: &TestApp, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        flashmart::service::expiry::sweep_once(&app.state)
+            .await
+            .expect("sweep");
+        if done().await {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "after 10 s of sweeps: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn stock(app: &TestApp, product: i64) -> i64 {
@@ -82,8 +106,10 @@ async fn stock_held_for_an_order_that_never_appeared_comes_back_and_the_order_ca
     );
     assert_eq!(stock(&app, product).await, before - 3, "held once");
 
-    assert!(sweep_once(&app.state).await.expect("sweep") >= 1);
-    assert_eq!(stock(&app, product).await, before, "the units are back");
+    swept_until(&app, "the units are back", || async {
+        stock(&app, product).await == before
+    })
+    .await;
     assert_eq!(
         held::hold_all(cache, &hold).await.expect("late re-send"),
         [Held::Spent],
@@ -155,11 +181,13 @@ async fn a_paid_order_whose_stock_step_was_cut_off_stays_sold_and_is_ranked_by_t
 
     // Past the deadline and the grace, the sweeper commits it: sold, and counted.
     tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
-    sweep_once(&app.state).await.expect("sweep");
-    assert!(held::read(cache, bucket, &order_id)
-        .await
-        .expect("read")
-        .is_none());
+    swept_until(&app, "the reservation is resolved", || async {
+        held::read(cache, bucket, &order_id)
+            .await
+            .expect("read")
+            .is_none()
+    })
+    .await;
     assert_eq!(stock(&app, product).await, 8, "the units stay sold");
     let ranked = flashmart::cache::popular::top(cache, app.state.clock.now_ms(), 5)
         .await
@@ -446,9 +474,10 @@ async fn with_one_bucket_the_sweeps_expire_an_order_and_give_its_stock_back() {
     let order = app.order_one(&user, product, 4).await;
     assert_eq!(stock(&app, product).await, 6);
     tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
-    flashmart::service::expiry::sweep_once(&app.state)
-        .await
-        .expect("sweep");
+    swept_until(&app, "the units are back", || async {
+        stock(&app, product).await == 10
+    })
+    .await;
     let order_id = order["orderId"].as_str().expect("id");
     let ended = hot_orders::read(&app.state.cache, order_id)
         .await
