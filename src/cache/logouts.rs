@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use fred::clients::SubscriberClient;
@@ -57,15 +56,10 @@ pub async fn start(
     generations: Arc<Generations>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
-    let subscriber = Builder::from_config(config)
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(5);
-            // `CLIENT LIST` names the feed's connections (its id, logged below).
-            c.auto_client_setname = true;
-        })
+    let subscriber = super::builder(url)?
+        // `CLIENT LIST` names the feed's connections (its id, logged below).
+        .with_connection_config(|c| c.auto_client_setname = true)
         .with_performance_config(|p| p.broadcast_channel_capacity = BACKLOG)
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
         .build_subscriber_client()
         .context("failed to build the log-out subscriber")?;
     // Listening before connecting: no event of the first connection is missed.

@@ -178,6 +178,17 @@ async fn check_bucket_count(client: &Client, keys: &Keys) -> anyhow::Result<()> 
     }
 }
 
+/// The settings every connection to `REDIS_URL` starts from: a 5 s connection timeout and an
+/// exponential reconnect policy (100 ms doubling to 5 s, never giving up).
+pub fn builder(url: &str) -> anyhow::Result<Builder> {
+    let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
+    let mut builder = Builder::from_config(config);
+    builder
+        .with_connection_config(|c| c.connection_timeout = Duration::from_secs(5))
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+    Ok(builder)
+}
+
 /// Builds and connects a pool with a reconnect policy and a command timeout.
 ///
 /// State-changing scripts carry an operation id, so fred's re-send of an in-flight command after
@@ -192,16 +203,11 @@ pub async fn build_pool_with(
     size: usize,
     tune: impl FnOnce(&mut fred::types::config::ConnectionConfig),
 ) -> anyhow::Result<Pool> {
-    let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
-    let pool = Builder::from_config(config)
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(5);
-            tune(c);
-        })
+    let pool = builder(url)?
+        .with_connection_config(tune)
         .with_performance_config(|p| {
             p.default_command_timeout = Duration::from_secs(5);
         })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
         .build_pool(size)
         .context("failed to build the Redis pool")?;
     pool.init().await.context("failed to connect to Redis")?;
@@ -210,12 +216,7 @@ pub async fn build_pool_with(
 
 /// Builds a single dedicated client (e.g. for blocking stream reads, which stall a connection).
 pub async fn build_client(url: &str) -> anyhow::Result<Client> {
-    let config = Config::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
-    let client = Builder::from_config(config)
-        .with_connection_config(|c| {
-            c.connection_timeout = Duration::from_secs(5);
-        })
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+    let client = builder(url)?
         .build()
         .context("failed to build the Redis client")?;
     client.init().await.context("failed to connect to Redis")?;

@@ -95,12 +95,7 @@ pub fn push_in_list<T>(statement: &mut QueryBuilder<MySql>, values: &[T])
 where
     T: Copy + for<'t> sqlx::Encode<'t, MySql> + sqlx::Type<MySql>,
 {
-    statement.push("(");
-    let mut list = statement.separated(", ");
-    for value in values {
-        list.push_bind(*value);
-    }
-    list.push_unseparated(")");
+    push_bound_list(statement, values.iter().copied());
 }
 
 /// Like [`push_in_list`], padded to a power-of-two length by repeating the last value (the
@@ -110,15 +105,20 @@ pub fn push_padded_in_list<T>(statement: &mut QueryBuilder<MySql>, values: &[T])
 where
     T: Copy + for<'t> sqlx::Encode<'t, MySql> + sqlx::Type<MySql>,
 {
+    let padding = values.len().next_power_of_two() - values.len();
+    let repeated = values.last().copied().into_iter().cycle().take(padding);
+    push_bound_list(statement, values.iter().copied().chain(repeated));
+}
+
+/// Appends `(?, ?, …)` binding each of `values`.
+fn push_bound_list<T>(statement: &mut QueryBuilder<MySql>, values: impl Iterator<Item = T>)
+where
+    T: for<'t> sqlx::Encode<'t, MySql> + sqlx::Type<MySql>,
+{
     statement.push("(");
     let mut list = statement.separated(", ");
     for value in values {
-        list.push_bind(*value);
-    }
-    if let Some(last) = values.last() {
-        for _ in values.len()..values.len().next_power_of_two() {
-            list.push_bind(*last);
-        }
+        list.push_bind(value);
     }
     list.push_unseparated(")");
 }

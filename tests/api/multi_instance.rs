@@ -227,16 +227,7 @@ async fn a_log_out_on_one_instance_revokes_the_tokens_on_the_other_within_the_se
             assert_eq!(response.status(), StatusCode::OK, "instance {i}");
         }
     }
-    let out = cluster
-        .call(
-            0,
-            Method::POST,
-            "/api/v1/auth/logout",
-            Some(&user.token),
-            None,
-        )
-        .await;
-    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    log_out(&cluster, 0, &user.token).await;
     let here = cluster
         .call(0, Method::GET, &balance(user.id), Some(&user.token), None)
         .await;
@@ -314,6 +305,14 @@ async fn cut_log_out_feed(cluster: &crate::instances::Cluster, i: usize) -> usiz
     cut
 }
 
+/// Logs `token` out on instance `i` (`204`).
+async fn log_out(cluster: &crate::instances::Cluster, i: usize, token: &str) {
+    let out = cluster
+        .call(i, Method::POST, "/api/v1/auth/logout", Some(token), None)
+        .await;
+    assert_eq!(out.status(), StatusCode::NO_CONTENT, "log-out on {i}");
+}
+
 /// Asks instance `i` for `user`'s balance with `token` every 100 ms until the answer is
 /// `want`, for at most `limit`; returns how long that took.
 async fn until_answered(
@@ -357,16 +356,7 @@ async fn a_log_out_is_heard_by_the_other_instance_before_its_copy_expires() {
     // Instance 1 reads its copy now, and would serve it unread for a quarter of `CACHE`.
     let copy_read = std::time::Instant::now();
     until_answered(&cluster, 1, user.id, &user.token, StatusCode::OK, CACHE).await;
-    let out = cluster
-        .call(
-            0,
-            Method::POST,
-            "/api/v1/auth/logout",
-            Some(&user.token),
-            None,
-        )
-        .await;
-    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    log_out(&cluster, 0, &user.token).await;
     until_answered(
         &cluster,
         1,
