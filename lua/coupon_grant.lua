@@ -1,9 +1,6 @@
 -- coupon_grant.lua: put issued coupons into their holders' bucket (step 2 of the coupon saga,
--- after coupon_issue.lua decided them in the campaign's bucket), so that an order and its
--- payment find the coupon in the same slot as the balance and the order. Creates a coupon
--- only where the user's bucket does not hold it yet: a re-send, a repair after a crash between
--- the steps, or a coupon already reserved or used changes nothing. No event: MySQL learns of
--- the coupon from `coupon.issued`.
+-- after coupon_issue.lua decided them in the campaign's bucket); each one is
+-- lib/coupon_grant.lua, which precedes this text. A re-send changes nothing.
 --
 -- KEYS[1]  {u}:ucoupon:index                  hash userCouponId -> "couponId:userId"
 -- and for request i (0-based), KEYS[2 + 2i ..]:
@@ -19,14 +16,7 @@ end
 local out = {}
 for i = 0, n - 1 do
   local k, a = 2 + 2 * i, 1 + 5 * i
-  if redis.call('EXISTS', KEYS[k]) == 1 then
-    out[#out + 1] = 0
-  else
-    redis.call('HSET', KEYS[k], 'id', ARGV[a], 'couponId', ARGV[a + 1], 'userId', ARGV[a + 2],
-      'status', 'AVAILABLE', 'issuedAt', ARGV[a + 3], 'expiresAt', ARGV[a + 4], 'ver', 1)
-    redis.call('SADD', KEYS[k + 1], ARGV[a + 1])
-    redis.call('HSET', KEYS[1], ARGV[a], ARGV[a + 1] .. ':' .. ARGV[a + 2])
-    out[#out + 1] = 1
-  end
+  out[#out + 1] = coupon_grant(KEYS[1], KEYS[k], KEYS[k + 1], ARGV[a], ARGV[a + 1],
+    ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
 end
 return out

@@ -91,7 +91,8 @@ impl Application {
                 config.redis.replica_ack_timeout,
             )
             .await
-            .context("failed to connect the replica-acknowledged Redis pool")?;
+            .context("failed to connect the replica-acknowledged Redis pool")?
+            .fuse_calls(config.redis.fused_calls);
         load_missing_stock(&db, &cache)
             .await
             .context("failed to load product stock into Redis")?;
@@ -106,6 +107,7 @@ impl Application {
         let config_login_attempts = config.limits.login_attempts_per_minute;
         let coupon_issues = crate::service::coupons::issue_batcher(&cache, &config.redis);
         let coupon_grants = crate::service::coupons::grant_batcher(&cache, &config.redis);
+        let coupon_claims = crate::service::coupons::claim_batcher(&cache, &config.redis);
         let stock_holds = crate::service::reservations::hold_batcher(&cache, &config.redis);
         let stock_settles = crate::service::reservations::settle_batcher(&cache, &config.redis);
         let rate_checks = crate::service::throttle::rate_batcher(&cache, &config.redis);
@@ -121,6 +123,7 @@ impl Application {
             cache,
             coupon_issues,
             coupon_grants,
+            coupon_claims,
             stock_holds,
             stock_settles,
             rate_checks,

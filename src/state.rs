@@ -28,6 +28,8 @@ pub struct Shared {
     pub coupon_issues: crate::service::coupons::IssueBatcher,
     /// Group commit of coupon grants into their holders' buckets (step 2 of the coupon saga).
     pub coupon_grants: crate::service::coupons::GrantBatcher,
+    /// Group commit of whole coupon sagas (budget, issue, grant) where one call may do them.
+    pub coupon_claims: crate::service::coupons::ClaimBatcher,
     /// Group commit of stock holds per product bucket (step 1 of the order saga).
     pub stock_holds: crate::service::reservations::HoldBatcher,
     /// Group commit of reservation ends per product bucket (commit or release).

@@ -176,31 +176,41 @@ impl ScriptCall for IssueCall<'_> {
     }
 
     fn decode(reply: Reply) -> anyhow::Result<Vec<IssueOutcome>> {
-        reply
-            .rows(5)?
-            .map(|at| {
-                let coupon = || -> anyhow::Result<IssuedCoupon> {
-                    Ok(IssuedCoupon {
-                        user_coupon_id: reply.int(at + 1)?,
-                        coupon_id: 0,
-                        user_id: 0,
-                        issued_at_ms: reply.int(at + 2)?,
-                        expires_at_ms: reply.int(at + 3)?,
-                    })
-                };
-                Ok(match reply.int(at)? {
-                    1 => IssueOutcome::Issued {
-                        coupon: coupon()?,
-                        remaining: reply.int(at + 4)?,
-                    },
-                    -1 => IssueOutcome::AlreadyIssued(coupon()?),
-                    -2 => IssueOutcome::NotActive,
-                    -3 => IssueOutcome::SoldOut,
-                    -4 => IssueOutcome::NotLoaded,
-                    _ => return Err(reply.unknown_status()),
-                })
-            })
-            .collect()
+        reply.rows(5)?.map(|at| issue_outcome(&reply, at)).collect()
+    }
+}
+
+/// The outcome in the five elements of `reply` from `at` on (`{status, userCouponId,
+/// issuedAtMs, expiresAtMs, remaining}`, lib/coupon_issue.lua); the coupon's campaign and holder
+/// are the caller's to fill in.
+pub(super) fn issue_outcome(reply: &Reply, at: usize) -> anyhow::Result<IssueOutcome> {
+    let coupon = || -> anyhow::Result<IssuedCoupon> {
+        Ok(IssuedCoupon {
+            user_coupon_id: reply.int(at + 1)?,
+            coupon_id: 0,
+            user_id: 0,
+            issued_at_ms: reply.int(at + 2)?,
+            expires_at_ms: reply.int(at + 3)?,
+        })
+    };
+    Ok(match reply.int(at)? {
+        1 => IssueOutcome::Issued {
+            coupon: coupon()?,
+            remaining: reply.int(at + 4)?,
+        },
+        -1 => IssueOutcome::AlreadyIssued(coupon()?),
+        -2 => IssueOutcome::NotActive,
+        -3 => IssueOutcome::SoldOut,
+        -4 => IssueOutcome::NotLoaded,
+        _ => return Err(reply.unknown_status()),
+    })
+}
+
+/// Fills in an issued or held coupon's campaign and holder from the request it answers.
+pub(super) fn name_holder(outcome: &mut IssueOutcome, request: &IssueRequest) {
+    if let IssueOutcome::Issued { coupon, .. } | IssueOutcome::AlreadyIssued(coupon) = outcome {
+        coupon.coupon_id = request.coupon_id;
+        coupon.user_id = request.user_id;
     }
 }
 
@@ -224,10 +234,7 @@ pub async fn issue_all(
     };
     let mut outcomes = call::run_each(cache, &call, requests.len()).await?;
     for (outcome, request) in outcomes.iter_mut().zip(requests) {
-        if let IssueOutcome::Issued { coupon, .. } | IssueOutcome::AlreadyIssued(coupon) = outcome {
-            coupon.coupon_id = request.coupon_id;
-            coupon.user_id = request.user_id;
-        }
+        name_holder(outcome, request);
     }
     Ok(outcomes)
 }

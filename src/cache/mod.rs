@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod call;
+pub mod coupon_claim;
 pub mod coupons;
 pub mod durable;
 pub mod keys;
@@ -42,6 +43,20 @@ pub struct Cache {
     /// The replica-acknowledged path for state-changing scripts, when replicas are required
     /// (`REDIS_MIN_REPLICA_ACKS` > 0); `None`: a decision is answered once its primary holds it.
     pub durable: Option<durable::Durable>,
+    /// Which steps of a saga one script call may do together ([`Cache::one_call`]).
+    pub reach: Reach,
+}
+
+/// How far one script call may reach across buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// A standalone server: one call may touch keys of every bucket.
+    AnyBucket,
+    /// A Cluster: one call touches keys of one slot, so of one bucket.
+    OneBucket,
+    /// `REDIS_FUSED_CALLS=off`: every saga step is a call of its own, as on a Cluster across
+    /// buckets.
+    StepByStep,
 }
 
 impl Cache {
@@ -59,12 +74,37 @@ impl Cache {
         check_bucket_count(pool.next(), &keys).await?;
         let scripts = Scripts::new();
         scripts.load_all(pool.next()).await?;
+        let reach = if pool.next().is_clustered() {
+            Reach::OneBucket
+        } else {
+            Reach::AnyBucket
+        };
         Ok(Self {
             pool,
             keys,
             scripts: std::sync::Arc::new(scripts),
             durable: None,
+            reach,
         })
+    }
+
+    /// With `fused == false` (`REDIS_FUSED_CALLS=off`), every step of a saga is a call of its
+    /// own even where one call could do them together.
+    pub fn fuse_calls(mut self, fused: bool) -> Self {
+        if !fused {
+            self.reach = Reach::StepByStep;
+        }
+        self
+    }
+
+    /// Whether one script call may do steps on keys of all of `buckets`: on a standalone server
+    /// always, on a Cluster when they are one bucket (one slot), never with fused calls off.
+    pub fn one_call(&self, buckets: &[keys::Bucket]) -> bool {
+        match self.reach {
+            Reach::AnyBucket => true,
+            Reach::OneBucket => buckets.windows(2).all(|pair| pair[0] == pair[1]),
+            Reach::StepByStep => false,
+        }
     }
 
     /// From now on, state-changing scripts are answered only once `acks` replicas hold their

@@ -1,6 +1,7 @@
 //! The Lua scripts, embedded from `lua/` at compile time, loaded once and called by EVALSHA
-//! (re-loaded automatically on NOSCRIPT, e.g. after a Redis restart). A script that takes from
-//! a rate budget is `lua/lib/gcra.lua` followed by its own text (one copy of the algorithm).
+//! (re-loaded automatically on NOSCRIPT, e.g. after a Redis restart). A script that shares a
+//! step with another is the step's text from `lua/lib/` followed by its own (one copy of each
+//! algorithm): the rate budget (`gcra.lua`), the coupon issue and the coupon grant.
 
 use anyhow::Context;
 use fred::prelude::*;
@@ -76,6 +77,8 @@ pub struct Scripts {
     pub coupon_load: LuaScript,
     /// `lua/coupon_issue.lua`: first-come issue of one coupon per user.
     pub coupon_issue: LuaScript,
+    /// `lua/coupon_claim.lua`: budget, issue and grant of a coupon in one call.
+    pub coupon_claim: LuaScript,
     /// `lua/order_reserve.lua`: reserve stock and coupon for a new order.
     pub order_reserve: LuaScript,
     /// `lua/order_pay.lua`: settle balance, order, coupon and ranking together.
@@ -110,7 +113,19 @@ impl Scripts {
             ),
             coupon_issue: LuaScript::new(
                 "coupon_issue.lua",
-                include_str!("../../lua/coupon_issue.lua"),
+                concat!(
+                    include_str!("../../lua/lib/coupon_issue.lua"),
+                    include_str!("../../lua/coupon_issue.lua")
+                ),
+            ),
+            coupon_claim: LuaScript::new(
+                "coupon_claim.lua",
+                concat!(
+                    include_str!("../../lua/lib/gcra.lua"),
+                    include_str!("../../lua/lib/coupon_issue.lua"),
+                    include_str!("../../lua/lib/coupon_grant.lua"),
+                    include_str!("../../lua/coupon_claim.lua")
+                ),
             ),
             order_reserve: LuaScript::new(
                 "order_reserve.lua",
@@ -144,7 +159,10 @@ impl Scripts {
             ),
             coupon_grant: LuaScript::new(
                 "coupon_grant.lua",
-                include_str!("../../lua/coupon_grant.lua"),
+                concat!(
+                    include_str!("../../lua/lib/coupon_grant.lua"),
+                    include_str!("../../lua/coupon_grant.lua")
+                ),
             ),
             stock_reserve: LuaScript::new(
                 "stock_reserve.lua",
@@ -164,6 +182,7 @@ impl Scripts {
             &self.charge,
             &self.coupon_load,
             &self.coupon_issue,
+            &self.coupon_claim,
             &self.order_reserve,
             &self.order_pay,
             &self.order_release,

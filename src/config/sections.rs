@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{ArgAction, Args, ValueEnum};
 
 use super::{parse, Secret, UNSAFE_REDIS_PHRASE};
 
@@ -117,6 +117,17 @@ pub struct RedisConfig {
         value_parser = parse::within(1usize, 64),
     )]
     pub batches_in_flight: usize,
+    /// Do a saga's steps in one script call where Redis allows it (a standalone server, or a
+    /// Cluster where the steps' keys share a slot): `on` or `off`.
+    #[arg(
+        id = "redis-fused-calls",
+        long = "redis-fused-calls",
+        env = "REDIS_FUSED_CALLS",
+        default_value = "on",
+        value_parser = parse::on_off,
+        action = ArgAction::Set,
+    )]
+    pub fused_calls: bool,
 }
 
 impl RedisConfig {

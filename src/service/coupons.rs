@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::cache::batch::BatchLimits;
+use crate::cache::coupon_claim::{self, ClaimOutcome, ClaimRequest};
 use crate::cache::coupons::{self as hot, CampaignTerms, IssueOutcome, IssueRequest, IssuedCoupon};
 use crate::cache::per_bucket::PerBucket;
 use crate::cache::Cache;
@@ -10,6 +11,7 @@ use crate::config::RedisConfig;
 use crate::domain::UserId;
 use crate::error::AppError;
 use crate::events::{at_millis, CouponStatus};
+use crate::service::throttle::{self, Budget};
 use crate::state::AppState;
 use crate::store::coupons::{self as stored, CampaignRow};
 
@@ -133,6 +135,24 @@ pub fn grant_batcher(cache: &Cache, redis: &RedisConfig) -> GrantBatcher {
     )
 }
 
+/// Group commit of whole coupon sagas, one coupon_claim.lua call per batch.
+pub type ClaimBatcher = PerBucket<ClaimRequest, ClaimOutcome>;
+
+/// Starts this instance's claim batchers (one per campaign bucket).
+pub fn claim_batcher(cache: &Cache, redis: &RedisConfig) -> ClaimBatcher {
+    let cache = cache.clone();
+    let buckets = cache.keys.bucket_count();
+    PerBucket::start(
+        "coupon_claim.lua",
+        BatchLimits::of(redis),
+        buckets,
+        move |_, requests| {
+            let cache = cache.clone();
+            async move { coupon_claim::claim_all(&cache, &requests).await }
+        },
+    )
+}
+
 /// Step 2 of the coupon saga: the coupon into its holder's bucket (nothing if it is there).
 async fn grant(state: &AppState, coupon: IssuedCoupon) -> Result<(), AppError> {
     let bucket = state.cache.keys.of_user(coupon.user_id);
@@ -140,8 +160,55 @@ async fn grant(state: &AppState, coupon: IssuedCoupon) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Issues one coupon of a campaign to a user: one atomic decision in Redis (possibly in a call
-/// shared with other users' requests, decided in arrival order).
+/// The saga as three calls: the user's budget, the issue, then (for a coupon issued now or held
+/// before: a retry repairs a grant a crash cut off) the grant.
+async fn issue_step_by_step(
+    state: &AppState,
+    user: UserId,
+    request: IssueRequest,
+) -> Result<IssueOutcome, AppError> {
+    throttle::check_user(state, Budget::CouponIssue, user).await?;
+    let bucket = state.cache.keys.of_campaign(request.coupon_id);
+    let mut outcome = state.coupon_issues.submit(bucket, request.clone()).await?;
+    if outcome == IssueOutcome::NotLoaded {
+        load_campaign(state, request.coupon_id).await?;
+        outcome = state.coupon_issues.submit(bucket, request).await?;
+    }
+    if let IssueOutcome::Issued { coupon, .. } | IssueOutcome::AlreadyIssued(coupon) = outcome {
+        grant(state, coupon).await?;
+    }
+    Ok(outcome)
+}
+
+/// The saga as one call (coupon_claim.lua). The retry after loading the campaign re-sends the
+/// same request, whose budget id the bucket has seen: it is not counted twice.
+async fn issue_in_one_call(
+    state: &AppState,
+    user: UserId,
+    request: IssueRequest,
+) -> Result<IssueOutcome, AppError> {
+    let bucket = state.cache.keys.of_campaign(request.coupon_id);
+    let claim = ClaimRequest {
+        budget: throttle::for_script(state, Budget::CouponIssue, user),
+        issue: request,
+    };
+    let mut outcome = state.coupon_claims.submit(bucket, claim.clone()).await?;
+    if outcome == ClaimOutcome::Decided(IssueOutcome::NotLoaded) {
+        load_campaign(state, claim.issue.coupon_id).await?;
+        outcome = state.coupon_claims.submit(bucket, claim).await?;
+    }
+    match outcome {
+        ClaimOutcome::Decided(outcome) => Ok(outcome),
+        ClaimOutcome::Throttled { retry_after_ms } => {
+            Err(throttle::refused(Budget::CouponIssue, retry_after_ms))
+        }
+    }
+}
+
+/// Issues one coupon of a campaign to a user, within the user's coupon-issue budget
+/// (`COUPON_ISSUE_*`, shared by every instance): one atomic decision in Redis (possibly in a
+/// call shared with other users' requests, decided in arrival order), then the coupon in the
+/// user's bucket — one call where Redis lets it reach both buckets, else one call per step.
 pub async fn issue(state: &AppState, user: UserId, coupon_id: i64) -> Result<Issued, AppError> {
     let request = IssueRequest::new(
         coupon_id,
@@ -149,16 +216,15 @@ pub async fn issue(state: &AppState, user: UserId, coupon_id: i64) -> Result<Iss
         uuid::Uuid::new_v4().to_string(),
         state.clock.now_ms(),
     );
-    let bucket = state.cache.keys.of_campaign(coupon_id);
-    let mut outcome = state.coupon_issues.submit(bucket, request.clone()).await?;
-    if outcome == IssueOutcome::NotLoaded {
-        load_campaign(state, coupon_id).await?;
-        outcome = state.coupon_issues.submit(bucket, request).await?;
-    }
-    // Step 2, also for a coupon held before: a crash between the steps is repaired by a retry.
-    if let IssueOutcome::Issued { coupon, .. } | IssueOutcome::AlreadyIssued(coupon) = outcome {
-        grant(state, coupon).await?;
-    }
+    let keys = &state.cache.keys;
+    let outcome = if state
+        .cache
+        .one_call(&[keys.of_campaign(coupon_id), keys.of_user(user.0)])
+    {
+        issue_in_one_call(state, user, request).await?
+    } else {
+        issue_step_by_step(state, user, request).await?
+    };
     let label = match outcome {
         IssueOutcome::Issued { .. } => "issued",
         IssueOutcome::AlreadyIssued(_) => "already_issued",

@@ -4,6 +4,7 @@
 mod account_identity;
 mod auth;
 mod catalog;
+mod coupon_claim;
 mod coupon_rush;
 mod coupon_script;
 mod coupons;
