@@ -9,7 +9,7 @@
 # `flashmart serve` instances on free loopback ports, each with its own metrics listener. Then:
 #   1. k6 coupon-rush       burst on one campaign of BENCH_RUSH_LIMIT (exactly that many issued)
 #   2. wrk coupon issue     max HTTP issue rate, distinct user×campaign pairs (real issues)
-#   3. redis-benchmark      the same lua/coupon_issue.lua by EVALSHA (Redis limit), one request
+#   3. redis-benchmark      the same coupon_issue.lua (lib/ text + driver) by EVALSHA (Redis limit), one request
 #                           per call, then BENCH_RB_BATCH requests per call (group commit)
 #   4. conventional_coupon  SELECT … FOR UPDATE transactions straight on MariaDB (the
 #                           `cargo bench --bench conventional_coupon` target, run directly)
@@ -313,7 +313,9 @@ main() {
   #    src/cache/keys.rs matter on a cluster (scripts/bench-cluster.sh).
   RB_PREFIX="fmrb$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   local sha p="{$RB_PREFIX}"
-  sha="$(lt_redis -x script load <"$LT_REPO/lua/coupon_issue.lua")"
+  # the script as the server loads it: the step's text (lib/) before the driver
+  sha="$(cat "$LT_REPO/lua/lib/coupon_issue.lua" "$LT_REPO/lua/coupon_issue.lua" |
+    lt_redis -x script load)"
   lt_redis hset "$p:coupon:1" total 1000000000 issued 0 startsMs 0 endsMs 99999999999999 \
     validMs 604800000 >/dev/null
   phase_begin "redis-benchmark EVALSHA"
