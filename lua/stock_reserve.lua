@@ -1,11 +1,13 @@
 -- stock_reserve.lua: step 1 of the order saga — hold orders' units of the products of one
 -- bucket: one order, or a batch of them gathered by one instance (group commit,
--- docs/ARCHITECTURE.md §4), each held whole or not at all, in the order given. A reservation is
--- keyed by its order id (fixed before the first send) and carries the time at which the
--- reservation sweeper resolves it if nothing else has (the order's deadline plus a grace
--- period): committed if the order was paid, released otherwise (docs/ARCHITECTURE.md §4b).
--- Safe to re-send: a reservation that exists answers "already reserved", one that has already
--- ended (`done`) answers "spent"; neither changes anything.
+-- docs/ARCHITECTURE.md §4), each held whole or not at all by lib/stock_hold.lua (which
+-- precedes this text), in the order given. A reservation is keyed by its order id (fixed before
+-- the first send) and carries the time at which the reservation sweeper resolves it if nothing
+-- else has (the order's deadline plus a grace period): committed if the order was paid,
+-- released otherwise (docs/ARCHITECTURE.md §4b). Safe to re-send: a reservation that exists
+-- answers "already reserved", one that has already ended (`done`) answers "spent"; neither
+-- changes anything. Where one call may reach the user's bucket too, order_place.lua holds and
+-- creates the order at once instead.
 --
 -- KEYS[1]  {q}:resv:due                      zset orderId -> when the sweeper resolves it (ms)
 -- and for each request, in order: {q}:resv:{orderId} (JSON {"userId":u,"lines":[[p,n],...]}),
@@ -39,38 +41,9 @@ if not n or n < 1 or k - 1 ~= #KEYS or a - 1 ~= #ARGV then
   return redis.error_reply('ERR stock_reserve.lua: keys and arguments do not match the requests')
 end
 
-local function hold(q)
-  local resv, orderId = KEYS[q.key], ARGV[q.arg]
-  local prior = redis.call('GET', resv)
-  if prior == 'done' then
-    return 2, 0, 0, 0
-  elseif prior then
-    return 0, 0, 0, 0
-  end
-  local lines = {}
-  for i = 1, q.lines do
-    local productId = tonumber(ARGV[q.arg + 2 + 2 * i])
-    local quantity = tonumber(ARGV[q.arg + 3 + 2 * i])
-    local available = redis.call('GET', KEYS[q.key + i])
-    if not available then
-      return -3, productId, 0, 0
-    end
-    if tonumber(available) < quantity then
-      return -1, productId, quantity, tonumber(available)
-    end
-    lines[i] = {productId, quantity}
-  end
-  for i = 1, q.lines do
-    redis.call('DECRBY', KEYS[q.key + i], lines[i][2])
-  end
-  redis.call('SET', resv, cjson.encode({userId = tonumber(ARGV[q.arg + 1]), lines = lines}))
-  redis.call('ZADD', KEYS[1], ARGV[q.arg + 2], orderId)
-  return 1, 0, 0, 0
-end
-
 local out = {}
 for _, q in ipairs(requests) do
-  local status, productId, requested, available = hold(q)
+  local status, productId, requested, available = stock_hold(KEYS[1], q.key, q.arg)
   out[#out + 1] = status
   out[#out + 1] = productId
   out[#out + 1] = requested

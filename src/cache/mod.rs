@@ -9,6 +9,7 @@ pub mod coupons;
 pub mod durable;
 pub mod keys;
 pub mod logouts;
+pub mod order_place;
 pub mod orders;
 pub mod per_bucket;
 pub mod popular;

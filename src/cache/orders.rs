@@ -249,15 +249,21 @@ impl ScriptCall for ReserveCall<'_> {
     }
 
     fn decode(reply: Reply) -> anyhow::Result<ReserveOutcome> {
-        Ok(match reply.int(0)? {
-            1 => ReserveOutcome::Reserved,
-            0 => ReserveOutcome::Replayed(reply.text(1)?),
-            -2 => ReserveOutcome::InvalidCoupon(reply.word(1)?),
-            -4 => ReserveOutcome::KeyReused,
-            -5 => ReserveOutcome::Voided,
-            _ => return Err(reply.unknown_status()),
-        })
+        reserve_outcome(&reply)
     }
+}
+
+/// The outcome in a reply of lib/order_reserve.lua (order_reserve.lua's, or order_place.lua's
+/// once every product bucket held).
+pub(super) fn reserve_outcome(reply: &Reply) -> anyhow::Result<ReserveOutcome> {
+    Ok(match reply.int(0)? {
+        1 => ReserveOutcome::Reserved,
+        0 => ReserveOutcome::Replayed(reply.text(1)?),
+        -2 => ReserveOutcome::InvalidCoupon(reply.word(1)?),
+        -4 => ReserveOutcome::KeyReused,
+        -5 => ReserveOutcome::Voided,
+        _ => return Err(reply.unknown_status()),
+    })
 }
 
 /// Runs order_reserve.lua.

@@ -93,8 +93,7 @@ impl ScriptCall for HoldCall<'_> {
         let bucket = bucket_of_holds(k, self.requests);
         let mut keys = vec![k.reservation_deadlines(bucket)];
         for r in self.requests {
-            keys.push(k.reservation(bucket, &r.order_id));
-            keys.extend(r.lines.iter().map(|(product, _)| k.stock(*product)));
+            push_hold_keys(k, bucket, r, &mut keys);
         }
         keys
     }
@@ -103,38 +102,52 @@ impl ScriptCall for HoldCall<'_> {
         anyhow::ensure!(!self.requests.is_empty(), "a hold call needs a request");
         let mut args = vec![self.requests.len().to_string()];
         for r in self.requests {
-            anyhow::ensure!(!r.lines.is_empty(), "a hold needs a line");
-            args.extend([
-                r.order_id.clone(),
-                r.user_id.to_string(),
-                r.due_ms.to_string(),
-                r.lines.len().to_string(),
-            ]);
-            for (product, units) in &r.lines {
-                args.extend([product.to_string(), units.to_string()]);
-            }
+            push_hold_args(r, &mut args)?;
         }
         Ok(args)
     }
 
     fn decode(reply: Reply) -> anyhow::Result<Vec<ReserveOutcome>> {
-        reply
-            .rows(4)?
-            .map(|at| {
-                Ok(match reply.int(at)? {
-                    0 | 1 => ReserveOutcome::Held,
-                    2 => ReserveOutcome::Spent,
-                    -1 => ReserveOutcome::InsufficientStock {
-                        product_id: reply.int(at + 1)?,
-                        requested: reply.int(at + 2)?,
-                        available: reply.int(at + 3)?,
-                    },
-                    -3 => ReserveOutcome::StockNotLoaded(reply.int(at + 1)?),
-                    _ => return Err(reply.unknown_status()),
-                })
-            })
-            .collect()
+        reply.rows(4)?.map(|at| hold_outcome(&reply, at)).collect()
     }
+}
+
+/// A hold's keys as lib/stock_hold.lua reads them: the reservation, then each line's stock.
+pub(super) fn push_hold_keys(k: &Keys, bucket: Bucket, hold: &HoldRequest, keys: &mut Vec<String>) {
+    keys.push(k.reservation(bucket, &hold.order_id));
+    keys.extend(hold.lines.iter().map(|(product, _)| k.stock(*product)));
+}
+
+/// A hold's arguments as lib/stock_hold.lua reads them: order id, user id, sweeper time, line
+/// count, then each line's product id and units.
+pub(super) fn push_hold_args(hold: &HoldRequest, args: &mut Vec<String>) -> anyhow::Result<()> {
+    anyhow::ensure!(!hold.lines.is_empty(), "a hold needs a line");
+    args.extend([
+        hold.order_id.clone(),
+        hold.user_id.to_string(),
+        hold.due_ms.to_string(),
+        hold.lines.len().to_string(),
+    ]);
+    for (product, units) in &hold.lines {
+        args.extend([product.to_string(), units.to_string()]);
+    }
+    Ok(())
+}
+
+/// The outcome in the four elements of `reply` from `at` on (`{status, productId, requested,
+/// available}`, lib/stock_hold.lua).
+pub(super) fn hold_outcome(reply: &Reply, at: usize) -> anyhow::Result<ReserveOutcome> {
+    Ok(match reply.int(at)? {
+        0 | 1 => ReserveOutcome::Held,
+        2 => ReserveOutcome::Spent,
+        -1 => ReserveOutcome::InsufficientStock {
+            product_id: reply.int(at + 1)?,
+            requested: reply.int(at + 2)?,
+            available: reply.int(at + 3)?,
+        },
+        -3 => ReserveOutcome::StockNotLoaded(reply.int(at + 1)?),
+        _ => return Err(reply.unknown_status()),
+    })
 }
 
 /// Runs stock_reserve.lua for holds of one product bucket; one outcome per hold.

@@ -1,7 +1,8 @@
 //! The Lua scripts, embedded from `lua/` at compile time, loaded once and called by EVALSHA
 //! (re-loaded automatically on NOSCRIPT, e.g. after a Redis restart). A script that shares a
 //! step with another is the step's text from `lua/lib/` followed by its own (one copy of each
-//! algorithm): the rate budget (`gcra.lua`), the coupon issue and the coupon grant.
+//! algorithm): the rate budget (`gcra.lua`), the coupon issue and grant, the stock hold and the
+//! order's creation.
 
 use anyhow::Context;
 use fred::prelude::*;
@@ -81,6 +82,8 @@ pub struct Scripts {
     pub coupon_claim: LuaScript,
     /// `lua/order_reserve.lua`: reserve stock and coupon for a new order.
     pub order_reserve: LuaScript,
+    /// `lua/order_place.lua`: budget, stock holds and order in one call.
+    pub order_place: LuaScript,
     /// `lua/order_pay.lua`: settle balance, order, coupon and ranking together.
     pub order_pay: LuaScript,
     /// `lua/order_release.lua`: expire or cancel a pending order.
@@ -129,7 +132,19 @@ impl Scripts {
             ),
             order_reserve: LuaScript::new(
                 "order_reserve.lua",
-                include_str!("../../lua/order_reserve.lua"),
+                concat!(
+                    include_str!("../../lua/lib/order_reserve.lua"),
+                    include_str!("../../lua/order_reserve.lua")
+                ),
+            ),
+            order_place: LuaScript::new(
+                "order_place.lua",
+                concat!(
+                    include_str!("../../lua/lib/gcra.lua"),
+                    include_str!("../../lua/lib/stock_hold.lua"),
+                    include_str!("../../lua/lib/order_reserve.lua"),
+                    include_str!("../../lua/order_place.lua")
+                ),
             ),
             order_pay: LuaScript::new(
                 "order_pay.lua",
@@ -166,7 +181,10 @@ impl Scripts {
             ),
             stock_reserve: LuaScript::new(
                 "stock_reserve.lua",
-                include_str!("../../lua/stock_reserve.lua"),
+                concat!(
+                    include_str!("../../lua/lib/stock_hold.lua"),
+                    include_str!("../../lua/stock_reserve.lua")
+                ),
             ),
             stock_settle: LuaScript::new(
                 "stock_settle.lua",
@@ -184,6 +202,7 @@ impl Scripts {
             &self.coupon_issue,
             &self.coupon_claim,
             &self.order_reserve,
+            &self.order_place,
             &self.order_pay,
             &self.order_release,
             &self.product_put,

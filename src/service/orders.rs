@@ -2,12 +2,16 @@
 //! coupon in the user's bucket), read, cancel.
 
 use crate::cache::coupons as hot_coupons;
+use crate::cache::order_place::{self, PlaceCall, PlaceOutcome};
 use crate::cache::orders::{self as hot, ReleaseMode, ReleaseOutcome, ReserveCall, ReserveOutcome};
+use crate::cache::ratelimit::TakeRequest;
+use crate::cache::reservations::ReserveOutcome as HoldOutcome;
 use crate::domain::{Caller, UserId};
 use crate::error::AppError;
 use crate::events::OrderStatus;
 use crate::service::order_pricing::{priced, Priced};
 use crate::service::reservations;
+use crate::service::throttle::{self, Budget};
 use crate::state::AppState;
 use crate::store;
 
@@ -18,7 +22,8 @@ pub use crate::service::order_pricing::{
 /// An order as clients see it: the engine's one order type.
 pub use crate::domain::Order;
 
-/// Creates a PENDING order reserving stock (and the coupon), once per idempotency key.
+/// Creates a PENDING order reserving stock (and the coupon), once per idempotency key, within
+/// the user's order budget (`ORDER_RATE_*`, shared by every instance).
 pub async fn create(
     state: &AppState,
     user: UserId,
@@ -26,12 +31,29 @@ pub async fn create(
     user_coupon_id: Option<i64>,
     idempotency_key: Option<String>,
 ) -> Result<Order, AppError> {
+    let keys = &state.cache.keys;
+    let mut buckets = vec![keys.of_user(user.0)];
+    buckets.extend(lines.iter().map(|(product, _)| keys.of_product(*product)));
+    // Where one call may do the whole saga (order_place.lua), it takes the budget too;
+    // elsewhere the budget is a check of its own before anything else.
+    let budget = if state.cache.one_call(&buckets) {
+        Some(throttle::for_script(state, Budget::Orders, user))
+    } else {
+        throttle::check_user(state, Budget::Orders, user).await?;
+        None
+    };
     let Priced {
         items,
         subtotal,
         coupon,
         discount,
-    } = priced(state, user, lines, user_coupon_id).await?;
+    } = match priced(state, user, lines, user_coupon_id).await {
+        Ok(priced) => priced,
+        Err(refused) => {
+            count_outside_the_call(state, user, &budget).await?;
+            return Err(refused);
+        }
+    };
     // Without a client key the request cannot be a retry: no replay to look for, and its first
     // attempt is this one (two Redis round trips saved).
     let client_key = idempotency_key.is_some();
@@ -56,7 +78,10 @@ pub async fn create(
         None
     };
     let result = match prior {
-        Some(answer) => answer,
+        Some(answer) => {
+            count_outside_the_call(state, user, &budget).await?;
+            answer
+        }
         None => {
             order_id = if client_key {
                 let fingerprint = hot::fingerprint(&call);
@@ -65,14 +90,16 @@ pub async fn create(
                 state.cache.keys.new_order_id(user.0)
             };
             call.order_id = &order_id;
-            match reserve(state, &call, expires_at_ms).await {
+            let budget = budget.as_ref();
+            match reserve(state, &call, expires_at_ms, budget).await {
                 Ok(Some(order)) => Ok(order),
                 // The request's id is spent (its stock was given back, or the sweeper voided
                 // it): this attempt starts afresh under a new id.
                 Ok(None) => {
                     let fresh = state.cache.keys.new_order_id(user.0);
                     call.order_id = &fresh;
-                    match reserve(state, &call, expires_at_ms).await {
+                    // The same budget request again: counted once.
+                    match reserve(state, &call, expires_at_ms, budget).await {
                         Ok(Some(order)) => Ok(order),
                         Ok(None) => Err(AppError::Unavailable),
                         Err(e) => Err(e),
@@ -110,23 +137,48 @@ async fn replay(
     Ok(Some(find(state, &existing).await))
 }
 
+/// Counts an order request that is answered before order_place.lua (which would have counted
+/// it) against the user's order budget, so that every request counts as on the other path.
+async fn count_outside_the_call(
+    state: &AppState,
+    user: UserId,
+    budget: &Option<TakeRequest>,
+) -> Result<(), AppError> {
+    match budget {
+        Some(_) => throttle::check_user(state, Budget::Orders, user).await,
+        None => Ok(()),
+    }
+}
+
 /// The order saga's steps: hold the stock in the products' buckets, then create the order and
-/// reserve its coupon in the user's bucket; a refusal there gives the stock back. An unknown
-/// outcome of the second step (a lost reply) keeps the stock held: the order may exist, and
-/// the reservation sweeper resolves it either way after the deadline. `None`: the order id is
-/// spent (its stock was given back before, or the sweeper voided it); nothing is held.
+/// reserve its coupon in the user's bucket; a refusal there gives the stock back. With `budget`
+/// the steps are one call that takes the budget first (order_place.lua), else one call each.
+/// An unknown outcome of the second step (a lost reply) keeps the stock held: the order may
+/// exist, and the reservation sweeper resolves it either way after the deadline. `None`: the
+/// order id is spent (its stock was given back before, or the sweeper voided it); nothing is
+/// held.
 async fn reserve(
     state: &AppState,
     call: &ReserveCall<'_>,
     expires_at_ms: i64,
+    budget: Option<&TakeRequest>,
 ) -> Result<Option<Order>, AppError> {
     let due_ms = expires_at_ms + reservations::RESERVATION_GRACE_MS;
-    let holding =
-        reservations::hold(state, call.order_id, call.user_id, call.items, due_ms).await?;
-    if holding == reservations::Holding::Spent {
-        return Ok(None);
-    }
-    let refused = match hot::reserve(&state.cache, call).await? {
+    let ordered = match budget {
+        Some(budget) => match place(state, call, due_ms, budget).await? {
+            Some(ordered) => ordered,
+            None => return Ok(None),
+        },
+        None => {
+            let holding =
+                reservations::hold(state, call.order_id, call.user_id, call.items, due_ms).await?;
+            if holding == reservations::Holding::Spent {
+                return Ok(None);
+            }
+            hot::reserve(&state.cache, call).await?
+        }
+    };
+    let refused = match ordered {
         ReserveOutcome::Reserved => return Ok(Some(call.created_order())),
         ReserveOutcome::Replayed(existing) => {
             // A replay of this very order (a re-send, or a retry under the request's own id)
@@ -145,6 +197,50 @@ async fn reserve(
     };
     give_back(state, call).await;
     Err(refused)
+}
+
+/// Budget, holds and order step in one call (order_place.lua), loading missing stock and
+/// calling again once. A bucket that did not hold is answered as after separate holds (every
+/// bucket's units of the order released; the earliest line's refusal). `None`: the id is spent.
+async fn place(
+    state: &AppState,
+    call: &ReserveCall<'_>,
+    due_ms: i64,
+    budget: &TakeRequest,
+) -> Result<Option<ReserveOutcome>, AppError> {
+    let keys = &state.cache.keys;
+    let holds = reservations::hold_requests(keys, call.order_id, call.user_id, call.items, due_ms);
+    let placing = PlaceCall {
+        order: call,
+        holds: &holds,
+        budget,
+    };
+    let mut outcome = order_place::place(&state.cache, &placing).await?;
+    if let PlaceOutcome::NotHeld(held) = &outcome {
+        if held
+            .iter()
+            .any(|hold| matches!(hold, HoldOutcome::StockNotLoaded(_)))
+        {
+            let ids: Vec<i64> = call.items.iter().map(|line| line.product_id).collect();
+            reservations::load_stock(state, &ids).await?;
+            outcome = order_place::place(&state.cache, &placing).await?;
+        }
+    }
+    match outcome {
+        PlaceOutcome::Ordered(ordered) => Ok(Some(ordered)),
+        PlaceOutcome::Throttled { retry_after_ms } => {
+            Err(throttle::refused(Budget::Orders, retry_after_ms))
+        }
+        PlaceOutcome::NotHeld(held) => {
+            let held = held.into_iter().map(Ok).collect();
+            match reservations::after_holds(state, call.order_id, call.items, held).await? {
+                reservations::Holding::Spent => Ok(None),
+                reservations::Holding::Held => {
+                    Err(anyhow::anyhow!("order_place.lua refused holds that all held").into())
+                }
+            }
+        }
+    }
 }
 
 /// The stock step after an order ended: its units go back. The order's end stands whatever

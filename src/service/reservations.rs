@@ -11,7 +11,7 @@ use crate::cache::keys::Bucket;
 use crate::cache::per_bucket::PerBucket;
 use crate::cache::reservations::SettleRequest;
 use crate::cache::reservations::{self as held, Fate, HoldRequest, ReserveOutcome, Settle};
-use crate::cache::Cache;
+use crate::cache::{Cache, Keys};
 use crate::config::RedisConfig;
 use crate::error::AppError;
 use crate::events::{OrderLine, OrderStatus};
@@ -75,13 +75,39 @@ pub async fn hold(
     items: &[OrderLine],
     due_ms: i64,
 ) -> Result<Holding, AppError> {
-    let buckets = held::lines_by_bucket(&state.cache.keys, items);
-    let outcomes = join_all(
-        buckets
-            .values()
-            .map(|lines| hold_one(state, order_id, user_id, lines, due_ms)),
-    )
-    .await;
+    let holds = hold_requests(&state.cache.keys, order_id, user_id, items, due_ms);
+    let outcomes = join_all(holds.into_iter().map(|hold| hold_one(state, hold))).await;
+    after_holds(state, order_id, items, outcomes).await
+}
+
+/// An order's holds, one per product bucket, its lines in line order within each.
+pub fn hold_requests(
+    keys: &Keys,
+    order_id: &str,
+    user_id: i64,
+    items: &[OrderLine],
+    due_ms: i64,
+) -> Vec<HoldRequest> {
+    held::lines_by_bucket(keys, items)
+        .into_values()
+        .map(|lines| HoldRequest {
+            order_id: order_id.to_owned(),
+            user_id,
+            due_ms,
+            lines,
+        })
+        .collect()
+}
+
+/// What an order's holds (one outcome per product bucket) come to: [`Holding::Held`] when every
+/// bucket held; otherwise every bucket's units of the order are released, and the refusal of
+/// the earliest line, a failure, or [`Holding::Spent`] is returned.
+pub async fn after_holds(
+    state: &AppState,
+    order_id: &str,
+    items: &[OrderLine],
+    outcomes: Vec<Result<ReserveOutcome, AppError>>,
+) -> Result<Holding, AppError> {
     let mut refusal: Option<(usize, AppError)> = None;
     let mut failure: Option<AppError> = None;
     let mut spent = false;
@@ -118,7 +144,7 @@ pub async fn hold(
         return Ok(Holding::Held);
     }
     if let Err(e) = release(state, order_id, items).await {
-        // The sweeper releases them at `due_ms`.
+        // The sweeper releases them at their due time.
         tracing::warn!(
             order_id,
             error = format!("{e:#}"),
@@ -142,28 +168,26 @@ pub enum Holding {
 }
 
 /// Holds the lines of one product bucket, loading their stock into Redis first if needed.
-async fn hold_one(
-    state: &AppState,
-    order_id: &str,
-    user_id: i64,
-    lines: &[(i64, i64)],
-    due_ms: i64,
-) -> Result<ReserveOutcome, AppError> {
-    let bucket = state.cache.keys.of_product(lines[0].0);
-    let request = HoldRequest {
-        order_id: order_id.to_owned(),
-        user_id,
-        due_ms,
-        lines: lines.to_vec(),
-    };
+async fn hold_one(state: &AppState, request: HoldRequest) -> Result<ReserveOutcome, AppError> {
+    let bucket = state.cache.keys.of_product(request.lines[0].0);
     let outcome = state.stock_holds.submit(bucket, request.clone()).await?;
     if let ReserveOutcome::StockNotLoaded(_) = outcome {
-        // Load the stock of this order's products only (not the whole catalog).
-        let ids: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
-        catalog::with_stock(state, store::products::find_many(&state.db, &ids).await?).await?;
+        let ids: Vec<i64> = request.lines.iter().map(|(id, _)| *id).collect();
+        load_stock(state, &ids).await?;
         return Ok(state.stock_holds.submit(bucket, request).await?);
     }
     Ok(outcome)
+}
+
+/// Loads the stock of these products into Redis (a hold found it missing), not the whole
+/// catalog's.
+pub async fn load_stock(state: &AppState, product_ids: &[i64]) -> Result<(), AppError> {
+    catalog::with_stock(
+        state,
+        store::products::find_many(&state.db, product_ids).await?,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Last step of a payment: the order's units stay sold in every product bucket and count for

@@ -21,6 +21,7 @@ mod lua;
 mod multi_instance;
 mod observability;
 mod order_concurrency;
+mod order_place;
 mod orders;
 mod outage;
 mod popular;
