@@ -113,6 +113,7 @@ pub async fn create(
         Ok(_) => "reserved",
         Err(AppError::InsufficientStock { .. }) => "insufficient_stock",
         Err(AppError::InvalidCoupon(_)) => "invalid_coupon",
+        Err(AppError::RateLimited { .. }) => "throttled",
         Err(_) => "error",
     };
     metrics::counter!("orders_total", "result" => label).increment(1);
