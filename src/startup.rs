@@ -93,6 +93,9 @@ impl Application {
             .await
             .context("failed to connect the replica-acknowledged Redis pool")?
             .fuse_calls(config.redis.fused_calls);
+        // Which path the coupon and order sagas take (REDIS_FUSED_CALLS, docs/ARCHITECTURE.md
+        // §4b): one call where Redis allows it, or one call per step.
+        tracing::info!(reach = ?cache.reach, "saga calls decided");
         load_missing_stock(&db, &cache)
             .await
             .context("failed to load product stock into Redis")?;
