@@ -452,9 +452,15 @@ async fn charges_survive_an_instance_killed_midway_and_its_pending_events_are_re
         plan.len(),
         started.elapsed()
     );
+    // The scenario needs the kill to cut instance 1 off midway with work unfinished: charges
+    // in flight (their clients saw the connection drop and re-sent) or settlement events read
+    // and not yet acknowledged (the survivor must reclaim them). Which of the two a kill
+    // catches depends on the scheduler, so either one counts (CI once saw 0 in flight and 31
+    // pending on a busy box).
     assert!(
-        answered_at_kill < plan.len() / 2 && retried > 0,
-        "the kill came while charges on instance 1 were still in flight"
+        answered_at_kill < plan.len() / 2 && (retried > 0 || stranded > 0),
+        "the kill came midway with instance 1's work unfinished ({answered_at_kill} answered, \
+         {retried} in flight, {stranded} events pending)"
     );
 
     assert_answers(&plan, &answers, &users, &expected);
