@@ -46,7 +46,7 @@ impl ScriptCall for PlaceCall<'_> {
         let mut keys = self.order.keys(k);
         keys.push(self.budget.key.clone());
         for hold in self.holds {
-            let bucket = k.of_product(hold.lines.first().map_or(0, |(product, _)| *product));
+            let bucket = hold.bucket(k);
             keys.push(k.reservation_deadlines(bucket));
             push_hold_keys(k, bucket, hold, &mut keys);
         }
@@ -94,17 +94,14 @@ pub async fn place(cache: &Cache, call: &PlaceCall<'_>) -> anyhow::Result<PlaceO
     let keys = &cache.keys;
     let mut buckets = vec![keys.of_user(call.order.user_id)];
     for hold in call.holds {
-        let first = hold
-            .lines
-            .first()
-            .map(|(product, _)| keys.of_product(*product));
+        let bucket = hold.bucket(keys);
         anyhow::ensure!(
             hold.lines
                 .iter()
-                .all(|(product, _)| Some(keys.of_product(*product)) == first),
+                .all(|(product, _)| keys.of_product(*product) == bucket),
             "one hold of order_place.lua holds products of one bucket"
         );
-        buckets.extend(first);
+        buckets.push(bucket);
     }
     anyhow::ensure!(
         cache.one_call(&buckets),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::batch::{BatchLimits, Batcher};
 use super::keys::Bucket;
+use super::Cache;
 
 /// Batchers of one script, one per bucket; a request goes to the batcher of its bucket.
 pub struct PerBucket<Req, Out> {
@@ -43,6 +44,29 @@ where
         Self {
             batchers: batchers.into(),
         }
+    }
+
+    /// Starts one batcher of `name` per bucket of `cache`'s deployment, within the limits of
+    /// `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT`; `decide` runs one batch of one bucket
+    /// with a handle of the cache.
+    pub fn on_cache<F, Fut>(
+        name: &'static str,
+        cache: &Cache,
+        redis: &crate::config::RedisConfig,
+        decide: F,
+    ) -> Self
+    where
+        F: Fn(Cache, Bucket, Vec<Req>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Vec<Out>>> + Send + 'static,
+    {
+        let cache = cache.clone();
+        let buckets = cache.keys.bucket_count();
+        Self::start(
+            name,
+            BatchLimits::of(redis),
+            buckets,
+            move |bucket, requests| decide(cache.clone(), bucket, requests),
+        )
     }
 
     /// Queues `request` for a call in `bucket` and waits for its own outcome.

@@ -74,12 +74,17 @@ pub struct HoldCall<'a> {
     pub requests: &'a [HoldRequest],
 }
 
+impl HoldRequest {
+    /// The product bucket the hold is in: its first line's (every line's, for a valid hold).
+    pub fn bucket(&self, keys: &Keys) -> Bucket {
+        keys.of_product(self.lines.first().map_or(0, |(product, _)| *product))
+    }
+}
+
 fn bucket_of_holds(keys: &Keys, requests: &[HoldRequest]) -> Bucket {
-    let first = requests
+    requests
         .first()
-        .and_then(|r| r.lines.first())
-        .map_or(0, |(product, _)| *product);
-    keys.of_product(first)
+        .map_or_else(|| keys.of_product(0), |r| r.bucket(keys))
 }
 
 impl ScriptCall for HoldCall<'_> {

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::cache::batch::BatchLimits;
 use crate::cache::coupon_claim::{self, ClaimOutcome, ClaimRequest};
 use crate::cache::coupons::{self as hot, CampaignTerms, IssueOutcome, IssueRequest, IssuedCoupon};
 use crate::cache::per_bucket::PerBucket;
@@ -107,31 +106,21 @@ pub type GrantBatcher = PerBucket<IssuedCoupon, bool>;
 /// Starts this instance's issue batchers (one per campaign bucket): concurrent issue requests
 /// of one bucket become one coupon_issue.lua call.
 pub fn issue_batcher(cache: &Cache, redis: &RedisConfig) -> IssueBatcher {
-    let cache = cache.clone();
-    let buckets = cache.keys.bucket_count();
-    PerBucket::start(
+    PerBucket::on_cache(
         "coupon_issue.lua",
-        BatchLimits::of(redis),
-        buckets,
-        move |_, requests| {
-            let cache = cache.clone();
-            async move { hot::issue_all(&cache, &requests).await }
-        },
+        cache,
+        redis,
+        |cache, _, requests| async move { hot::issue_all(&cache, &requests).await },
     )
 }
 
 /// Starts this instance's grant batchers (one per user bucket).
 pub fn grant_batcher(cache: &Cache, redis: &RedisConfig) -> GrantBatcher {
-    let cache = cache.clone();
-    let buckets = cache.keys.bucket_count();
-    PerBucket::start(
+    PerBucket::on_cache(
         "coupon_grant.lua",
-        BatchLimits::of(redis),
-        buckets,
-        move |_, coupons| {
-            let cache = cache.clone();
-            async move { hot::grant_all(&cache, &coupons).await }
-        },
+        cache,
+        redis,
+        |cache, _, coupons| async move { hot::grant_all(&cache, &coupons).await },
     )
 }
 
@@ -140,16 +129,11 @@ pub type ClaimBatcher = PerBucket<ClaimRequest, ClaimOutcome>;
 
 /// Starts this instance's claim batchers (one per campaign bucket).
 pub fn claim_batcher(cache: &Cache, redis: &RedisConfig) -> ClaimBatcher {
-    let cache = cache.clone();
-    let buckets = cache.keys.bucket_count();
-    PerBucket::start(
+    PerBucket::on_cache(
         "coupon_claim.lua",
-        BatchLimits::of(redis),
-        buckets,
-        move |_, requests| {
-            let cache = cache.clone();
-            async move { coupon_claim::claim_all(&cache, &requests).await }
-        },
+        cache,
+        redis,
+        |cache, _, requests| async move { coupon_claim::claim_all(&cache, &requests).await },
     )
 }
 

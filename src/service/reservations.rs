@@ -6,7 +6,6 @@
 
 use futures::future::join_all;
 
-use crate::cache::batch::BatchLimits;
 use crate::cache::keys::Bucket;
 use crate::cache::per_bucket::PerBucket;
 use crate::cache::reservations::SettleRequest;
@@ -36,31 +35,21 @@ pub type SettleBatcher = PerBucket<SettleRequest, bool>;
 /// Starts this instance's hold batchers: concurrent orders' holds in one product bucket become
 /// one stock_reserve.lua call.
 pub fn hold_batcher(cache: &Cache, redis: &RedisConfig) -> HoldBatcher {
-    let cache = cache.clone();
-    let buckets = cache.keys.bucket_count();
-    PerBucket::start(
+    PerBucket::on_cache(
         "stock_reserve.lua",
-        BatchLimits::of(redis),
-        buckets,
-        move |_, requests| {
-            let cache = cache.clone();
-            async move { held::hold_all(&cache, &requests).await }
-        },
+        cache,
+        redis,
+        |cache, _, requests| async move { held::hold_all(&cache, &requests).await },
     )
 }
 
 /// Starts this instance's settle batchers (one per product bucket).
 pub fn settle_batcher(cache: &Cache, redis: &RedisConfig) -> SettleBatcher {
-    let cache = cache.clone();
-    let buckets = cache.keys.bucket_count();
-    PerBucket::start(
+    PerBucket::on_cache(
         "stock_settle.lua",
-        BatchLimits::of(redis),
-        buckets,
-        move |bucket, requests| {
-            let cache = cache.clone();
-            async move { held::settle_all(&cache, bucket, &requests).await }
-        },
+        cache,
+        redis,
+        |cache, bucket, requests| async move { held::settle_all(&cache, bucket, &requests).await },
     )
 }
 
@@ -169,7 +158,7 @@ pub enum Holding {
 
 /// Holds the lines of one product bucket, loading their stock into Redis first if needed.
 async fn hold_one(state: &AppState, request: HoldRequest) -> Result<ReserveOutcome, AppError> {
-    let bucket = state.cache.keys.of_product(request.lines[0].0);
+    let bucket = request.bucket(&state.cache.keys);
     let outcome = state.stock_holds.submit(bucket, request.clone()).await?;
     if let ReserveOutcome::StockNotLoaded(_) = outcome {
         let ids: Vec<i64> = request.lines.iter().map(|(id, _)| *id).collect();

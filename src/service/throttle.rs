@@ -8,7 +8,6 @@
 //! operation itself, so they answer 503 right after; log-in and sign-up keep working on their
 //! per-instance budgets rather than locking everyone out while Redis is away.
 
-use crate::cache::batch::BatchLimits;
 use crate::cache::keys::Bucket;
 use crate::cache::per_bucket::PerBucket;
 use crate::cache::ratelimit::{self as buckets, Rate, TakeRequest, Verdict};
@@ -82,16 +81,11 @@ pub type RateBatcher = PerBucket<TakeRequest, Verdict>;
 /// The batcher `REDIS_BATCH_MAX` and `REDIS_BATCHES_IN_FLIGHT` ask for (with batches of one,
 /// each check is a call of its own).
 pub fn rate_batcher(cache: &Cache, redis: &RedisConfig) -> RateBatcher {
-    let cache = cache.clone();
-    let count = cache.keys.bucket_count();
-    PerBucket::start(
+    PerBucket::on_cache(
         "rate_gcra.lua",
-        BatchLimits::of(redis),
-        count,
-        move |_, requests| {
-            let cache = cache.clone();
-            async move { buckets::take_all(&cache, &requests).await }
-        },
+        cache,
+        redis,
+        |cache, _, requests| async move { buckets::take_all(&cache, &requests).await },
     )
 }
 
