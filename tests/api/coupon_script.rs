@@ -4,18 +4,13 @@
 use flashmart::cache::coupons::{self, CampaignTerms, IssueOutcome, IssueRequest};
 use fred::prelude::*;
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app_without_worker as app_without_worker, TestApp};
 
-const NOW: i64 = 1_800_000_000_000;
+/// The tests' clock, Unix ms.
+pub(crate) const NOW: i64 = 1_800_000_000_000;
 
-async fn app_without_worker() -> TestApp {
-    spawn_app_with(|env| {
-        env.insert("SETTLEMENT_WORKER", "off".into());
-    })
-    .await
-}
-
-async fn load(app: &TestApp, coupon_id: i64, total: i64) {
+/// Loads campaign `coupon_id` of `total` coupons, open around [`NOW`], valid for a day.
+pub(crate) async fn load(app: &TestApp, coupon_id: i64, total: i64) {
     let terms = CampaignTerms {
         coupon_id,
         total,
@@ -29,7 +24,7 @@ async fn load(app: &TestApp, coupon_id: i64, total: i64) {
 }
 
 /// The campaign's `issued` count as Redis holds it (`None`: not loaded).
-async fn issued(app: &TestApp, coupon_id: i64) -> Option<i64> {
+pub(crate) async fn issued(app: &TestApp, coupon_id: i64) -> Option<i64> {
     app.state
         .cache
         .client()

@@ -196,6 +196,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Spawns an app whose settlement worker is off, so the streams keep what the scripts append
+/// (for tests of the scripts themselves).
+pub async fn spawn_app_without_worker() -> TestApp {
+    spawn_app_with(|env| {
+        env.insert("SETTLEMENT_WORKER", "off".into());
+    })
+    .await
+}
+
 /// Spawns an app after letting the test change its environment.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut HashMap<&'static str, String>)) -> TestApp {
     let (url, database) = fresh_database().await;

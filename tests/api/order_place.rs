@@ -11,17 +11,10 @@ use flashmart::cache::reservations::{self as held, HoldRequest, ReserveOutcome a
 use flashmart::events::OrderLine;
 use fred::prelude::*;
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app_without_worker as app_without_worker, TestApp};
 
 const NOW: i64 = 1_800_000_000_000;
 const PRICE: i64 = 1_000;
-
-async fn app_without_worker() -> TestApp {
-    spawn_app_with(|env| {
-        env.insert("SETTLEMENT_WORKER", "off".into());
-    })
-    .await
-}
 
 /// A user id in `product`'s bucket (no account is needed at this level).
 fn user_of(app: &TestApp, product: i64, n: i64) -> i64 {
