@@ -130,6 +130,37 @@ row("coupon", "k6 coupon-rush responses by status (code)", codes(e), "only 201/4
 row("coupon", "coupons issued vs limit (rush campaign)",
     f"{f0(issued201)} × 201 in k6, {f0(rows_db)} rows in MySQL, limit {f0(limit)}",
     "exactly the limit", "k6 + MariaDB", issued201 == limit and rows_db == limit)
+def openloop_result(name):
+    """benches/openloop.rs's RESULT line in {W}/{name}.out, or None."""
+    try:
+        for line in open(f"{W}/{name}.out"):
+            if line.startswith("RESULT "):
+                return json.loads(line[len("RESULT "):])
+    except OSError:
+        pass
+    return None
+
+def openloop_figures(results):
+    """Rate, per-instance percentiles, queued requests, statuses and errors of openloop runs."""
+    return (f"{sum(r['rate'] for r in results):,.0f} req/s; p50 {'/'.join(f2(r['p50']) for r in results)} / "
+            f"p90 {'/'.join(f2(r['p90']) for r in results)} / p99 {'/'.join(f2(r['p99']) for r in results)} / "
+            f"max {'/'.join(f2(r['max']) for r in results)} ms (per instance); queued behind busy connections "
+            f"{sum(r['queued'] for r in results):,}; statuses "
+            f"{' '.join(f'{k}×{v:,}' for r in results for k, v in r['statuses'].items())}; "
+            f"errors {sum(r['errors'] for r in results)}")
+
+orush = [r for r in (openloop_result("openrush-0"), openloop_result("openrush-1")) if r]
+if orush:
+    open_issued = sum(r["statuses"].get("201", 0) for r in orush)
+    open_rows = int(facts.get("open_rush_rows", "-1") or -1)
+    expected = all(set(r["statuses"]) <= {"201", "409", "410"} and r["errors"] == 0 for r in orush)
+    row("coupon", f"the same rush from benches/openloop.rs (open loop, one thread per instance, each "
+        f"sending its half of the users; latency from each request's due time), a campaign of its own",
+        openloop_figures(orush), "p99 < 25 ms, only 201/409/410", "openloop",
+        max(r["p99"] for r in orush) < 25 and expected)
+    row("coupon", "coupons issued vs limit (openloop rush campaign)",
+        f"{f0(open_issued)} × 201, {f0(open_rows)} rows in MySQL, limit {f0(limit)}",
+        "exactly the limit", "openloop + MariaDB", open_issued == limit and open_rows == limit)
 wc = wrk("coupon")
 http_rate = wc["rps"] if wc else None
 if wc:
@@ -266,27 +297,13 @@ def paying_side(digest, label):
 
 paying_side(storm, "k6 popular-storm")
 
-def openloop(i):
-    """benches/openloop.rs's RESULT of instance i, or None."""
-    try:
-        for line in open(f"{W}/openloop-{i}.out"):
-            if line.startswith("RESULT "):
-                return json.loads(line[len("RESULT "):])
-    except OSError:
-        pass
-    return None
-
-ol = [r for r in (openloop(0), openloop(1)) if r]
+ol = [r for r in (openloop_result("openloop-0"), openloop_result("openloop-1")) if r]
 if ol:
     worst = max(r["p99"] for r in ol)
     ok = all(set(r["statuses"]) == {"200"} and r["errors"] == 0 for r in ol)
     row("popular", f"the same popular reads from benches/openloop.rs (open loop, one thread per instance, "
         f"latency from each request's due time) while k6 pays at {os.environ.get('BENCH_STORM_PAY_RATE', '300')}/s",
-        f"{sum(r['rate'] for r in ol):,.0f} req/s; p50 {'/'.join(f2(r['p50']) for r in ol)} / "
-        f"p90 {'/'.join(f2(r['p90']) for r in ol)} / p99 {'/'.join(f2(r['p99']) for r in ol)} / "
-        f"max {'/'.join(f2(r['max']) for r in ol)} ms (per instance); queued behind busy connections "
-        f"{sum(r['queued'] for r in ol):,}; statuses {' '.join(f'{k}×{v:,}' for r in ol for k, v in r['statuses'].items())}; "
-        f"errors {sum(r['errors'] for r in ol)}",
+        openloop_figures(ol),
         "p99 < 10 ms", "openloop", worst < 10 and ok)
     paying_side(k6("openpay")[0], "openloop popular-storm, k6")
 

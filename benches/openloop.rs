@@ -1,4 +1,4 @@
-//! An open-loop GET generator for `make bench`, much cheaper per request than k6: requests
+//! An open-loop HTTP generator for `make bench`, much cheaper per request than k6: requests
 //! leave at a fixed rate whatever the server does, and each one's latency is measured from the
 //! moment it was due, not from when a connection was free (so a stalled server shows up as
 //! latency, not as fewer requests: no coordinated omission). The timer ticks in milliseconds,
@@ -12,7 +12,12 @@
 //! ```text
 //! cargo bench --bench openloop -- --url http://127.0.0.1:8080/api/v1/products/popular \
 //!     --token "$TOKEN" --rate 2000 --duration 15 --connections 64
+//! cargo bench --bench openloop -- --method POST --tokens-file tokens.csv --users 0/2 \
+//!     --url http://127.0.0.1:8080/api/v1/coupons/7/issue --rate 1500 --duration 15
 //! ```
+//! With `--tokens-file` (the load tests' `id,email,token` lines) request n is sent by the
+//! n-th user of the file's share `--users K/N` (the lines whose index is K modulo N), round
+//! robin: a rush of many users, as k6's coupon-rush sends it.
 //! Prints one `RESULT {json}` line: requests sent and answered, statuses, achieved rate,
 //! latency percentiles (ms), and requests that could not be sent on time because every
 //! connection was busy (they still count, with their waiting time in the latency).
@@ -28,14 +33,23 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
 
 #[derive(Parser, Debug)]
-#[command(about = "Open-loop fixed-rate HTTP GET load with latency from each request's due time")]
+#[command(about = "Open-loop fixed-rate HTTP load with latency from each request's due time")]
 struct Args {
     /// Full URL (http only), e.g. http://127.0.0.1:8080/api/v1/products/popular.
     #[arg(long)]
     url: String,
+    /// GET, or POST (with an empty body).
+    #[arg(long, default_value = "GET")]
+    method: String,
     /// Bearer token sent with every request (none if empty).
     #[arg(long, default_value = "")]
     token: String,
+    /// `id,email,token` lines: each request is sent by the next user of the share instead.
+    #[arg(long)]
+    tokens_file: Option<std::path::PathBuf>,
+    /// This generator's share of the tokens file, `K/N`: the lines whose index is K mod N.
+    #[arg(long, default_value = "0/1")]
+    users: String,
     /// Requests per second.
     #[arg(long, default_value_t = 2000)]
     rate: u32,
@@ -46,6 +60,12 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     connections: usize,
 }
+
+/// A request's due time and its bytes.
+type Due = (Instant, Arc<[u8]>);
+
+/// The queue of due requests every connection takes from.
+type DueQueue = Arc<Mutex<mpsc::Receiver<Due>>>;
 
 /// What one connection measured.
 #[derive(Default)]
@@ -65,22 +85,13 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let (host, path) = split_url(&args.url)?;
-    let mut request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n");
-    if !args.token.is_empty() {
-        request.push_str(&format!("Authorization: Bearer {}\r\n", args.token));
-    }
-    request.push_str("\r\n");
-    let request: Arc<[u8]> = Arc::from(request.into_bytes());
-
-    let (due_tx, due_rx) = mpsc::channel::<Instant>(1 << 20);
+    let requests = requests(&args, &host, &path)?;
+    let (due_tx, due_rx) = mpsc::channel::<Due>(1 << 20);
     let due_rx = Arc::new(Mutex::new(due_rx));
     let mut workers = Vec::new();
     for _ in 0..args.connections.max(1) {
-        let (host, request, due_rx) = (host.clone(), request.clone(), due_rx.clone());
-        workers.push(tokio::spawn(async move {
-            connection(host, request, due_rx).await
-        }));
+        let (host, due_rx) = (host.clone(), due_rx.clone());
+        workers.push(tokio::spawn(async move { connection(host, due_rx).await }));
     }
 
     let start = Instant::now() + Duration::from_millis(200);
@@ -92,7 +103,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if due_tx.capacity() < due_tx.max_capacity() {
             late += 1; // earlier ones still wait for a connection: this one queues behind them
         }
-        due_tx.send(due).await.context("every connection failed")?;
+        let request = requests[(k % requests.len() as u64) as usize].clone();
+        due_tx
+            .send((due, request))
+            .await
+            .context("every connection failed")?;
     }
     drop(due_tx);
     let sent_secs = start.elapsed().as_secs_f64();
@@ -134,6 +149,48 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The requests to send in turn: one, or one per user of the tokens file's share.
+fn requests(args: &Args, host: &str, path: &str) -> anyhow::Result<Vec<Arc<[u8]>>> {
+    let method = args.method.to_ascii_uppercase();
+    if method != "GET" && method != "POST" {
+        bail!("--method GET or POST, not {}", args.method);
+    }
+    let one = |token: &str| -> Arc<[u8]> {
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n");
+        if !token.is_empty() {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        if method == "POST" {
+            request.push_str("Content-Length: 0\r\n");
+        }
+        request.push_str("\r\n");
+        Arc::from(request.into_bytes())
+    };
+    let Some(file) = &args.tokens_file else {
+        return Ok(vec![one(&args.token)]);
+    };
+    let (k, n) = args
+        .users
+        .split_once('/')
+        .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+        .filter(|(k, n)| k < n)
+        .context("--users K/N with K < N")?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file:?}"))?;
+    let all: Vec<Arc<[u8]>> = text
+        .lines()
+        .filter_map(|line| line.rsplit(',').next())
+        .filter(|token| !token.trim().is_empty())
+        .enumerate()
+        .filter(|(i, _)| i % n == k)
+        .map(|(_, token)| one(token.trim()))
+        .collect();
+    if all.is_empty() {
+        bail!("no tokens in {file:?} for share {k}/{n}");
+    }
+    Ok(all)
+}
+
 /// `http://host:port/path` → ("host:port", "/path").
 fn split_url(url: &str) -> anyhow::Result<(String, String)> {
     let Some(rest) = url.strip_prefix("http://") else {
@@ -148,19 +205,15 @@ fn split_url(url: &str) -> anyhow::Result<(String, String)> {
 
 /// One keep-alive connection: takes due times off the shared queue and answers each with its
 /// latency; reconnects after an error (the failed request counts as an error).
-async fn connection(
-    host: String,
-    request: Arc<[u8]>,
-    due_rx: Arc<Mutex<mpsc::Receiver<Instant>>>,
-) -> Tally {
+async fn connection(host: String, due_rx: DueQueue) -> Tally {
     let mut tally = Tally::default();
     let mut stream: Option<TcpStream> = None;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let due = {
+        let (due, request) = {
             let mut rx = due_rx.lock().await;
             match rx.recv().await {
-                Some(due) => due,
+                Some(next) => next,
                 None => return tally,
             }
         };

@@ -7,7 +7,8 @@
 # Release build; private services (scripts/services.sh; exported DATABASE_URL + REDIS_URL win);
 # a fresh database + Redis key prefix; demo data + BENCH_USERS bulk users with tokens; TWO
 # `flashmart serve` instances on free loopback ports, each with its own metrics listener. Then:
-#   1. k6 coupon-rush       burst on one campaign of BENCH_RUSH_LIMIT (exactly that many issued)
+#   1. k6 coupon-rush       burst on one campaign of BENCH_RUSH_LIMIT (exactly that many issued);
+#                           then the same rush on a campaign of its own from benches/openloop.rs
 #   2. wrk coupon issue     max HTTP issue rate, distinct user×campaign pairs (real issues)
 #   3. redis-benchmark      the same coupon_issue.lua (lib/ text + driver) by EVALSHA (Redis limit), one request
 #                           per call, then BENCH_RB_BATCH requests per call (group commit)
@@ -295,6 +296,24 @@ main() {
     -e COUPON_ID="$rush" -e COUPON_LIMIT="$RUSH_LIMIT" -e EXPECT_SOLD_OUT=1
   phase_end
 
+  # 1b. the same rush from the cheap open-loop generator (benches/openloop.rs, one thread per
+  # instance, each sending its half of the users in turn), on a campaign of its own: the
+  # rush's latency without k6's own share of the CPU on the sending side
+  local open_rush i rush_pids=()
+  open_rush="$(lt_create_campaign "bench rush openloop" "$RUSH_LIMIT")"
+  fact open_rush_coupon "$open_rush"
+  phase_begin "openloop coupon-rush"
+  for i in 0 1; do
+    /usr/bin/time -f '%U %S' -o "$W/openrush-$i.time" "$OPEN_BIN" --method POST \
+      --url "${LT_BASES[$i]}/api/v1/coupons/$open_rush/issue" --tokens-file "$LT_TOKENS" \
+      --users "$i/2" --rate "$((RUSH_RATE / 2))" --duration "$D" --connections "$HALF" \
+      >"$W/openrush-$i.out" 2>&1 &
+    rush_pids+=($!)
+  done
+  for i in "${rush_pids[@]}"; do wait "$i" || lt_log "openloop rush failed"; done
+  gen_time "$W/openrush-0.time" "$W/openrush-1.time"
+  phase_end
+
   # 2. wrk coupon issue: 25 campaigns of 10M, distinct user×campaign pairs (500k with 20k
   #    users: more than wrk can issue in a phase at ~14k/s, so every call really issues)
   run_k6 prep-coupons prepare -e CAMPAIGNS=25 -e CAMPAIGN_QUANTITY=10000000
@@ -473,6 +492,7 @@ main() {
   fact audit_rc "$audit_rc"
   fact audit_seconds "$((SECONDS - t_audit))"
   fact rush_rows "$(lt_sql "$LT_DB_NAME" -e "SELECT COUNT(*) FROM user_coupons WHERE coupon_id = $rush")"
+  fact open_rush_rows "$(lt_sql "$LT_DB_NAME" -e "SELECT COUNT(*) FROM user_coupons WHERE coupon_id = $open_rush")"
   local hot
   hot="$(jq -r '.digest.setup.hot | join(",")' "$W/k6-flash.json" 2>/dev/null || true)"
   if [[ -n "$hot" ]]; then
