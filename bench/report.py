@@ -234,6 +234,61 @@ for name in ("order", "pay", "browse"):
     row("order+pay", f"k6 flash-sale `{name}` (buyers at {os.environ.get('BENCH_FLASH_RATE', '1000')}/s, browsing at half that)",
         f"{f0(e.get('count'))} req, {f0(e.get('perSecond'))} req/s; {lat_str(p50, p95, p99)}; {codes(e)}",
         "p99 < 50 ms; 201/409, 200/402/409, 200", "k6", None if p99 is None else p99 < 50)
+def phase_tag(name):
+    """The index bench.sh gave phase `name` (its metrics scrapes are m-<index>-a/b), or None."""
+    try:
+        for line in open(f"{W}/cpu.tsv"):
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) > 1 and cols[1] == name:
+                return cols[0]
+    except OSError:
+        pass
+    return None
+
+def route_histogram(tag, method, route):
+    """Both instances' http_request_duration_seconds buckets of one route ({le: count}, every
+    status) in the scrape `tag`."""
+    out = {}
+    for i in (0, 1):
+        try:
+            lines = open(f"{W}/m-{tag}-{i}.txt").read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if not line.startswith("http_request_duration_seconds_bucket{"):
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line[:line.rindex("}")]))
+            if labels.get("method") != method or labels.get("route") != route:
+                continue
+            le = float("inf") if labels["le"] == "+Inf" else float(labels["le"])
+            out[le] = out.get(le, 0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+def bound_at(buckets, q):
+    """The smallest bucket bound holding at least q of the observations, or None."""
+    n = buckets.get(float("inf"), 0)
+    for le in sorted(buckets):
+        if n and buckets[le] >= q * n:
+            return le
+    return None
+
+flash_tag = phase_tag("k6 flash-sale")
+for name, method, route in (("order", "POST", "/api/v1/orders"),
+                            ("pay", "POST", "/api/v1/orders/{orderId}/payment")):
+    if not flash_tag:
+        break
+    before = route_histogram(f"{flash_tag}-a", method, route)
+    after = route_histogram(f"{flash_tag}-b", method, route)
+    diff = {le: after[le] - before.get(le, 0) for le in after}
+    n = diff.get(float("inf"), 0)
+    if not n:
+        continue
+    p50, p99 = bound_at(diff, 0.5), bound_at(diff, 0.99)
+    show = lambda b: "—" if b is None else ("> 10 s" if b == float("inf") else f"≤ {b * 1000:g} ms")
+    row("order+pay", f"flash-sale `{name}` measured by the server (both instances' "
+        f"http_request_duration_seconds, request in to response out; k6's own scheduling not included)",
+        f"{n:,.0f} req; p50 {show(p50)} / p99 {show(p99)} (histogram bucket bounds)",
+        "p99 ≤ 50 ms", "Prometheus histogram", None if p99 is None else p99 <= 0.05)
 sold_stock = facts.get("hot_sold_stock", "").split()
 fx = (flash or {}).get("extra", {})
 if len(sold_stock) == 2:

@@ -1,7 +1,8 @@
 -- order_pay.lua: pay a PENDING order from the prepaid balance: balance, order and coupon change
 -- together in the user's bucket, and `order.paid` is appended. Once per idempotency key. The
--- products' buckets then turn the order's reservations into sold units and count them for the
--- ranking (stock_settle.lua commit; docs/ARCHITECTURE.md §4b).
+-- settlement worker, reading `order.paid`, then turns the order's reservations in the products'
+-- buckets into sold units and counts them for the ranking (stock_settle.lua commit;
+-- docs/ARCHITECTURE.md §4b).
 --
 -- KEYS[1]  {u}:order:{orderId}             order hash
 -- KEYS[2]  {u}:bal:{userId}                balance
@@ -17,13 +18,12 @@
 -- KEYS[7]  {u}:rl:payments:u{userId}      the payer's budget (in the payer's bucket)
 -- ARGV[9]  emission interval µs   ARGV[10]  burst   ARGV[11]  request id (once per request)
 --
--- The caller need not read the order first: it names the order and itself, and learns the
--- order's lines from the reply (and its coupon from -8, when it did not know it).
+-- The caller need not read the order first: it names the order and itself (and learns the
+-- order's coupon from -8, when it did not know it).
 --
 -- Returns:
---   {1, paymentId, amount, balance, paidAtMs, items}   paid now (items: the order's lines, JSON)
---   {0, paymentId, amount, balance, paidAtMs, items}   replay of this key for this order (items
---                           '' once Redis no longer holds the order)
+--   {1, paymentId, amount, balance, paidAtMs}   paid now
+--   {0, paymentId, amount, balance, paidAtMs}   replay of this key for this order
 --   {-1, total, balance}    balance too low (nothing changed)
 --   {-2, status}            not payable: PAID, EXPIRED, CANCELLED, or PENDING past its deadline
 --   {-3}                    Redis does not hold the balance (caller loads it, calls again)
@@ -53,8 +53,7 @@ if prior then
   if orderId ~= ARGV[1] then
     return {-6}
   end
-  local items = redis.call('HGET', KEYS[1], 'items') or ''
-  return {0, paymentId, tonumber(amount), tonumber(balance), tonumber(paidAt), items}
+  return {0, paymentId, tonumber(amount), tonumber(balance), tonumber(paidAt)}
 end
 local o = redis.call('HMGET', KEYS[1], 'userId', 'status', 'total', 'expiresAt', 'items',
   'userCouponId', 'subtotal', 'discount', 'createdAt')
@@ -114,4 +113,4 @@ local data = cjson.encode({
 })
 redis.call('XADD', KEYS[5], '*', 'id', ARGV[5], 'type', 'order.paid', 'v', '1',
   'at', ARGV[3], 'data', data)
-return {1, ARGV[4], total, after, now, o[5]}
+return {1, ARGV[4], total, after, now}

@@ -9,7 +9,7 @@
 #   - order + pay:  wrk, AB_CONNS/2 connections, each creates an order of one unit and pays it.
 # It prints, per binary and round, the rate and the CPU of the instance, of Redis and of MariaDB
 # divided by the decisions made (µs per issued coupon, per paid order), then the median over the
-# rounds. MariaDB's CPU is counted until 2 s after the load stops (settlement runs behind).
+# rounds. CPU is counted until 2 s after the load stops (settlement runs behind).
 # CPU per decision is what to read on a shared box; rates move with whatever else runs.
 # Env: AB_SECS (10) per phase, AB_CONNS (64), AB_USERS (8000); AB_ENV_A / AB_ENV_B: extra
 # VAR=value words for the instance of A / of B (e.g. AB_ENV_B="REDIS_BUCKETS=1").
@@ -43,15 +43,15 @@ hz="$(getconf CLK_TCK)"
 
 # measure NAME STATUS PID WRK_ARGS…: runs wrk (its output in $LT_WORK/NAME.out) and prints
 # "decisions/s app_µs redis_µs mariadb_µs" per decision, a decision being a response whose
-# status key in the wrk report is STATUS (MariaDB until 2 s after wrk: settlement runs behind)
+# status key in the wrk report is STATUS (each counted until 2 s after wrk: settlement, and
+# the steps it takes in Redis, run behind the requests)
 measure() {
   local name="$1" status="$2" pid="$3" a0 r0 d0 a1 r1 d1 n
   shift 3
   a0="$(ticks "$pid")" r0="$(ticks "$REDIS_PID")" d0="$(ticks "$DB_PID")"
   WRK_DIR="$WRK_SCRIPTS" wrk --timeout 10s -d"${SECS}s" "$@" >"$LT_WORK/$name.out" 2>&1
-  a1="$(ticks "$pid")" r1="$(ticks "$REDIS_PID")"
   sleep 2
-  d1="$(ticks "$DB_PID")"
+  a1="$(ticks "$pid")" r1="$(ticks "$REDIS_PID")" d1="$(ticks "$DB_PID")"
   n="$(sed -n 's/^WRK //p' "$LT_WORK/$name.out" | jq --arg s "$status" '.statuses[$s] // 0')"
   awk -v n="$n" -v s="$SECS" -v a=$((a1 - a0)) -v r=$((r1 - r0)) -v d=$((d1 - d0)) \
     -v hz="$hz" 'BEGIN{n = n > 0 ? n : 1

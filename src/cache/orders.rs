@@ -307,9 +307,6 @@ pub enum PayOutcome {
         paid_at_ms: i64,
         /// Whether this was a replay.
         replay: bool,
-        /// The order's lines (for the stock step); `None` on a replay once Redis no longer
-        /// holds the order.
-        items: Option<Vec<OrderLine>>,
     },
     /// The balance does not cover the total.
     InsufficientBalance {
@@ -388,21 +385,13 @@ impl ScriptCall for PayCall<'_> {
 
     fn decode(reply: Reply) -> anyhow::Result<PayOutcome> {
         Ok(match reply.int(0)? {
-            status @ (0 | 1) => {
-                let items = reply.text(5)?;
-                PayOutcome::Paid {
-                    payment_id: reply.text(1)?,
-                    amount: reply.int(2)?,
-                    balance: reply.int(3)?,
-                    paid_at_ms: reply.int(4)?,
-                    replay: status == 0,
-                    items: if items.is_empty() {
-                        None
-                    } else {
-                        Some(serde_json::from_str(&items)?)
-                    },
-                }
-            }
+            status @ (0 | 1) => PayOutcome::Paid {
+                payment_id: reply.text(1)?,
+                amount: reply.int(2)?,
+                balance: reply.int(3)?,
+                paid_at_ms: reply.int(4)?,
+                replay: status == 0,
+            },
             -1 => PayOutcome::InsufficientBalance {
                 required: reply.int(1)?,
                 balance: reply.int(2)?,

@@ -130,6 +130,10 @@ fn describe_sale() {
         "Reservations the sweeper ended after a saga step was cut off, by outcome."
     );
     describe_counter!(
+        "stock_reservations_committed_total",
+        "Paid orders' reservations the settlement worker committed on reading order.paid."
+    );
+    describe_counter!(
         "payments_total",
         "Order payments, by result (paid, insufficient_balance, …)."
     );

@@ -1,11 +1,12 @@
 //! Payment of an order from the prepaid balance: one script settles balance, order and coupon
-//! together in the user's bucket; the products' buckets then commit the order's reservations.
+//! together in the user's bucket and appends `order.paid`; the settlement worker then commits
+//! the order's reservations in the products' buckets (settlement::stock_commit).
 
 use crate::cache::orders::{self as hot, PayCall, PayOutcome};
 use crate::domain::{Caller, UserId};
 use crate::error::AppError;
 use crate::service::throttle::{self, Budget};
-use crate::service::{orders, reservations, wallet};
+use crate::service::{orders, wallet};
 use crate::state::AppState;
 
 /// A completed (or replayed) payment.
@@ -95,16 +96,11 @@ pub async fn pay(
             amount,
             balance,
             paid_at_ms,
-            items,
             ..
         } => {
-            // Last step of the payment saga (also after a replay, which repairs a crash before
-            // it); a failure leaves it to the reservation sweeper, and the payment stands.
-            let items = items.unwrap_or_default();
-            if let Err(e) = reservations::commit(state, order_id, &items, paid_at_ms).await {
-                tracing::warn!(%order_id, error = format!("{e:#}"),
-                    "committing a paid order's stock failed; the sweeper will");
-            }
+            // The saga's last step, the commit of the order's reservations in its products'
+            // buckets, is the settlement worker's on reading `order.paid`
+            // (settlement::stock_commit): the payer does not wait for it.
             Ok(Paid {
                 order_id: order_id.to_owned(),
                 payment_id,

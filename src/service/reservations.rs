@@ -1,8 +1,9 @@
 //! The stock side of the order saga (docs/ARCHITECTURE.md §4b): an order's units are held in
 //! each product bucket before the order exists, and end there after the order's own bucket has
-//! decided — committed once it is paid, released once it ended unpaid. A reservation whose order
-//! never appeared, or whose last step a crash cut off, is resolved by [`sweep_once`] when its
-//! time is up: the order's deadline plus [`RESERVATION_GRACE_MS`].
+//! decided — committed once it is paid (by the settlement worker, settlement::stock_commit),
+//! released once it ended unpaid. A reservation whose order never appeared, or whose last step
+//! a crash cut off, is resolved by [`sweep_once`] when its time is up: the order's deadline
+//! plus [`RESERVATION_GRACE_MS`].
 
 use futures::future::join_all;
 
@@ -177,20 +178,6 @@ pub async fn load_stock(state: &AppState, product_ids: &[i64]) -> Result<(), App
     )
     .await?;
     Ok(())
-}
-
-/// Last step of a payment: the order's units stay sold in every product bucket and count for
-/// the ranking in the hour of `paid_at_ms`. Safe to repeat.
-pub async fn commit(
-    state: &AppState,
-    order_id: &str,
-    items: &[OrderLine],
-    paid_at_ms: i64,
-) -> anyhow::Result<()> {
-    let how = Settle::Commit {
-        hour: crate::cache::popular::hour_of(paid_at_ms),
-    };
-    settle_all(state, order_id, items, how).await
 }
 
 /// Last step of an expiry or cancel (or of a refused creation): the order's units go back to

@@ -9,11 +9,14 @@
 //! - an entry that keeps failing goes to the dead-letter stream after
 //!   [`WorkerConfig::max_failures`] attempts, counted across all workers;
 //! - the stream is trimmed only below what the group has acknowledged;
+//! - the paid orders it reads have their reservations committed in Redis before the batch goes
+//!   to MySQL ([`stock_commit`]): the payment saga's last step rides on the stream;
 //! - `serve` runs it on a thread of its own ([`runner`]), so HTTP load cannot starve it.
 
 pub mod apply;
 pub mod plan;
 pub mod runner;
+pub mod stock_commit;
 pub mod stream;
 pub mod worker;
 pub mod workers;

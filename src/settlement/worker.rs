@@ -7,6 +7,7 @@ use fred::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{apply_batch, BatchOutcome};
+use super::stock_commit;
 use super::stream::{self, RawEntry, Stream};
 use crate::cache::batch::Batcher;
 use crate::cache::Cache;
@@ -254,6 +255,8 @@ impl StreamWorker {
         if envelopes.is_empty() {
             return Ok(outcome);
         }
+        // The payment saga's last step (stock_commit.rs), before MySQL: it needs only Redis.
+        stock_commit::commit_paid(&self.cache, &envelopes).await?;
         let started = Instant::now();
         let merged = match self.applier.submit(envelopes.clone()).await {
             Ok(Some(done)) => Ok(done),

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{json_of, spawn_app, TestApp, TestUser};
+use crate::helpers::{json_of, spawn_app, wait_for_drain, TestApp, TestUser};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -85,6 +85,8 @@ async fn the_top_five_counts_paid_units_of_the_last_72_hours_with_ties_by_lower_
     buy(&app, &user, p[5], 50, false).await; // reserved, never paid: not counted
     buy(&app, &user, p[6], 1, true).await; // ties with p0 but loses the fifth place
 
+    // A payment counts once the settlement worker has read it (it commits the units).
+    wait_for_drain(&app.state.cache).await;
     let body = popular(&app, &user).await;
     assert_eq!(
         ranking(&body),
@@ -159,6 +161,7 @@ async fn fewer_sales_give_a_shorter_ranking_and_none_an_empty_one() {
     let b = app.create_product(&admin, "B", 1_000, 10).await;
     buy(&app, &user, b, 2, true).await;
     buy(&app, &user, a, 1, true).await;
+    wait_for_drain(&app.state.cache).await; // the worker has committed the units
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // past the cache age
     assert_eq!(ranking(&popular(&app, &user).await), vec![(b, 2), (a, 1)]);
 }

@@ -528,3 +528,73 @@ async fn an_idle_step_reads_nothing_and_the_next_charge_still_settles() {
     assert_settled_once(&app, &user, &[900]).await;
     app.assert_audit_passes().await;
 }
+
+/// The payment saga's last step rides on the stream: the request that pays leaves the order's
+/// reservation live, the worker that reads `order.paid` commits it (the units stay sold and
+/// are ranked), and the same event read again commits nothing more.
+#[tokio::test]
+async fn a_paid_orders_units_are_committed_by_the_worker_that_reads_it_and_only_once() {
+    let app = app_without_worker().await;
+    let admin = app.new_admin().await;
+    let user = app.new_user().await;
+    let product = app.create_product(&admin, "Kettle", 1_000, 10).await;
+    charge_each(&app, &user, &[5_000]).await;
+    let order = app.order_one(&user, product, 3).await;
+    let order_id = order["orderId"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/orders/{order_id}/payment");
+    let paid = app
+        .call(reqwest::Method::POST, &path, Some(&user.token), None)
+        .await;
+    assert_eq!(paid.status(), 200);
+
+    let cache = &app.state.cache;
+    let bucket = cache.keys.of_product(product);
+    let now_ms = app.state.clock.now_ms();
+    let reservation = flashmart::cache::reservations::read(cache, bucket, &order_id)
+        .await
+        .expect("read");
+    assert!(
+        reservation.is_some(),
+        "the payer leaves the commit to the worker"
+    );
+    let ranked = || async {
+        flashmart::cache::popular::top(cache, now_ms, 5)
+            .await
+            .expect("ranking")
+    };
+    assert_eq!(
+        ranked().await,
+        vec![],
+        "not ranked before the worker reads it"
+    );
+
+    let mut w = worker(&app, "w1", WorkerConfig::default()).await;
+    while w.run_once().await.expect("a step").read > 0 {}
+    let reservation = flashmart::cache::reservations::read(cache, bucket, &order_id)
+        .await
+        .expect("read");
+    assert!(reservation.is_none(), "committed by the worker");
+    assert_eq!(ranked().await, vec![(product, 3)]);
+    let left = flashmart::cache::stock::available(cache, &[product])
+        .await
+        .expect("stock")[0];
+    assert_eq!(left, Some(7), "the units stay sold");
+
+    // The same events read again (a redelivery, a reclaim): nothing ends twice.
+    let entries: Vec<(String, HashMap<String, String>)> = cache
+        .client()
+        .xrange(only_stream(cache).events, "-", "+", None)
+        .await
+        .expect("XRANGE");
+    let again: Vec<Envelope> = entries
+        .iter()
+        .map(|(id, fields)| Envelope::from_fields(id, fields).expect("an envelope"))
+        .collect();
+    assert!(again.iter().any(|e| e.event_type == "order.paid"));
+    let ended = flashmart::settlement::stock_commit::commit_paid(cache, &again)
+        .await
+        .expect("commit again");
+    assert_eq!(ended, 0, "a reservation ends once");
+    assert_eq!(ranked().await, vec![(product, 3)], "counted once");
+    app.assert_audit_passes().await;
+}
