@@ -89,15 +89,17 @@ pub fn hold_requests(
         .collect()
 }
 
-/// What an order's holds (one outcome per product bucket) come to: [`Holding::Held`] when every
-/// bucket held; otherwise every bucket's units of the order are released, and the refusal of
-/// the earliest line, a failure, or [`Holding::Spent`] is returned.
+/// What an order's holds (one outcome per product bucket, in [`hold_requests`]'s order) come
+/// to: [`Holding::Held`] when every bucket held; otherwise the order's units are released in
+/// the buckets that may hold them (those that held, and those whose answer was lost), and the
+/// refusal of the earliest line, a failure, or [`Holding::Spent`] is returned.
 pub async fn after_holds(
     state: &AppState,
     order_id: &str,
     items: &[OrderLine],
     outcomes: Vec<Result<ReserveOutcome, AppError>>,
 ) -> Result<Holding, AppError> {
+    let to_release = lines_maybe_held(&state.cache.keys, items, &outcomes);
     let mut refusal: Option<(usize, AppError)> = None;
     let mut failure: Option<AppError> = None;
     let mut spent = false;
@@ -133,18 +135,46 @@ pub async fn after_holds(
     if error.is_none() && !spent {
         return Ok(Holding::Held);
     }
-    if let Err(e) = release(state, order_id, items).await {
-        // The sweeper releases them at their due time.
-        tracing::warn!(
-            order_id,
-            error = format!("{e:#}"),
-            "releasing a refused order's stock failed"
-        );
+    // A bucket that answered "not enough stock" or "ended before" holds nothing of this id (a
+    // hold that held answers "held" to any re-send), so only the others have units to give back.
+    if !to_release.is_empty() {
+        if let Err(e) = release(state, order_id, &to_release).await {
+            // The sweeper releases them at their due time.
+            tracing::warn!(
+                order_id,
+                error = format!("{e:#}"),
+                "releasing a refused order's stock failed"
+            );
+        }
     }
     match error {
         Some(error) => Err(error),
         None => Ok(Holding::Spent),
     }
+}
+
+/// The lines of the buckets whose hold outcome leaves units held under the order's id, or may:
+/// held, or unknown (the call failed). All of them if the outcomes do not match the buckets.
+fn lines_maybe_held(
+    keys: &Keys,
+    items: &[OrderLine],
+    outcomes: &[Result<ReserveOutcome, AppError>],
+) -> Vec<OrderLine> {
+    let buckets: Vec<Bucket> = held::lines_by_bucket(keys, items).into_keys().collect();
+    if buckets.len() != outcomes.len() {
+        return items.to_vec();
+    }
+    let maybe_held: Vec<Bucket> = buckets
+        .into_iter()
+        .zip(outcomes)
+        .filter(|(_, outcome)| matches!(outcome, Ok(ReserveOutcome::Held) | Err(_)))
+        .map(|(bucket, _)| bucket)
+        .collect();
+    items
+        .iter()
+        .filter(|line| maybe_held.contains(&keys.of_product(line.product_id)))
+        .cloned()
+        .collect()
 }
 
 /// What step 1 of order creation left.

@@ -37,6 +37,7 @@ mod settlement;
 mod settlement_batch;
 mod slow_clients;
 mod startup_wait;
+mod stock_refusals;
 mod storefront;
 mod stream_lag;
 mod wallet;
