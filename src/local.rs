@@ -1,8 +1,8 @@
 //! This instance's in-memory handles that the shared state holds: the login attempt limiter,
-//! a single-flight snapshot cache and the copy of users' token generations (trusted briefly, or
-//! longer while the [`crate::logout_feed`] vouches for it). They depend on nothing in
-//! `service`, so `state` does not either (services use the state; the state never uses a
-//! service).
+//! a single-flight snapshot cache (and the rendering of its snapshot) and the copy of users'
+//! token generations (trusted briefly, or longer while the [`crate::logout_feed`] vouches for
+//! it). They depend on nothing in `service`, so `state` does not either (services use the
+//! state; the state never uses a service).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -82,6 +82,44 @@ impl<T> Memo<T> {
     /// The lock a refreshing caller holds, so only one computes at a time.
     pub fn refresh_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.refresh
+    }
+}
+
+/// The bytes a shared snapshot was rendered to, kept while that snapshot is the one served:
+/// every reader of the same snapshot ([`Memo`]'s `Arc`) gets the one rendering instead of
+/// rendering it again. Holding the snapshot keeps its identity unique.
+pub struct Rendered<T> {
+    last: Mutex<Option<(Arc<T>, axum::body::Bytes)>>,
+}
+
+impl<T> Default for Rendered<T> {
+    fn default() -> Self {
+        Self {
+            last: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> Rendered<T> {
+    /// The rendering of `value`: the kept one if `value` is the snapshot it was made from,
+    /// else `render(value)`, kept from now on.
+    pub fn of<E>(
+        &self,
+        value: &Arc<T>,
+        render: impl FnOnce(&T) -> Result<Vec<u8>, E>,
+    ) -> Result<axum::body::Bytes, E> {
+        {
+            let guard = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((of, bytes)) = guard.as_ref() {
+                if Arc::ptr_eq(of, value) {
+                    return Ok(bytes.clone());
+                }
+            }
+        }
+        let bytes = axum::body::Bytes::from(render(value)?);
+        let mut guard = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        *guard = Some((value.clone(), bytes.clone()));
+        Ok(bytes)
     }
 }
 
@@ -555,5 +593,35 @@ mod tests {
             .load(7, || async { Ok::<_, &str>(Known::NoSuchUser) })
             .await;
         assert_eq!(again, Ok(Known::NoSuchUser));
+    }
+
+    #[test]
+    fn a_snapshot_is_rendered_once_and_a_new_one_again() {
+        let rendered = Rendered::<u32>::default();
+        let renders = std::cell::Cell::new(0);
+        let render = |value: &u32| {
+            renders.set(renders.get() + 1);
+            Ok::<_, ()>(value.to_string().into_bytes())
+        };
+        let first = Arc::new(7);
+        assert_eq!(rendered.of(&first, render), Ok("7".into()));
+        assert_eq!(rendered.of(&first, render), Ok("7".into()));
+        assert_eq!(renders.get(), 1, "the same snapshot is rendered once");
+        // An equal value in a new snapshot is a new snapshot: rendered again.
+        let second = Arc::new(7);
+        assert_eq!(rendered.of(&second, render), Ok("7".into()));
+        let third = Arc::new(8);
+        assert_eq!(rendered.of(&third, render), Ok("8".into()));
+        assert_eq!(renders.get(), 3);
+        assert_eq!(
+            rendered.of(&first, |_| Err("failed")),
+            Err("failed"),
+            "a failed rendering is the caller's error"
+        );
+        assert_eq!(
+            rendered.of(&third, render),
+            Ok("8".into()),
+            "and keeps the last one"
+        );
     }
 }

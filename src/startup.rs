@@ -135,6 +135,7 @@ impl Application {
             generations: generations.clone(),
             config: Arc::new(config),
             popular: Default::default(),
+            popular_body: Default::default(),
             login_attempts: Arc::new(crate::service::login::attempt_limiter(
                 config_login_attempts,
             )),

@@ -49,6 +49,8 @@ pub struct Shared {
     pub generations: Arc<crate::local::Generations>,
     /// This instance's cache of the popular-products ranking.
     pub popular: Arc<crate::local::Memo<crate::domain::Ranking>>,
+    /// The JSON body of the ranking `popular` holds, rendered once per ranking.
+    pub popular_body: crate::local::Rendered<crate::domain::Ranking>,
 }
 
 impl AppState {

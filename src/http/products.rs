@@ -250,11 +250,26 @@ pub struct PopularView {
 pub async fn popular(
     State(state): State<AppState>,
     _user: AuthUser,
-) -> Result<Json<PopularView>, AppError> {
+) -> Result<axum::response::Response, AppError> {
+    use axum::http::header::{HeaderValue, CONTENT_TYPE};
+    use axum::response::IntoResponse;
+    let ranking = crate::service::popular::ranking(&state).await?;
+    // Every reader of one ranking (a second's worth) gets the same bytes.
+    let body = state
+        .popular_body
+        .of(&ranking, |ranking| {
+            serde_json::to_vec(&popular_view(ranking))
+        })
+        .map_err(anyhow::Error::from)?;
+    let json = HeaderValue::from_static("application/json");
+    Ok(([(CONTENT_TYPE, json)], body).into_response())
+}
+
+/// The API view of a ranking.
+fn popular_view(ranking: &crate::domain::Ranking) -> PopularView {
     use crate::events::at_millis;
     use crate::http::coupons::rfc3339;
-    let ranking = crate::service::popular::ranking(&state).await?;
-    Ok(Json(PopularView {
+    PopularView {
         from: rfc3339(at_millis(ranking.from_ms)),
         to: rfc3339(at_millis(ranking.to_ms)),
         items: ranking
@@ -269,5 +284,5 @@ pub async fn popular(
                 sold_quantity: r.sold,
             })
             .collect(),
-    }))
+    }
 }
