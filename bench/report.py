@@ -245,32 +245,34 @@ def phase_tag(name):
         pass
     return None
 
-def route_histogram(tag, method, route):
-    """Both instances' http_request_duration_seconds buckets of one route ({le: count}, every
-    status) in the scrape `tag`."""
-    out = {}
+def scrape_lines(tag):
+    """The lines of both instances' /metrics scrapes `tag` (m-<tag>-<i>.txt; a missing one adds none)."""
     for i in (0, 1):
         try:
-            lines = open(f"{W}/m-{tag}-{i}.txt").read().splitlines()
+            yield from open(f"{W}/m-{tag}-{i}.txt").read().splitlines()
         except OSError:
             continue
-        for line in lines:
-            if not line.startswith("http_request_duration_seconds_bucket{"):
-                continue
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', line[:line.rindex("}")]))
-            if labels.get("method") != method or labels.get("route") != route:
-                continue
-            le = float("inf") if labels["le"] == "+Inf" else float(labels["le"])
-            out[le] = out.get(le, 0) + float(line.rsplit(" ", 1)[1])
-    return out
 
-def bound_at(buckets, q):
-    """The smallest bucket bound holding at least q of the observations, or None."""
-    n = buckets.get(float("inf"), 0)
+def lag_bound(buckets, n, q):
+    """The smallest histogram bucket bound holding at least q of n observations, or None."""
     for le in sorted(buckets):
         if n and buckets[le] >= q * n:
             return le
     return None
+
+def route_histogram(tag, method, route):
+    """Both instances' http_request_duration_seconds buckets of one route ({le: count}, every
+    status) in the scrape `tag`."""
+    out = {}
+    for line in scrape_lines(tag):
+        if not line.startswith("http_request_duration_seconds_bucket{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line[:line.rindex("}")]))
+        if labels.get("method") != method or labels.get("route") != route:
+            continue
+        le = float("inf") if labels["le"] == "+Inf" else float(labels["le"])
+        out[le] = out.get(le, 0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 flash_tag = phase_tag("k6 flash-sale")
 for name, method, route in (("order", "POST", "/api/v1/orders"),
@@ -283,7 +285,7 @@ for name, method, route in (("order", "POST", "/api/v1/orders"),
     n = diff.get(float("inf"), 0)
     if not n:
         continue
-    p50, p99 = bound_at(diff, 0.5), bound_at(diff, 0.99)
+    p50, p99 = lag_bound(diff, n, 0.5), lag_bound(diff, n, 0.99)
     show = lambda b: "—" if b is None else ("> 10 s" if b == float("inf") else f"≤ {b * 1000:g} ms")
     row("order+pay", f"flash-sale `{name}` measured by the server (both instances' "
         f"http_request_duration_seconds, request in to response out; k6's own scheduling not included)",
@@ -399,35 +401,25 @@ row("audit", "flashmart audit after the run (stream drained, ledger, Redis = MyS
 # ---- per phase: CPU split, settlement throughput, ledger lag
 def metrics_of(tag):
     m = {"lag": {}, "lag_count": 0.0, "applied": 0.0, "commit_sum": 0.0, "commit_count": 0.0}
-    for i in (0, 1):
-        try:
-            lines = open(f"{W}/m-{tag}-{i}.txt").read().splitlines()
-        except OSError:
+    for line in scrape_lines(tag):
+        g = re.match(r'ledger_lag_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+        if g:
+            le = float("inf") if g.group(1) == "+Inf" else float(g.group(1))
+            m["lag"][le] = m["lag"].get(le, 0) + float(g.group(2))
             continue
-        for line in lines:
-            g = re.match(r'ledger_lag_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
-            if g:
-                le = float("inf") if g.group(1) == "+Inf" else float(g.group(1))
-                m["lag"][le] = m["lag"].get(le, 0) + float(g.group(2))
-                continue
-            g = re.match(r"ledger_lag_seconds_count (\S+)", line)
-            if g:
-                m["lag_count"] += float(g.group(1))
-                continue
-            g = re.match(r"settlement_events_applied_total(\{[^}]*\})? (\S+)", line)
-            if g:
-                m["applied"] += float(g.group(2))
-                continue
-            g = re.match(r"settlement_commit_seconds_(sum|count) (\S+)", line)
-            if g:
-                m["commit_" + g.group(1)] += float(g.group(2))
+        g = re.match(r"ledger_lag_seconds_count (\S+)", line)
+        if g:
+            m["lag_count"] += float(g.group(1))
+            continue
+        g = re.match(r"settlement_events_applied_total(\{[^}]*\})? (\S+)", line)
+        if g:
+            m["applied"] += float(g.group(2))
+            continue
+        g = re.match(r"settlement_commit_seconds_(sum|count) (\S+)", line)
+        if g:
+            m["commit_" + g.group(1)] += float(g.group(2))
     return m
 
-def lag_bound(buckets, n, q):
-    for le in sorted(buckets):
-        if n and buckets[le] >= q * n:
-            return le
-    return None
 
 
 # ---- cost per decision: server CPU (instances + Redis + MariaDB, /proc) ÷ decisions made

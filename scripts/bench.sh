@@ -182,6 +182,24 @@ run_wrk() {
 }
 
 # run_k6 NAME SCENARIO ARGS...: k6 with timing; its rc is recorded, not fatal
+# openloop_each NAME PATH RATE [ARG…]: benches/openloop.rs against PATH of both instances at
+# once, RATE/2 each, for the phase's duration; `{i}` in an ARG becomes the instance's index.
+# Writes $W/NAME-<i>.out (the RESULT line) and counts the generators' CPU as the load's.
+openloop_each() {
+  local name="$1" path="$2" rate="$3" i arg pids=() args
+  shift 3
+  for i in 0 1; do
+    args=()
+    for arg in "$@"; do args+=("${arg//\{i\}/$i}"); done
+    /usr/bin/time -f '%U %S' -o "$W/$name-$i.time" "$OPEN_BIN" \
+      --url "${LT_BASES[$i]}$path" --rate "$((rate / 2))" --duration "$D" \
+      --connections "$HALF" "${args[@]}" >"$W/$name-$i.out" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || lt_log "openloop $name failed"; done
+  gen_time "$W/$name-0.time" "$W/$name-1.time"
+}
+
 run_k6() {
   local name="$1" scenario="$2" rc=0
   shift 2
@@ -299,19 +317,12 @@ main() {
   # 1b. the same rush from the cheap open-loop generator (benches/openloop.rs, one thread per
   # instance, each sending its half of the users in turn), on a campaign of its own: the
   # rush's latency without k6's own share of the CPU on the sending side
-  local open_rush i rush_pids=()
+  local open_rush
   open_rush="$(lt_create_campaign "bench rush openloop" "$RUSH_LIMIT")"
   fact open_rush_coupon "$open_rush"
   phase_begin "openloop coupon-rush"
-  for i in 0 1; do
-    /usr/bin/time -f '%U %S' -o "$W/openrush-$i.time" "$OPEN_BIN" --method POST \
-      --url "${LT_BASES[$i]}/api/v1/coupons/$open_rush/issue" --tokens-file "$LT_TOKENS" \
-      --users "$i/2" --rate "$((RUSH_RATE / 2))" --duration "$D" --connections "$HALF" \
-      >"$W/openrush-$i.out" 2>&1 &
-    rush_pids+=($!)
-  done
-  for i in "${rush_pids[@]}"; do wait "$i" || lt_log "openloop rush failed"; done
-  gen_time "$W/openrush-0.time" "$W/openrush-1.time"
+  openloop_each openrush "/api/v1/coupons/$open_rush/issue" "$RUSH_RATE" --method POST \
+    --tokens-file "$LT_TOKENS" --users "{i}/2"
   phase_end
 
   # 2. wrk coupon issue: 25 campaigns of 10M, distinct user×campaign pairs (500k with 20k
@@ -444,18 +455,10 @@ main() {
     -e SUMMARY_JSON="$W/k6-openpay.json" -e READ_RATE=0 -e PAY_RATE="$STORM_PAY_RATE" \
     -e DURATION="$((D + 5))s" -e VUS="$C" -e PAYERS=2000 -e CHARGE=100000 \
     "$LT_REPO/loadtest/popular-storm.js" >"$W/k6-openpay.out" 2>&1 &
-  local open_pay=$! i open_pids=()
+  local open_pay=$!
   sleep 4 # setup done, payments flowing
   phase_begin "openloop popular-storm (+k6 paying)"
-  for i in 0 1; do
-    /usr/bin/time -f '%U %S' -o "$W/openloop-$i.time" "$OPEN_BIN" \
-      --url "${LT_BASES[$i]}/api/v1/products/popular" --token "$token" \
-      --rate "$((STORM_READ_RATE / 2))" --duration "$D" --connections "$HALF" \
-      >"$W/openloop-$i.out" 2>&1 &
-    open_pids+=($!)
-  done
-  for i in "${open_pids[@]}"; do wait "$i" || lt_log "openloop failed"; done
-  gen_time "$W/openloop-0.time" "$W/openloop-1.time"
+  openloop_each openloop /api/v1/products/popular "$STORM_READ_RATE" --token "$token"
   phase_end
   wait "$open_pay" || true
 

@@ -90,6 +90,43 @@ enum NotReady {
     TimedOut,
 }
 
+/// One `flashmart serve` with its metrics listener on a free port, and that listener's URL
+/// (for tests that count what the process did through its own metrics).
+pub async fn spawn_one_with_metrics() -> (Cluster, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("probe")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let cluster = spawn_cluster(1, |env| {
+        env.insert("METRICS_ADDR", format!("127.0.0.1:{port}"));
+    })
+    .await;
+    (cluster, format!("http://127.0.0.1:{port}/metrics"))
+}
+
+/// A counter's value in the metrics at `url`: the sum of its samples whose line contains
+/// `labels` ("" for every sample), 0 before its first increment.
+pub async fn counter_total(http: &reqwest::Client, url: &str, name: &str, labels: &str) -> u64 {
+    let text = http
+        .get(url)
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .filter(|l| l.contains(labels))
+        .filter_map(|l| l.split_whitespace().last())
+        .map(|v| v.parse::<f64>().expect("a number") as u64)
+        .sum()
+}
+
 /// Starts `n` instances of `flashmart serve` on a fresh database and a fresh Redis prefix and
 /// waits until each answers `GET /health/ready` with 200.
 ///

@@ -5,35 +5,15 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::assert_problem;
-use crate::instances::spawn_cluster;
+use crate::instances::{counter_total, spawn_one_with_metrics};
 
 async fn product_reads(http: &reqwest::Client, metrics: &str) -> u64 {
-    let text = http
-        .get(metrics)
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .find(|l| l.starts_with("db_product_reads_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .map_or(0, |v| v.parse::<f64>().expect("a number") as u64)
+    counter_total(http, metrics, "db_product_reads_total", "").await
 }
 
 #[tokio::test]
 async fn an_order_of_fifty_unknown_products_is_one_mysql_read() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let cluster = spawn_cluster(1, |env| {
-        env.insert("METRICS_ADDR", format!("127.0.0.1:{port}"));
-    })
-    .await;
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let (cluster, metrics) = spawn_one_with_metrics().await;
     let user = cluster.seed_users(1, "reads").await.remove(0);
     let admin = cluster.new_admin(0).await;
     let known = cluster.create_product(0, &admin, "Lamp", 1_000, 5).await;

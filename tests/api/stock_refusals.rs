@@ -7,23 +7,17 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, json_of};
-use crate::instances::{spawn_cluster, Cluster};
+use crate::instances::{counter_total, spawn_one_with_metrics, Cluster};
 
 /// `stock_settle.lua` calls the instance has made so far.
 async fn settle_calls(http: &reqwest::Client, metrics: &str) -> u64 {
-    let text = http
-        .get(metrics)
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .filter(|l| l.starts_with("lua_script_calls_total{") && l.contains("stock_settle.lua"))
-        .filter_map(|l| l.split_whitespace().last())
-        .map(|v| v.parse::<f64>().expect("a number") as u64)
-        .sum()
+    counter_total(
+        http,
+        metrics,
+        "lua_script_calls_total",
+        "script=\"stock_settle.lua\"",
+    )
+    .await
 }
 
 async fn stock(cluster: &Cluster, token: &str, product: i64) -> i64 {
@@ -40,16 +34,7 @@ async fn order(cluster: &Cluster, token: &str, body: Value) -> reqwest::Response
 
 #[tokio::test]
 async fn a_refused_order_releases_only_the_buckets_that_held() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let cluster = spawn_cluster(1, |env| {
-        env.insert("METRICS_ADDR", format!("127.0.0.1:{port}"));
-    })
-    .await;
-    let metrics = format!("http://127.0.0.1:{port}/metrics");
+    let (cluster, metrics) = spawn_one_with_metrics().await;
     let user = cluster.seed_users(1, "refusals").await.remove(0);
     let admin = cluster.new_admin(0).await;
     let a = cluster.create_product(0, &admin, "A", 1_000, 5).await;
