@@ -99,7 +99,10 @@ pub async fn after_holds(
     items: &[OrderLine],
     outcomes: Vec<Result<ReserveOutcome, AppError>>,
 ) -> Result<Holding, AppError> {
-    let to_release = lines_maybe_held(&state.cache.keys, items, &outcomes);
+    let maybe_held: Vec<bool> = outcomes
+        .iter()
+        .map(|outcome| matches!(outcome, Ok(ReserveOutcome::Held) | Err(_)))
+        .collect();
     let mut refusal: Option<(usize, AppError)> = None;
     let mut failure: Option<AppError> = None;
     let mut spent = false;
@@ -137,6 +140,7 @@ pub async fn after_holds(
     }
     // A bucket that answered "not enough stock" or "ended before" holds nothing of this id (a
     // hold that held answers "held" to any re-send), so only the others have units to give back.
+    let to_release = lines_maybe_held(&state.cache.keys, items, &maybe_held);
     if !to_release.is_empty() {
         if let Err(e) = release(state, order_id, &to_release).await {
             // The sweeper releases them at their due time.
@@ -153,26 +157,23 @@ pub async fn after_holds(
     }
 }
 
-/// The lines of the buckets whose hold outcome leaves units held under the order's id, or may:
-/// held, or unknown (the call failed). All of them if the outcomes do not match the buckets.
-fn lines_maybe_held(
-    keys: &Keys,
-    items: &[OrderLine],
-    outcomes: &[Result<ReserveOutcome, AppError>],
-) -> Vec<OrderLine> {
+/// The lines of the buckets whose hold outcome leaves units held under the order's id, or may
+/// (`maybe_held`, one flag per bucket in [`hold_requests`]'s order: held, or unknown because
+/// the call failed). All of them if the flags do not match the buckets.
+fn lines_maybe_held(keys: &Keys, items: &[OrderLine], maybe_held: &[bool]) -> Vec<OrderLine> {
     let buckets: Vec<Bucket> = held::lines_by_bucket(keys, items).into_keys().collect();
-    if buckets.len() != outcomes.len() {
+    if buckets.len() != maybe_held.len() {
         return items.to_vec();
     }
-    let maybe_held: Vec<Bucket> = buckets
+    let held: Vec<Bucket> = buckets
         .into_iter()
-        .zip(outcomes)
-        .filter(|(_, outcome)| matches!(outcome, Ok(ReserveOutcome::Held) | Err(_)))
+        .zip(maybe_held)
+        .filter(|(_, maybe)| **maybe)
         .map(|(bucket, _)| bucket)
         .collect();
     items
         .iter()
-        .filter(|line| maybe_held.contains(&keys.of_product(line.product_id)))
+        .filter(|line| held.contains(&keys.of_product(line.product_id)))
         .cloned()
         .collect()
 }
